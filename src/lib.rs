@@ -1,0 +1,30 @@
+//! journeyd: a real-time customer-journey processor.
+//!
+//! # Layout
+//!
+//! Data flows one way: **source -> decode -> engine -> sinks**.
+//!
+//! - [`model`]: the shared vocabulary: event time, touchpoints, stages and
+//!   the derived outputs.
+//! - [`config`]: `journeyd.toml` as data (stages, rules, time, churn model),
+//!   environment overrides and validation that names every offending key.
+//! - [`codec`]: bytes -> [`model::Touchpoint`]: JSON, Avro (plain, object
+//!   container files, Confluent wire format) and input validation. Every
+//!   rejected record carries an [`codec::InvalidReason`].
+//! - [`engine`]: the pure journey engine. Touchpoints and time go in, derived
+//!   outputs come out; no I/O, no clock reads, no async. Inside: per-customer
+//!   state, compiled rules, the stage machine, watermarks, the event-time
+//!   reorder buffer, the timer index, funnel windows and churn risk.
+//! - [`replay`]: the engine fed from a file, writing NDJSON.
+//! - [`tools`]: the synthetic workload generator.
+//! - [`cli`]: the `journeyd` command line.
+//! - [`clock`]: the only place that reads clocks.
+
+pub mod cli;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod replay;
+pub mod tools;

@@ -1,0 +1,16 @@
+//! The vocabulary shared by every part of journeyd: event time, touchpoints,
+//! stages and the derived outputs.
+//!
+//! These types carry no behaviour beyond small conversions; decoding lives in
+//! [`crate::codec`] and the journey logic in [`crate::engine`].
+
+mod output;
+mod time;
+mod touchpoint;
+
+pub use output::{
+    Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, Output, PairCount, StageChanged,
+    StageCount,
+};
+pub use time::EventTime;
+pub use touchpoint::{Channel, Touchpoint};

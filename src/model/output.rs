@@ -1,0 +1,185 @@
+//! The derived events journeyd publishes (SPEC section 4).
+//!
+//! Field names here are the wire names: NDJSON output is these structs
+//! serialized with a `type` tag, and the Avro schemas in `schemas/` use the
+//! same names.
+
+use compact_str::CompactString;
+use serde::Serialize;
+
+use super::EventTime;
+
+/// How a stage change moved the customer through the journey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// To the next stage up (or into the first stage of the journey).
+    Advance,
+    /// To a higher stage, passing over at least one stage.
+    Skip,
+    /// Down to a lower stage by an explicit regress rule.
+    Regress,
+    /// Out of the journey into the lapsed stage.
+    Lapse,
+    /// Back from the lapsed stage.
+    Return,
+}
+
+impl Direction {
+    /// Every direction, for metric label pre-resolution and summaries.
+    pub const ALL: [Direction; 5] = [
+        Direction::Advance,
+        Direction::Skip,
+        Direction::Regress,
+        Direction::Lapse,
+        Direction::Return,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Advance => "advance",
+            Direction::Skip => "skip",
+            Direction::Regress => "regress",
+            Direction::Lapse => "lapse",
+            Direction::Return => "return",
+        }
+    }
+}
+
+/// A churn-risk band. Ordered from safest to riskiest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    Low,
+    Medium,
+    High,
+}
+
+impl Band {
+    /// Every band, lowest first.
+    pub const ALL: [Band; 3] = [Band::Low, Band::Medium, Band::High];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Band::Low => "low",
+            Band::Medium => "medium",
+            Band::High => "high",
+        }
+    }
+}
+
+/// What made the churn risk change band.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChurnCause {
+    /// A touchpoint of the customer.
+    Event,
+    /// Time alone: P(alive) decayed, or a negative signal left its window.
+    Timer,
+}
+
+/// `journey.stage-changes`: a customer moved from one stage to another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageChanged {
+    pub customer_id: CompactString,
+    /// Per-customer, dense: 1, 2, 3, ... on this output.
+    pub sequence: u64,
+    /// `None` when the customer enters the journey.
+    pub from_stage: Option<CompactString>,
+    pub to_stage: CompactString,
+    pub direction: Direction,
+    /// The touchpoint that caused it; `None` when a timer did (lapse by inactivity).
+    pub trigger_event_id: Option<CompactString>,
+    pub trigger_action: Option<CompactString>,
+    pub trigger_channel: Option<&'static str>,
+    /// Event time of the change: the trigger's `occurred_at`, or the timer's due time.
+    pub event_time: i64,
+    /// When journeyd detected it (the driver's processing time).
+    pub detected_at: i64,
+    /// Milliseconds spent in `from_stage`; 0 on entry.
+    pub time_in_previous_stage_ms: i64,
+    /// Touchpoints of this customer processed so far.
+    pub touchpoint_count: u64,
+}
+
+/// `journey.churn-risk`: a customer's churn-risk band changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChurnRiskChanged {
+    pub customer_id: CompactString,
+    /// Per-customer, dense: 1, 2, 3, ... on this output.
+    pub sequence: u64,
+    /// Risk in [0, 1].
+    pub risk: f64,
+    pub band: Band,
+    /// `None` the first time the customer gets a band.
+    pub previous_band: Option<Band>,
+    /// The buy-till-you-die probability that the customer is still active.
+    pub p_alive: f64,
+    /// Names of the negative signals that raised the risk (in config order).
+    pub signals: Vec<CompactString>,
+    pub cause: ChurnCause,
+    /// The touchpoint that caused it, when `cause` is `event`.
+    pub trigger_event_id: Option<CompactString>,
+    pub event_time: i64,
+    pub detected_at: i64,
+}
+
+/// Entries into one stage within a funnel window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageCount {
+    pub stage: CompactString,
+    pub count: u64,
+}
+
+/// Conversions and drop-offs for one stage pair within a funnel window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairCount {
+    pub from_stage: CompactString,
+    pub to_stage: CompactString,
+    pub conversions: u64,
+    pub dropoffs: u64,
+    /// `dropoffs / (dropoffs + conversions)`; `None` when both are zero.
+    pub dropoff_ratio: Option<f64>,
+}
+
+/// `journey.funnel`: one closed tumbling event-time window, keyed by its start.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FunnelWindow {
+    /// Dense per processor: 1, 2, 3, ... in window order.
+    pub sequence: u64,
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Entries per stage, in stage-ordinal order; every stage is listed.
+    pub entries: Vec<StageCount>,
+    /// One row per configured conversion pair, in config order.
+    pub pairs: Vec<PairCount>,
+    /// Distinct customers with a touchpoint in the window.
+    pub active_customers: u64,
+    /// Sum of `value` over revenue actions in the window.
+    pub revenue: f64,
+    /// Late events that arrived while this window was the oldest open one and
+    /// belonged to an already-emitted window (so are not in any counts).
+    pub late_events: u64,
+}
+
+/// Any derived output of the engine.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    StageChanged(StageChanged),
+    ChurnRiskChanged(ChurnRiskChanged),
+    FunnelWindow(FunnelWindow),
+}
+
+impl Output {
+    /// The event time the output is about.
+    pub fn event_time(&self) -> EventTime {
+        EventTime(match self {
+            Output::StageChanged(s) => s.event_time,
+            Output::ChurnRiskChanged(c) => c.event_time,
+            Output::FunnelWindow(w) => w.window_start,
+        })
+    }
+}
