@@ -1,0 +1,220 @@
+//! The journey model as data: stages, entry signals, lapse, regress rules
+//! and conversion timeouts. Defaults are the model of SPEC section 1.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Stages and the rules between them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JourneyConfig {
+    /// Every stage with its ordinal. Ordinals are unique; the lapse stage has
+    /// the lowest, the customer's entry stage the next.
+    pub stages: Vec<StageConfig>,
+    /// The stage every new customer enters unless their first event signals higher.
+    pub entry_stage: String,
+    /// How customers leave the journey.
+    pub lapse: LapseConfig,
+    /// Signals that enter a stage. A customer's stage is the highest one signalled.
+    pub signals: Vec<EntrySignal>,
+    /// Explicit downward moves (none by default).
+    pub regress: Vec<RegressRule>,
+    /// Conversion deadlines per stage pair, for drop-off detection.
+    pub conversions: Vec<ConversionConfig>,
+    /// Actions whose `value` counts as revenue in the funnel windows.
+    pub revenue_actions: Vec<String>,
+}
+
+/// One stage of the journey.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// The name used in outputs, metrics and rules.
+    pub name: String,
+    /// Position in the journey; higher is further along.
+    pub ordinal: u8,
+}
+
+/// Leaving the journey: by explicit signal or by inactivity (`time.lapse_after`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LapseConfig {
+    /// The lapsed stage's name.
+    pub stage: String,
+    /// Actions that lapse the customer at once, from any stage.
+    pub actions: Vec<String>,
+}
+
+/// An entry signal: events matching it enter `stage`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntrySignal {
+    /// The stage entered.
+    pub stage: String,
+    /// Any of these actions matches.
+    pub actions: Vec<String>,
+    /// Only events from this channel match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Only events with `value >= min_value` match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
+    /// Only events with `value <= max_value` match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+    /// Windowed: fires when at least `count` matching events fall within `within`
+    /// (event time, the customer's own history). Needs `within`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// The window for `count`.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub within: Option<Duration>,
+}
+
+/// An explicit downward move.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressRule {
+    /// The action that triggers it.
+    pub action: String,
+    /// Applies only to customers currently in one of these stages.
+    pub from: Vec<String>,
+    /// The stage they move to; below every stage in `from`.
+    pub to: String,
+    /// Only events from this channel match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Only events with `value >= min_value` match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
+    /// Only events with `value <= max_value` match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+}
+
+/// A conversion deadline: a customer entering `from` who has not reached
+/// `to` (or higher) within `timeout` has dropped off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionConfig {
+    pub from: String,
+    pub to: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+const DAY: u64 = 86_400;
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn signal(stage: &str, actions: &[&str]) -> EntrySignal {
+    EntrySignal {
+        stage: stage.to_owned(),
+        actions: strings(actions),
+        channel: None,
+        min_value: None,
+        max_value: None,
+        count: None,
+        within: None,
+    }
+}
+
+fn conversion(from: &str, to: &str, days: u64) -> ConversionConfig {
+    ConversionConfig {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        timeout: Duration::from_secs(days * DAY),
+    }
+}
+
+impl Default for JourneyConfig {
+    fn default() -> Self {
+        let stages = [
+            "lapsed",
+            "awareness",
+            "consideration",
+            "purchase",
+            "retention",
+            "advocacy",
+        ]
+        .iter()
+        .zip(0u8..)
+        .map(|(name, ordinal)| StageConfig {
+            name: (*name).to_owned(),
+            ordinal,
+        })
+        .collect();
+        let signals = vec![
+            signal(
+                "awareness",
+                &[
+                    "ad_click",
+                    "ad_impression",
+                    "social_engagement",
+                    "search_click",
+                ],
+            ),
+            signal(
+                "consideration",
+                &[
+                    "pricing_view",
+                    "review_read",
+                    "comparison_view",
+                    "demo_request",
+                    "add_to_cart",
+                ],
+            ),
+            EntrySignal {
+                count: Some(3),
+                within: Some(Duration::from_secs(7 * DAY)),
+                ..signal("consideration", &["product_view"])
+            },
+            signal("purchase", &["purchase"]),
+            EntrySignal {
+                count: Some(2),
+                within: Some(Duration::from_secs(180 * DAY)),
+                ..signal("retention", &["purchase"])
+            },
+            signal("retention", &["subscription_renewed"]),
+            signal("advocacy", &["referral_sent"]),
+            EntrySignal {
+                min_value: Some(4.0),
+                ..signal("advocacy", &["review_posted"])
+            },
+            EntrySignal {
+                min_value: Some(9.0),
+                ..signal("advocacy", &["nps_response"])
+            },
+        ];
+        JourneyConfig {
+            stages,
+            entry_stage: "awareness".to_owned(),
+            lapse: LapseConfig::default(),
+            signals,
+            regress: Vec::new(),
+            conversions: vec![
+                conversion("awareness", "consideration", 30),
+                conversion("consideration", "purchase", 7),
+                conversion("purchase", "retention", 180),
+                conversion("retention", "advocacy", 365),
+            ],
+            revenue_actions: strings(&["purchase"]),
+        }
+    }
+}
+
+impl Default for LapseConfig {
+    fn default() -> Self {
+        LapseConfig {
+            stage: "lapsed".to_owned(),
+            actions: strings(&["subscription_cancelled", "account_closed"]),
+        }
+    }
+}

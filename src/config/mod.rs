@@ -1,0 +1,122 @@
+//! Configuration: `journeyd.toml`, with environment overrides.
+//!
+//! Everything a user may tune is here as data: the stages, the rules that
+//! move customers between them, time semantics and the churn model. The
+//! engine compiles this into lookup tables once at start-up
+//! ([`crate::engine::Rules`]); nothing in here is consulted per event.
+//!
+//! Loading and validation ([`Config::load`], [`Config::validate`]) report
+//! every problem at once, each naming the offending key: unknown keys, values
+//! of the wrong type, then semantic problems (unknown stages, bad windows
+//! and thresholds). Environment variables `JOURNEYD__<SECTION>__<KEY>`
+//! override file values. `journeyd.example.toml` is the full default
+//! configuration; `docs/configuration.md` is the reference for every key.
+
+mod churn;
+mod journey;
+mod load;
+mod validate;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSignalConfig};
+pub use journey::{
+    ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, StageConfig,
+};
+pub use load::{ConfigError, ENV_PREFIX};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Event-time semantics: lateness, idleness, windows, inactivity.
+    pub time: TimeConfig,
+    /// Stages and the rules that move customers between them.
+    pub journey: JourneyConfig,
+    /// The churn-risk model, its signals and bands.
+    pub churn: ChurnConfig,
+    /// Limits that keep memory bounded and bad input out.
+    pub limits: LimitsConfig,
+}
+
+/// How the watermark advances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeMode {
+    /// Event time, plus wall-clock progress when every input is idle, so
+    /// inactivity timers fire on a quiet stream.
+    #[default]
+    Hybrid,
+    /// Event time only: deterministic, for replays.
+    Event,
+}
+
+/// Time semantics (SPEC section 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeConfig {
+    /// `hybrid` (default) or `event`.
+    pub mode: TimeMode,
+    /// How far behind the newest event time of a partition its watermark
+    /// trails. Events are processed in event-time order once the watermark
+    /// passes them, so this is also the added latency of every output.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// A partition with no events for this long (wall clock) stops holding
+    /// the watermark back.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Events timestamped further than this ahead of the wall clock are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Size of the tumbling funnel windows.
+    #[serde(with = "humantime_serde")]
+    pub funnel_window: Duration,
+    /// A customer with no touchpoint for this long (event time) lapses.
+    #[serde(with = "humantime_serde")]
+    pub lapse_after: Duration,
+    /// A customer with no touchpoint for this long is evicted from memory,
+    /// after their final lapse and churn events are out.
+    #[serde(with = "humantime_serde")]
+    pub state_ttl: Duration,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        TimeConfig {
+            mode: TimeMode::Hybrid,
+            allowed_lateness: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_future_skew: Duration::from_secs(300),
+            funnel_window: Duration::from_secs(60),
+            lapse_after: Duration::from_secs(90 * DAY),
+            state_ttl: Duration::from_secs(400 * DAY),
+        }
+    }
+}
+
+/// Bounds on memory and input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Recent event ids remembered per customer for de-duplication (1 to 64).
+    pub dedupe_per_customer: usize,
+    /// Events held at most in the event-time reorder buffer; when it is full
+    /// the oldest buffered event is processed early.
+    pub max_buffered_events: usize,
+    /// Messages larger than this many bytes are rejected as oversized.
+    pub max_message_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            dedupe_per_customer: 8,
+            max_buffered_events: 1_000_000,
+            max_message_bytes: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Semantic validation of a parsed [`Config`](super::Config): the checks
+//! types cannot express (stage references, ordinals, windows, thresholds).
+//!
+//! Every check runs and every problem is collected, one line each, starting
+//! with the key it concerns. The journey and churn sections have their own
+//! files; time, limits and the shared helpers are here.
+
+mod churn;
+mod journey;
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use super::{Config, ConfigError, LimitsConfig, TimeConfig};
+use crate::model::Channel;
+
+impl Config {
+    /// Checks what deserialization cannot: every stage a rule names exists,
+    /// ordinals and names are unique, windows and thresholds are in range.
+    /// Returns every problem found, each naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        time(&self.time, &mut problems);
+        journey::check(&self.journey, &mut problems);
+        churn::check(&self.churn, &mut problems);
+        limits(&self.limits, &mut problems);
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::new(problems.0))
+        }
+    }
+}
+
+/// Problems found so far, as `key: what is wrong` lines.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records that `key` is wrong, and how.
+    fn add(&mut self, key: impl Display, problem: impl Display) {
+        self.0.push(format!("{key}: {problem}"));
+    }
+
+    /// `key` must be at least a millisecond, the resolution of event time.
+    fn positive_duration(&mut self, key: impl Display, value: Duration) {
+        if value < Duration::from_millis(1) {
+            let shown = humantime::format_duration(value);
+            self.add(key, format_args!("must be at least 1ms, got \"{shown}\""));
+        }
+    }
+
+    /// `key` must be a finite number above zero.
+    fn positive_number(&mut self, key: impl Display, value: f64) {
+        if !(value.is_finite() && value > 0.0) {
+            self.add(
+                key,
+                format_args!("must be a finite number above 0, got {value}"),
+            );
+        }
+    }
+
+    /// A list of actions: not empty (when `required`), no empty names.
+    fn actions(&mut self, key: impl Display, actions: &[String], required: bool) {
+        if required && actions.is_empty() {
+            self.add(&key, "must list at least one action");
+        }
+        for (i, action) in actions.iter().enumerate() {
+            if action.trim().is_empty() {
+                self.add(format_args!("{key}[{i}]"), "action names must not be empty");
+            }
+        }
+    }
+
+    /// An optional channel filter must name a known channel.
+    fn channel(&mut self, key: impl Display, channel: Option<&str>) {
+        let Some(name) = channel else { return };
+        if Channel::parse_known(name).is_none() {
+            let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+            let known = known.join(", ");
+            self.add(
+                key,
+                format_args!("unknown channel \"{name}\" (known: {known})"),
+            );
+        }
+    }
+
+    /// Optional value bounds under `key`: finite, and `min_value <= max_value`.
+    fn value_bounds(&mut self, key: impl Display, min: Option<f64>, max: Option<f64>) {
+        for (name, bound) in [("min_value", min), ("max_value", max)] {
+            if let Some(bound) = bound.filter(|b| !b.is_finite()) {
+                self.add(
+                    format_args!("{key}.{name}"),
+                    format_args!("must be finite, got {bound}"),
+                );
+            }
+        }
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            let why = format_args!("{min} is above max_value {max}; nothing can match");
+            self.add(format_args!("{key}.min_value"), why);
+        }
+    }
+}
+
+fn time(time: &TimeConfig, problems: &mut Problems) {
+    problems.positive_duration("time.idle_timeout", time.idle_timeout);
+    problems.positive_duration("time.funnel_window", time.funnel_window);
+    problems.positive_duration("time.lapse_after", time.lapse_after);
+    if time.state_ttl < time.lapse_after {
+        let (ttl, lapse) = (
+            humantime::format_duration(time.state_ttl),
+            humantime::format_duration(time.lapse_after),
+        );
+        problems.add(
+            "time.state_ttl",
+            format_args!(
+                "must be at least time.lapse_after (\"{lapse}\"), got \"{ttl}\"; a customer \
+                 must lapse before being evicted"
+            ),
+        );
+    }
+}
+
+fn limits(limits: &LimitsConfig, problems: &mut Problems) {
+    if !(1..=64).contains(&limits.dedupe_per_customer) {
+        let got = limits.dedupe_per_customer;
+        problems.add(
+            "limits.dedupe_per_customer",
+            format_args!("must be 1 to 64, got {got}"),
+        );
+    }
+    if limits.max_buffered_events < 1 {
+        problems.add("limits.max_buffered_events", "must be at least 1, got 0");
+    }
+    if limits.max_message_bytes < 64 {
+        let got = limits.max_message_bytes;
+        problems.add(
+            "limits.max_message_bytes",
+            format_args!("must be at least 64, got {got}"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(config: &Config) -> Vec<String> {
+        config
+            .validate()
+            .err()
+            .map(|e| e.problems)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_default_configuration_is_valid() {
+        assert_eq!(problems(&Config::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn time_windows_must_be_positive_and_ttl_covers_lapse() {
+        let mut config = Config::default();
+        config.time.funnel_window = Duration::ZERO;
+        config.time.state_ttl = Duration::from_secs(86_400);
+        let found = problems(&config);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("time.funnel_window: must be at least 1ms"));
+        assert!(found[1].starts_with("time.state_ttl: must be at least time.lapse_after"));
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let config = Config {
+            limits: LimitsConfig {
+                dedupe_per_customer: 65,
+                max_buffered_events: 0,
+                max_message_bytes: 10,
+            },
+            ..Config::default()
+        };
+        let found = problems(&config);
+        assert_eq!(
+            found,
+            [
+                "limits.dedupe_per_customer: must be 1 to 64, got 65",
+                "limits.max_buffered_events: must be at least 1, got 0",
+                "limits.max_message_bytes: must be at least 64, got 10",
+            ]
+        );
+    }
+}
