@@ -1,0 +1,161 @@
+//! Why an input record was rejected.
+//!
+//! [`InvalidReason`] is a closed set of low-cardinality labels: it becomes the
+//! reason header on the dead-letter topic and the `reason` label of
+//! `journeyd_events_invalid_total`. The free-form [`Invalid::detail`] is for
+//! logs and the DLQ only and must never become a metric label.
+
+use std::fmt;
+
+/// The reason a record was rejected. [`InvalidReason::as_str`] is stable:
+/// dashboards and alert rules match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InvalidReason {
+    /// Not a JSON object: syntax error, invalid UTF-8, trailing garbage.
+    InvalidJson,
+    /// Avro bytes that do not decode: bad varint, bad union index, wrong
+    /// magic byte, an incompatible writer schema, a corrupt container file.
+    InvalidAvro,
+    /// `event_id` absent or empty.
+    MissingEventId,
+    /// `customer_id` absent or empty.
+    MissingCustomerId,
+    /// `occurred_at` before 2000-01-01.
+    TimestampTooOld,
+    /// `occurred_at` further ahead of the wall clock than the allowed skew.
+    TimestampInFuture,
+    /// Larger than the configured maximum message size.
+    Oversized,
+    /// A Confluent schema id the processor has no writer schema for.
+    UnknownSchemaId,
+    /// Input ended early: a short Confluent header, a cut-off Avro datum or file.
+    Truncated,
+    /// A field of the wrong type, a bad timestamp string, a missing required
+    /// field other than the ids, or a non-finite `value`.
+    InvalidField,
+}
+
+impl InvalidReason {
+    /// Every reason, for pre-registering metric labels.
+    pub const ALL: [InvalidReason; 10] = [
+        InvalidReason::InvalidJson,
+        InvalidReason::InvalidAvro,
+        InvalidReason::MissingEventId,
+        InvalidReason::MissingCustomerId,
+        InvalidReason::TimestampTooOld,
+        InvalidReason::TimestampInFuture,
+        InvalidReason::Oversized,
+        InvalidReason::UnknownSchemaId,
+        InvalidReason::Truncated,
+        InvalidReason::InvalidField,
+    ];
+
+    /// The stable label: DLQ header value and metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvalidReason::InvalidJson => "invalid_json",
+            InvalidReason::InvalidAvro => "invalid_avro",
+            InvalidReason::MissingEventId => "missing_event_id",
+            InvalidReason::MissingCustomerId => "missing_customer_id",
+            InvalidReason::TimestampTooOld => "timestamp_too_old",
+            InvalidReason::TimestampInFuture => "timestamp_in_future",
+            InvalidReason::Oversized => "oversized",
+            InvalidReason::UnknownSchemaId => "unknown_schema_id",
+            InvalidReason::Truncated => "truncated",
+            InvalidReason::InvalidField => "invalid_field",
+        }
+    }
+
+    /// Whether the bytes themselves are broken, so that a reader of a
+    /// stream of records cannot know where the next record starts.
+    pub(crate) const fn is_structural(self) -> bool {
+        matches!(self, InvalidReason::InvalidAvro | InvalidReason::Truncated)
+    }
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected record: the reason label and a human-readable detail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Invalid {
+    /// What kind of problem; the DLQ header and metric label.
+    pub reason: InvalidReason,
+    /// What exactly was wrong, for logs and the DLQ. Never echoes more than a
+    /// short excerpt of the input.
+    pub detail: String,
+}
+
+impl Invalid {
+    /// A rejection with the given reason and detail.
+    pub fn new(reason: InvalidReason, detail: impl Into<String>) -> Invalid {
+        Invalid {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// Classifies an Avro library error: end of input is `truncated`,
+    /// anything else `invalid_avro`.
+    /// The detail is cut short: library messages may quote the datum.
+    pub(crate) fn from_avro(err: &apache_avro::Error) -> Invalid {
+        let detail = err.to_string();
+        let detail = match detail.char_indices().nth(200) {
+            Some((end, _)) => format!("{}...", detail.get(..end).unwrap_or_default()),
+            None => detail,
+        };
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::UnexpectedEof
+            {
+                return Invalid::new(InvalidReason::Truncated, detail);
+            }
+            source = e.source();
+        }
+        Invalid::new(InvalidReason::InvalidAvro, detail)
+    }
+}
+
+/// At most 64 characters of `s`, for error details.
+pub(crate) fn excerpt(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => s.get(..end).unwrap_or(s),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_snake_case() {
+        let labels: std::collections::BTreeSet<_> =
+            InvalidReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), InvalidReason::ALL.len());
+        for l in labels {
+            assert!(
+                l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn displays_reason_then_detail() {
+        let e = Invalid::new(InvalidReason::Oversized, "2000000 bytes");
+        assert_eq!(e.to_string(), "oversized: 2000000 bytes");
+    }
+
+    #[test]
+    fn excerpt_is_short_and_char_safe() {
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long).chars().count(), 64);
+        assert_eq!(excerpt("short"), "short");
+    }
+}

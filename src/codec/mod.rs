@@ -1,0 +1,41 @@
+//! Decoding touchpoints from bytes, and the reasons input is rejected.
+//!
+//! Owns every input encoding of SPEC section 2: JSON ([`json`]), plain Avro
+//! and Avro object container files ([`avro`]), the Confluent wire format
+//! ([`confluent`]), replay files ([`file`]), the shipped Avro schemas
+//! ([`schemas`]) and input validation ([`Validator`]). Every rejected record
+//! carries an [`InvalidReason`], the label of the dead-letter header and of
+//! `journeyd_events_invalid_total`.
+//!
+//! Decoders borrow from the input where the encoding allows, and never
+//! panic, loop or allocate without bound on hostile bytes. This module does
+//! no I/O beyond reading a replay file, reads no clock (wall time is an
+//! argument) and knows nothing of Kafka, the DLQ or journey rules.
+//!
+//! ```
+//! use journeyd::codec::{Encoding, Validator};
+//! use journeyd::model::EventTime;
+//!
+//! let v = Validator::default();
+//! let msg = br#"{"event_id":"e1","customer_id":"c1","occurred_at":"2024-05-01T12:00:00Z","action":"login"}"#;
+//! let tp = v.decode(Encoding::Json, msg, EventTime(1_714_564_800_000)).unwrap();
+//! assert_eq!(tp.customer_id, "c1");
+//! ```
+
+pub mod avro;
+mod avro_binary;
+mod avro_container;
+pub mod confluent;
+pub mod file;
+mod invalid;
+pub mod json;
+mod parts;
+pub mod schemas;
+mod validate;
+
+pub use invalid::{Invalid, InvalidReason};
+pub use parts::into_owned;
+pub use validate::{Encoding, Validator};
+
+#[cfg(test)]
+mod fuzz_tests;

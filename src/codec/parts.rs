@@ -1,0 +1,193 @@
+//! The fields of a touchpoint as a decoder found them, before the checks
+//! every encoding shares: ids present and non-empty, time and action
+//! present, value finite.
+//!
+//! Decoders fill [`Parts`] and call [`Parts::finish`], so that the same
+//! input problem gets the same reason whatever the encoding.
+
+use std::borrow::Cow;
+
+use super::invalid::{Invalid, InvalidReason};
+use crate::model::{Channel, EventTime, Touchpoint};
+
+/// A touchpoint's fields, any of which may be absent.
+#[derive(Debug, Default)]
+pub(crate) struct Parts<'a> {
+    pub event_id: Option<Cow<'a, str>>,
+    pub customer_id: Option<Cow<'a, str>>,
+    pub occurred_at: Option<i64>,
+    pub channel: Option<Channel>,
+    pub action: Option<Cow<'a, str>>,
+    pub value: Option<f64>,
+    pub session_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Parts<'a> {
+    /// The validated touchpoint, or the first problem found.
+    pub fn finish(self) -> Result<Touchpoint<'a>, Invalid> {
+        let event_id = require_id(self.event_id, InvalidReason::MissingEventId)?;
+        let customer_id = require_id(self.customer_id, InvalidReason::MissingCustomerId)?;
+        let occurred_at = self.occurred_at.ok_or_else(|| absent("occurred_at"))?;
+        let action = self.action.ok_or_else(|| absent("action"))?;
+        if action.is_empty() {
+            return Err(Invalid::new(InvalidReason::InvalidField, "action empty"));
+        }
+        if let Some(v) = self.value.filter(|v| !v.is_finite()) {
+            return Err(Invalid::new(
+                InvalidReason::InvalidField,
+                format!("value is not finite: {v}"),
+            ));
+        }
+        Ok(Touchpoint {
+            event_id,
+            customer_id,
+            occurred_at: EventTime(occurred_at),
+            channel: self.channel.unwrap_or(Channel::Other),
+            action,
+            value: self.value,
+            session_id: self.session_id,
+        })
+    }
+}
+
+fn absent(field: &str) -> Invalid {
+    Invalid::new(InvalidReason::InvalidField, format!("{field} absent"))
+}
+
+/// Rejects an absent or empty id with the given reason.
+fn require_id(id: Option<Cow<'_, str>>, reason: InvalidReason) -> Result<Cow<'_, str>, Invalid> {
+    match id {
+        Some(id) if !id.is_empty() => Ok(id),
+        Some(_) => Err(Invalid::new(reason, "empty")),
+        None => Err(Invalid::new(reason, "absent")),
+    }
+}
+
+/// A copy of `tp` that owns its strings.
+pub fn into_owned(tp: Touchpoint<'_>) -> Touchpoint<'static> {
+    fn own(s: Cow<'_, str>) -> Cow<'static, str> {
+        Cow::Owned(s.into_owned())
+    }
+    Touchpoint {
+        event_id: own(tp.event_id),
+        customer_id: own(tp.customer_id),
+        occurred_at: tp.occurred_at,
+        channel: tp.channel,
+        action: own(tp.action),
+        value: tp.value,
+        session_id: tp.session_id.map(own),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Parts<'static> {
+        Parts {
+            event_id: Some("e".into()),
+            customer_id: Some("c".into()),
+            occurred_at: Some(1),
+            channel: Some(Channel::Web),
+            action: Some("login".into()),
+            value: Some(1.0),
+            session_id: None,
+        }
+    }
+
+    fn reason(p: Parts<'_>) -> InvalidReason {
+        p.finish().unwrap_err().reason
+    }
+
+    #[test]
+    fn complete_parts_finish() {
+        let tp = full().finish().unwrap();
+        assert_eq!((tp.channel, tp.occurred_at), (Channel::Web, EventTime(1)));
+        let tp = Parts {
+            channel: None,
+            ..full()
+        }
+        .finish()
+        .unwrap();
+        assert_eq!(tp.channel, Channel::Other);
+    }
+
+    #[test]
+    fn empty_and_absent_ids_are_missing() {
+        use InvalidReason::{MissingCustomerId, MissingEventId};
+        assert_eq!(
+            reason(Parts {
+                event_id: None,
+                ..full()
+            }),
+            MissingEventId
+        );
+        assert_eq!(
+            reason(Parts {
+                event_id: Some("".into()),
+                ..full()
+            }),
+            MissingEventId
+        );
+        assert_eq!(
+            reason(Parts {
+                customer_id: None,
+                ..full()
+            }),
+            MissingCustomerId
+        );
+        assert_eq!(
+            reason(Parts {
+                customer_id: Some("".into()),
+                ..full()
+            }),
+            MissingCustomerId
+        );
+    }
+
+    #[test]
+    fn absent_time_or_action_and_non_finite_value_are_invalid_fields() {
+        let field = InvalidReason::InvalidField;
+        assert_eq!(
+            reason(Parts {
+                occurred_at: None,
+                ..full()
+            }),
+            field
+        );
+        assert_eq!(
+            reason(Parts {
+                action: None,
+                ..full()
+            }),
+            field
+        );
+        assert_eq!(
+            reason(Parts {
+                action: Some("".into()),
+                ..full()
+            }),
+            field
+        );
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(
+                reason(Parts {
+                    value: Some(v),
+                    ..full()
+                }),
+                field
+            );
+        }
+    }
+
+    #[test]
+    fn into_owned_keeps_every_field() {
+        let tp = Parts {
+            session_id: Some("s".into()),
+            ..full()
+        }
+        .finish()
+        .unwrap();
+        assert_eq!(into_owned(tp.clone()), tp);
+    }
+}

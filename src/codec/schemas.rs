@@ -1,0 +1,182 @@
+//! The Avro schemas shipped in `schemas/`, compiled into the binary.
+//!
+//! The `.avsc` files are the contract with producers and consumers; this
+//! module only exposes their text. The tests here keep them honest: each
+//! parses, and each output schema has exactly the fields of its model type
+//! in [`crate::model`], with compatible types.
+
+/// Input: `schemas/touchpoint.avsc`, the reader schema for touchpoints.
+pub const TOUCHPOINT: &str = include_str!("../../schemas/touchpoint.avsc");
+/// Output `journey.stage-changes`: `schemas/stage_changed.avsc`.
+pub const STAGE_CHANGED: &str = include_str!("../../schemas/stage_changed.avsc");
+/// Output `journey.churn-risk`: `schemas/churn_risk_changed.avsc`.
+pub const CHURN_RISK_CHANGED: &str = include_str!("../../schemas/churn_risk_changed.avsc");
+/// Output `journey.funnel`: `schemas/funnel_window.avsc`.
+pub const FUNNEL_WINDOW: &str = include_str!("../../schemas/funnel_window.avsc");
+
+/// Every shipped schema with its file name.
+pub const ALL: [(&str, &str); 4] = [
+    ("touchpoint.avsc", TOUCHPOINT),
+    ("stage_changed.avsc", STAGE_CHANGED),
+    ("churn_risk_changed.avsc", CHURN_RISK_CHANGED),
+    ("funnel_window.avsc", FUNNEL_WINDOW),
+];
+
+/// Parses every shipped schema; the first failure names its file.
+pub fn parse_all() -> Result<Vec<apache_avro::Schema>, String> {
+    ALL.iter()
+        .map(|(file, text)| {
+            apache_avro::Schema::parse_str(text).map_err(|e| format!("{file}: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::Schema;
+    use apache_avro::schema::RecordSchema;
+    use compact_str::CompactString;
+    use serde::Serialize;
+
+    use super::*;
+    use crate::model::{
+        Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, PairCount, StageChanged,
+        StageCount,
+    };
+
+    #[test]
+    fn every_schema_parses_in_namespace_v1() {
+        let schemas = parse_all().unwrap();
+        assert_eq!(schemas.len(), ALL.len());
+        for s in schemas {
+            let name = s.name().expect("a named record");
+            assert_eq!(name.namespace(), Some("journeyd.v1"));
+        }
+    }
+
+    fn field_names(schema: &Schema) -> Vec<String> {
+        match schema {
+            Schema::Record(RecordSchema { fields, .. }) => {
+                fields.iter().map(|f| f.name.clone()).collect()
+            }
+            other => panic!("not a record: {other:?}"),
+        }
+    }
+
+    /// The schema has exactly the model's fields and the model's value
+    /// validates against it.
+    fn assert_matches<T: Serialize>(text: &str, sample: &T) {
+        let schema = Schema::parse_str(text).unwrap();
+        let json = serde_json::to_value(sample).unwrap();
+        assert_eq!(sorted(field_names(&schema)), keys(&json));
+        // Through JSON: apache_avro's own serializer writes u64 as fixed(8).
+        let value = apache_avro::types::Value::try_from(json).unwrap();
+        let resolved = value.resolve(&schema).unwrap();
+        assert!(resolved.validate(&schema));
+        apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(resolved)
+            .unwrap();
+    }
+
+    fn sorted(mut names: Vec<String>) -> Vec<String> {
+        names.sort();
+        names
+    }
+
+    fn keys(json: &serde_json::Value) -> Vec<String> {
+        sorted(json.as_object().unwrap().keys().cloned().collect())
+    }
+
+    fn s(v: &str) -> CompactString {
+        CompactString::from(v)
+    }
+
+    #[test]
+    fn stage_changed_matches_the_model() {
+        for from in [None, Some(s("awareness"))] {
+            let sample = StageChanged {
+                customer_id: s("c1"),
+                sequence: 3,
+                from_stage: from.clone(),
+                to_stage: s("purchase"),
+                direction: Direction::Return,
+                trigger_event_id: from.as_ref().map(|_| s("e9")),
+                trigger_action: from.as_ref().map(|_| s("purchase")),
+                trigger_channel: from.as_ref().map(|_| "web"),
+                event_time: 1_700_000_000_000,
+                detected_at: 1_700_000_000_500,
+                time_in_previous_stage_ms: 86_400_000,
+                touchpoint_count: 12,
+            };
+            assert_matches(STAGE_CHANGED, &sample);
+        }
+    }
+
+    #[test]
+    fn churn_risk_changed_matches_the_model() {
+        for previous in [None, Some(Band::Low)] {
+            let sample = ChurnRiskChanged {
+                customer_id: s("c1"),
+                sequence: 1,
+                risk: 0.61,
+                band: Band::High,
+                previous_band: previous,
+                p_alive: 0.42,
+                signals: vec![s("support_ticket"), s("payment_failed")],
+                cause: ChurnCause::Timer,
+                trigger_event_id: None,
+                event_time: 1_700_000_000_000,
+                detected_at: 1_700_000_000_001,
+            };
+            assert_matches(CHURN_RISK_CHANGED, &sample);
+        }
+    }
+
+    #[test]
+    fn funnel_window_matches_the_model() {
+        let pair = |ratio| PairCount {
+            from_stage: s("consideration"),
+            to_stage: s("purchase"),
+            conversions: 3,
+            dropoffs: 1,
+            dropoff_ratio: ratio,
+        };
+        let sample = FunnelWindow {
+            sequence: 1,
+            window_start: 1_700_000_040_000,
+            window_end: 1_700_000_100_000,
+            entries: vec![StageCount {
+                stage: s("awareness"),
+                count: 10,
+            }],
+            pairs: vec![pair(Some(0.25)), pair(None)],
+            active_customers: 42,
+            revenue: 99.5,
+            late_events: 0,
+        };
+        assert_matches(FUNNEL_WINDOW, &sample);
+        let nested = Schema::parse_str(FUNNEL_WINDOW).unwrap();
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(
+            sorted(nested_fields(&nested, "pairs")),
+            keys(&json["pairs"][0])
+        );
+        assert_eq!(
+            sorted(nested_fields(&nested, "entries")),
+            keys(&json["entries"][0])
+        );
+    }
+
+    fn nested_fields(schema: &Schema, array_field: &str) -> Vec<String> {
+        let Schema::Record(RecordSchema { fields, .. }) = schema else {
+            panic!("not a record")
+        };
+        let field = fields.iter().find(|f| f.name == array_field).unwrap();
+        match &field.schema {
+            Schema::Array(a) => field_names(&a.items),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+}

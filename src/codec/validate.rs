@@ -1,0 +1,201 @@
+//! Input validation that needs configuration or the wall clock: message size
+//! and timestamp plausibility.
+//!
+//! Structural checks (ids present, fields well-typed) are the decoders' job;
+//! this module never parses bytes itself. The wall clock comes in as an
+//! argument so that tests control it exactly.
+
+use std::time::Duration;
+
+use super::confluent::WriterSchemas;
+use super::invalid::{Invalid, InvalidReason};
+use super::{avro, json};
+use crate::model::{EventTime, Touchpoint};
+
+/// How the messages of a topic are encoded.
+#[derive(Clone, Copy, Debug)]
+pub enum Encoding<'s> {
+    /// One JSON object per message.
+    Json,
+    /// A plain Avro datum written with `schemas/touchpoint.avsc`.
+    Avro,
+    /// Confluent Schema Registry framing: magic byte, schema id, Avro datum
+    /// written with the registered schema of that id.
+    Confluent(&'s WriterSchemas),
+}
+
+/// Rejects oversized messages and implausible timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validator {
+    /// How far ahead of the wall clock an event may be timestamped, in
+    /// milliseconds; producers' clocks drift, but not by hours.
+    pub max_future_skew_ms: i64,
+    /// The largest message accepted, in bytes; protects memory from a
+    /// runaway producer.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Validator {
+    /// The SPEC defaults: 5 minutes of skew, 1 MiB messages.
+    fn default() -> Self {
+        Validator::new(Duration::from_secs(300), 1 << 20)
+    }
+}
+
+impl Validator {
+    /// A validator from configured limits.
+    pub fn new(max_future_skew: Duration, max_message_bytes: usize) -> Validator {
+        Validator {
+            max_future_skew_ms: i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX),
+            max_message_bytes,
+        }
+    }
+
+    /// Rejects a message longer than `max_message_bytes` as `oversized`.
+    pub fn check_size(&self, len: usize) -> Result<(), Invalid> {
+        if len > self.max_message_bytes {
+            return Err(Invalid::new(
+                InvalidReason::Oversized,
+                format!("{len} bytes, limit {}", self.max_message_bytes),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rejects a timestamp before 2000 (`timestamp_too_old`) or more than
+    /// the allowed skew ahead of `wall_now` (`timestamp_in_future`).
+    pub fn check(&self, tp: &Touchpoint<'_>, wall_now: EventTime) -> Result<(), Invalid> {
+        if tp.occurred_at < EventTime::Y2K {
+            return Err(Invalid::new(
+                InvalidReason::TimestampTooOld,
+                format!("occurred_at {} is before 2000", tp.occurred_at.millis()),
+            ));
+        }
+        let ahead = tp.occurred_at.since(wall_now);
+        if ahead > self.max_future_skew_ms {
+            return Err(Invalid::new(
+                InvalidReason::TimestampInFuture,
+                format!(
+                    "occurred_at {} is {ahead} ms ahead of the wall clock",
+                    tp.occurred_at.millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Size check, decode, then [`Validator::check`]: everything a message
+    /// must pass before it reaches the engine.
+    pub fn decode<'a>(
+        &self,
+        encoding: Encoding<'_>,
+        bytes: &'a [u8],
+        wall_now: EventTime,
+    ) -> Result<Touchpoint<'a>, Invalid> {
+        self.check_size(bytes.len())?;
+        let tp = match encoding {
+            Encoding::Json => json::decode(bytes)?,
+            Encoding::Avro => avro::decode(bytes)?,
+            Encoding::Confluent(schemas) => schemas.decode(bytes)?,
+        };
+        self.check(&tp, wall_now)?;
+        Ok(tp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::confluent;
+
+    const NOW: EventTime = EventTime(1_700_000_000_000);
+
+    fn json_at(millis: i64) -> String {
+        format!(r#"{{"event_id":"e","customer_id":"c","occurred_at":{millis},"action":"a"}}"#)
+    }
+
+    fn reason(v: &Validator, enc: Encoding<'_>, bytes: &[u8]) -> Option<InvalidReason> {
+        v.decode(enc, bytes, NOW).err().map(|e| e.reason)
+    }
+
+    #[test]
+    fn accepts_plausible_times() {
+        let v = Validator::default();
+        for t in [
+            EventTime::Y2K.millis(),
+            NOW.millis(),
+            NOW.millis() + 300_000,
+        ] {
+            assert_eq!(
+                reason(&v, Encoding::Json, json_at(t).as_bytes()),
+                None,
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_timestamps_before_2000() {
+        let v = Validator::default();
+        let too_old = json_at(EventTime::Y2K.millis() - 1);
+        assert_eq!(
+            reason(&v, Encoding::Json, too_old.as_bytes()),
+            Some(InvalidReason::TimestampTooOld)
+        );
+        let rfc = br#"{"event_id":"e","customer_id":"c","occurred_at":"1999-12-31T23:59:59Z","action":"a"}"#;
+        assert_eq!(
+            reason(&v, Encoding::Json, rfc),
+            Some(InvalidReason::TimestampTooOld)
+        );
+    }
+
+    #[test]
+    fn rejects_timestamps_beyond_the_skew() {
+        let v = Validator::new(Duration::from_secs(60), 1024);
+        let ahead = json_at(NOW.millis() + 60_001);
+        assert_eq!(
+            reason(&v, Encoding::Json, ahead.as_bytes()),
+            Some(InvalidReason::TimestampInFuture)
+        );
+        let max = json_at(i64::MAX);
+        assert_eq!(
+            reason(&v, Encoding::Json, max.as_bytes()),
+            Some(InvalidReason::TimestampInFuture)
+        );
+    }
+
+    #[test]
+    fn rejects_oversized_before_decoding() {
+        let v = Validator::new(Duration::from_secs(60), 16);
+        assert_eq!(
+            reason(&v, Encoding::Json, &[b'x'; 17]),
+            Some(InvalidReason::Oversized)
+        );
+        assert_eq!(v.check_size(16), Ok(()));
+    }
+
+    #[test]
+    fn decodes_every_encoding() {
+        let v = Validator::default();
+        let text = json_at(NOW.millis());
+        let tp = json::decode(text.as_bytes()).unwrap();
+        let mut body = Vec::new();
+        avro::encode_datum(&tp, &mut body);
+        assert_eq!(v.decode(Encoding::Avro, &body, NOW), Ok(tp.clone()));
+
+        let mut schemas = WriterSchemas::new();
+        schemas.insert(7, avro::reader_schema().clone());
+        let mut framed = Vec::new();
+        confluent::frame(7, &body, &mut framed);
+        assert_eq!(
+            v.decode(Encoding::Confluent(&schemas), &framed, NOW),
+            Ok(tp)
+        );
+        framed.clear();
+        confluent::frame(8, &body, &mut framed);
+        assert_eq!(
+            reason(&v, Encoding::Confluent(&schemas), &framed),
+            Some(InvalidReason::UnknownSchemaId)
+        );
+    }
+}
