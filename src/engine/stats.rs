@@ -1,0 +1,93 @@
+//! Counters and gauges the engine keeps about itself.
+//!
+//! Plain integers updated inline; the service layer turns them into metrics.
+//! Nothing here has a label that grows with the data (no customer ids).
+
+use super::customer::NO_STAGE;
+use super::rules::StageIdx;
+use crate::model::Band;
+
+/// What the engine has done so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    /// Touchpoints applied to customer state.
+    pub events: u64,
+    /// Touchpoints dropped as redeliveries of a recent `event_id`.
+    pub duplicates: u64,
+    /// Touchpoints older than the watermark on arrival.
+    pub late: u64,
+    /// Touchpoints processed before the watermark passed them because the
+    /// reorder buffer was full.
+    pub forced_early: u64,
+    pub stage_changes: u64,
+    pub churn_changes: u64,
+    pub conversions: u64,
+    pub dropoffs: u64,
+    /// Timer index entries that fired (some find nothing due and re-file).
+    pub timers_fired: u64,
+    /// Customers evicted after `state_ttl`.
+    pub evicted: u64,
+    /// Customers currently in each stage (by stage index).
+    pub customers_per_stage: Vec<u64>,
+    /// Customers currently in each churn band (low, medium, high).
+    pub customers_per_band: [u64; 3],
+    /// Transitions by `from * (stages + 1) + to`, `from = stages` meaning "entered".
+    pub transitions: Vec<u64>,
+}
+
+impl EngineStats {
+    /// Zeroed stats for `stages` stages.
+    pub fn new(stages: usize) -> Self {
+        EngineStats {
+            customers_per_stage: vec![0; stages],
+            transitions: vec![0; (stages + 1) * (stages + 1)],
+            ..EngineStats::default()
+        }
+    }
+
+    fn stages(&self) -> usize {
+        self.customers_per_stage.len()
+    }
+
+    /// A customer moved from `from` (maybe [`NO_STAGE`]) to `to`.
+    pub fn record_transition(&mut self, from: StageIdx, to: StageIdx) {
+        let n = self.stages();
+        let from_row = if from == NO_STAGE {
+            n
+        } else {
+            self.customers_per_stage[usize::from(from)] -= 1;
+            usize::from(from)
+        };
+        self.customers_per_stage[usize::from(to)] += 1;
+        self.transitions[from_row * (n + 1) + usize::from(to)] += 1;
+        self.stage_changes += 1;
+    }
+
+    /// A customer's band changed (or they were removed: `to` is `None`).
+    pub fn record_band(&mut self, from: Option<Band>, to: Option<Band>) {
+        if let Some(b) = from {
+            self.customers_per_band[b as usize] -= 1;
+        }
+        if let Some(b) = to {
+            self.customers_per_band[b as usize] += 1;
+            self.churn_changes += 1;
+        }
+    }
+
+    /// A customer left memory while in `stage` and `band`.
+    pub fn record_removal(&mut self, stage: StageIdx, band: Option<Band>) {
+        if stage != NO_STAGE {
+            self.customers_per_stage[usize::from(stage)] -= 1;
+        }
+        if let Some(b) = band {
+            self.customers_per_band[b as usize] -= 1;
+        }
+    }
+
+    /// Transitions from `from` (`None`: entering) to `to`.
+    pub fn transitions_between(&self, from: Option<StageIdx>, to: StageIdx) -> u64 {
+        let n = self.stages();
+        let row = from.map_or(n, usize::from);
+        self.transitions[row * (n + 1) + usize::from(to)]
+    }
+}

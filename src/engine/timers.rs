@@ -1,0 +1,89 @@
+//! The event-time timer index: at most one entry per customer.
+//!
+//! Absence of events (lapse, a conversion deadline, a churn band crossing,
+//! state TTL) fires from here, never from scanning customers. Each customer
+//! has a single entry at the earliest of its due times. An entry may be
+//! *early* but never late: a touchpoint that pushes the lapse out leaves the
+//! entry where it is (no index work on the common path), and when it fires
+//! the engine finds nothing due yet and re-files the customer at its true
+//! next due time. Only when a due time moves *earlier* than the entry is the
+//! entry moved ([`TimerIndex::reschedule`]).
+
+use std::collections::BTreeSet;
+
+use super::customer::Slot;
+use crate::model::EventTime;
+
+/// Customers ordered by their next due time.
+#[derive(Debug, Default)]
+pub struct TimerIndex {
+    entries: BTreeSet<(EventTime, Slot)>,
+}
+
+impl TimerIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        TimerIndex::default()
+    }
+
+    /// Moves `slot`'s entry from `current` (`MAX`: none) to `due` (`MAX`:
+    /// none) and returns the new entry time.
+    pub fn reschedule(&mut self, slot: Slot, current: EventTime, due: EventTime) -> EventTime {
+        if current == due {
+            return due;
+        }
+        if current != EventTime::MAX {
+            self.entries.remove(&(current, slot));
+        }
+        if due != EventTime::MAX {
+            self.entries.insert((due, slot));
+        }
+        due
+    }
+
+    /// The earliest entry's time.
+    pub fn next_due(&self) -> Option<EventTime> {
+        self.entries.first().map(|&(t, _)| t)
+    }
+
+    /// Removes and returns the earliest entry if it is due before `limit`.
+    pub fn pop_before(&mut self, limit: EventTime) -> Option<(EventTime, Slot)> {
+        match self.entries.first() {
+            Some(&(t, _)) if t < limit => self.entries.pop_first(),
+            _ => None,
+        }
+    }
+
+    /// Number of customers with a timer.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no timer is set.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Approximate bytes held (B-tree nodes hold ~11 entries of 16 bytes).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.len() * (size_of::<(EventTime, Slot)>() + 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_time_order_and_moves_entries() {
+        let mut idx = TimerIndex::new();
+        let a = idx.reschedule(1, EventTime::MAX, EventTime(30));
+        idx.reschedule(2, EventTime::MAX, EventTime(20));
+        idx.reschedule(1, a, EventTime(10));
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.pop_before(EventTime(10)), None, "limit is exclusive");
+        assert_eq!(idx.pop_before(EventTime(25)), Some((EventTime(10), 1)));
+        assert_eq!(idx.pop_before(EventTime(25)), Some((EventTime(20), 2)));
+        assert!(idx.is_empty());
+    }
+}

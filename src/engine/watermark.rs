@@ -1,0 +1,630 @@
+//! The processor's watermark, combined from per-partition watermarks
+//! (SPEC section 3).
+//!
+//! A partition's watermark is the newest `occurred_at` it has delivered minus
+//! `allowed_lateness`; the processor's watermark is the minimum over the
+//! partitions that hold it back, and never decreases. A partition stops
+//! holding it back when it has delivered nothing for `idle_timeout` of wall
+//! time (like Arroyo's `Watermark::Idle`, which the minimum ignores). In
+//! `hybrid` mode, once every partition is idle the watermark follows the wall
+//! clock, so inactivity timers fire on a quiet stream; in `event` mode wall
+//! time is ignored and a run is a pure function of its events.
+//!
+//! This module only keeps the arithmetic: wall time comes in as an argument
+//! from the driver (whose clock should not go backwards), nothing here reads a
+//! clock, does I/O or allocates except when a new partition number first
+//! appears.
+//!
+//! Which partitions hold the watermark back:
+//! - `hybrid`: every assigned partition that is not idle, including one that
+//!   has not delivered anything yet: its data may be older than anything
+//!   seen so far, so it holds the watermark at its start until it has been
+//!   quiet for `idle_timeout` since assignment.
+//! - `event`: only partitions that have delivered events; nothing ever goes
+//!   idle. At the end of the input, [`Watermarks::finish`] moves the
+//!   watermark to the newest event time seen.
+//!
+//! Partitions are identified by small dense numbers (a Kafka partition, or
+//! an index the driver gives each topic-partition) and kept in a `Vec`
+//! indexed by them. The minimum is cached: an event updates it in O(1) unless
+//! it advances the partition that defines the minimum, which rescans the
+//! few partitions (tens at most), O(1) amortised when events are spread
+//! over partitions.
+//!
+//! # Worked example
+//!
+//! `hybrid` mode, `allowed_lateness` 30 s, `idle_timeout` 60 s, two partitions.
+//! "wall" is the driver's clock, "event" an `occurred_at`; all on one day.
+//!
+//! ```text
+//! wall      input                  p0 holds  p1 holds  watermark  why
+//! 10:00:00  assign p0, p1          start     start     MIN        no data yet: both hold back
+//! 10:00:01  p0 event 10:00:00      09:59:30  start     MIN        p1 might still bring old data
+//! 10:00:02  p1 event 09:59:50      09:59:30  09:59:20  09:59:20   min of the two
+//! 10:00:05  p1 event 10:00:04      09:59:30  09:59:34  09:59:30   p0 is now the minimum
+//! 10:00:06  p0 event 09:59:40      09:59:30  09:59:34  09:59:30   out of order, within lateness: not late
+//! 10:00:10  p0 event 10:00:09      09:59:39  09:59:34  09:59:34   p1 is the minimum
+//! 10:01:05  tick                   09:59:39  idle      09:59:39   p1 quiet for 60 s (since 10:00:05)
+//! 10:01:10  tick                   idle      idle      09:59:39   all idle since 10:01:10
+//! 10:01:40  tick                   idle      idle      10:00:09   +30 s of wall time
+//! 10:03:00  tick                   idle      idle      10:01:29   +80 s
+//! 10:03:30  p0 event 10:05:00      10:04:30  idle      10:04:30   a producer clock 90 s fast
+//! 10:04:40  tick                   idle      idle      10:04:30   all idle since 10:04:30; +10 s would be
+//!                                                                 10:04:40 but the cap, wall - 30 s,
+//!                                                                 is 10:04:10: no move backwards
+//! 10:05:30  tick                   idle      idle      10:05:00   +50 s, capped at wall - 30 s
+//! 10:05:31  p1 event 10:04:50      idle      10:04:20  10:05:00   late (before the watermark); p1
+//!                                                                 holds again, the watermark waits
+//! 10:05:32  p1 event 10:05:40      idle      10:05:10  10:05:10
+//! ```
+//!
+//! A partition goes idle at its last activity plus `idle_timeout`, and a
+//! quiet stream's watermark is a function of the wall clock: the watermark
+//! when the last partition went idle, plus the wall time since, capped at
+//! `wall - allowed_lateness`. So once the stream is quiet, how often the
+//! driver ticks does not matter. Without any event seen, the watermark has no
+//! event time to advance from and stays at `MIN`.
+//!
+//! The same events in `event` mode: the ticks change nothing, so from
+//! 10:00:10 the watermark stays at 09:59:34 (p1 holds it back) until p0's
+//! event at 10:05:00 - which does not move it either, p1 still being the
+//! minimum - and p1's event at 10:04:50 raises it to 10:04:20. 10:05:40
+//! makes p0 the minimum: 10:04:30. [`Watermarks::finish`] then moves it to
+//! 10:05:40, the newest event time seen.
+
+use crate::config::{TimeConfig, TimeMode};
+use crate::model::EventTime;
+
+/// What is known about one partition.
+#[derive(Clone, Copy, Debug)]
+struct Partition {
+    /// Assigned to this processor, explicitly or by delivering an event.
+    assigned: bool,
+    /// Newest `occurred_at` since assignment; `MIN` before the first event.
+    max_seen: EventTime,
+    /// Wall time of the last event, or of the assignment: the idle clock.
+    last_active: EventTime,
+    /// Quiet for `idle_timeout`: left out of the minimum until its next event.
+    idle: bool,
+}
+
+impl Partition {
+    const UNASSIGNED: Partition = Partition {
+        assigned: false,
+        max_seen: EventTime::MIN,
+        last_active: EventTime::MIN,
+        idle: false,
+    };
+
+    /// Whether this partition takes part in the minimum.
+    fn holds(&self, mode: TimeMode) -> bool {
+        self.assigned && !self.idle && (mode == TimeMode::Hybrid || self.max_seen != EventTime::MIN)
+    }
+}
+
+/// Per-partition watermarks and their combination: the processor's watermark.
+#[derive(Clone, Debug)]
+pub struct Watermarks {
+    /// How far a partition's watermark trails its newest event time.
+    allowed_lateness_ms: i64,
+    /// Wall time without events after which a partition stops holding back.
+    idle_timeout_ms: i64,
+    /// `Hybrid` lets wall time advance a quiet stream; `Event` ignores it.
+    mode: TimeMode,
+    /// Indexed by partition number; grown when a new number appears.
+    partitions: Vec<Partition>,
+    /// Minimum of `max_seen - lateness` over holding partitions; `None` when
+    /// no partition holds (all idle, or none assigned).
+    held_min: Option<EventTime>,
+    /// While no partition holds: the wall time from which the stream is
+    /// quiet, and the watermark then, which it follows the wall clock from.
+    quiet: Option<(EventTime, EventTime)>,
+    /// Newest `occurred_at` observed on any partition, for `finish`.
+    max_seen: EventTime,
+    /// The processor's watermark: starts at `MIN`, never decreases.
+    current: EventTime,
+}
+
+impl Watermarks {
+    /// No partitions yet, watermark at [`EventTime::MIN`].
+    pub fn new(cfg: &TimeConfig) -> Self {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Watermarks {
+            allowed_lateness_ms: ms(cfg.allowed_lateness),
+            idle_timeout_ms: ms(cfg.idle_timeout),
+            mode: cfg.mode,
+            partitions: Vec::new(),
+            held_min: None,
+            quiet: None,
+            max_seen: EventTime::MIN,
+            current: EventTime::MIN,
+        }
+    }
+
+    /// An event of `partition` arrived at wall time `wall`. An unassigned
+    /// partition is assigned by its first event (replays never call `assign`).
+    pub fn observe(&mut self, partition: u32, occurred_at: EventTime, wall: EventTime) {
+        let (mode, lateness) = (self.mode, self.allowed_lateness_ms);
+        let p = self.slot(partition);
+        let was_holding = p.holds(mode);
+        let before = p.max_seen.minus_ms(lateness);
+        p.assigned = true;
+        p.idle = false;
+        p.last_active = wall;
+        p.max_seen = p.max_seen.max(occurred_at);
+        let after = p.max_seen.minus_ms(lateness);
+        self.max_seen = self.max_seen.max(occurred_at);
+        if !was_holding {
+            self.join(after);
+        } else if after != before && self.held_min == Some(before) {
+            self.recompute();
+        }
+        self.raise_to_held();
+    }
+
+    /// The wall clock reads `wall`. In `hybrid` mode, partitions quiet for
+    /// `idle_timeout` go idle, and while every partition is idle the watermark
+    /// advances by the wall time elapsed, but never past `wall -
+    /// allowed_lateness`. In `event` mode this does nothing.
+    pub fn tick(&mut self, wall: EventTime) {
+        if self.mode == TimeMode::Event {
+            return;
+        }
+        let timeout = self.idle_timeout_ms;
+        let mut idle_from: Option<EventTime> = None;
+        for p in self.partitions.iter_mut().filter(|p| p.assigned && !p.idle) {
+            let went_idle = p.last_active.plus_ms(timeout);
+            if went_idle <= wall {
+                p.idle = true;
+                idle_from = idle_from.max(Some(went_idle));
+            }
+        }
+        if idle_from.is_some() {
+            self.recompute();
+            self.raise_to_held();
+        }
+        if self.held_min.is_none() {
+            self.advance_quiet(idle_from.unwrap_or(wall), wall);
+        }
+    }
+
+    /// The processor's watermark.
+    pub fn current(&self) -> EventTime {
+        self.current
+    }
+
+    /// End of a replayed input: the watermark moves to the newest event time
+    /// seen (not minus the lateness), so everything due up to it fires.
+    pub fn finish(&mut self) -> EventTime {
+        self.advance_to(self.max_seen);
+        self.current
+    }
+
+    /// Raises the watermark to at least `t`, for instance to one restored
+    /// from a snapshot; never lowers it.
+    pub fn advance_to(&mut self, t: EventTime) {
+        if t > self.current {
+            self.current = t;
+            // A quiet stream follows the wall clock from here on.
+            self.quiet = None;
+        }
+    }
+
+    /// `partition` was assigned at wall time `wall`. In `hybrid` mode it holds
+    /// the watermark back from now until its first event or `idle_timeout`.
+    /// Assigning an assigned partition changes nothing.
+    pub fn assign(&mut self, partition: u32, wall: EventTime) {
+        let mode = self.mode;
+        let p = self.slot(partition);
+        if p.assigned {
+            return;
+        }
+        *p = Partition {
+            assigned: true,
+            last_active: wall,
+            ..Partition::UNASSIGNED
+        };
+        if p.holds(mode) {
+            self.join(EventTime::MIN);
+        }
+    }
+
+    /// `partition` was revoked: it no longer holds the watermark back, and
+    /// starts afresh if it is assigned again.
+    pub fn revoke(&mut self, partition: u32) {
+        if let Some(p) = self.partitions.get_mut(partition as usize) {
+            *p = Partition::UNASSIGNED;
+            self.recompute();
+            self.raise_to_held();
+        }
+    }
+
+    /// Whether an event at `occurred_at` is late: before the watermark. Ask
+    /// before observing the event: an idle partition's event brings back its
+    /// earlier maximum, which may raise the watermark past this event.
+    pub fn is_late(&self, occurred_at: EventTime) -> bool {
+        occurred_at < self.current
+    }
+
+    /// The newest `occurred_at` observed on any partition (`MIN` if none).
+    pub fn max_seen(&self) -> EventTime {
+        self.max_seen
+    }
+
+    fn slot(&mut self, partition: u32) -> &mut Partition {
+        let i = partition as usize;
+        if i >= self.partitions.len() {
+            self.partitions.resize(i + 1, Partition::UNASSIGNED);
+        }
+        &mut self.partitions[i]
+    }
+
+    /// A partition starts holding at `contribution`: the stream is not quiet.
+    fn join(&mut self, contribution: EventTime) {
+        let min = self.held_min.map_or(contribution, |m| m.min(contribution));
+        self.held_min = Some(min);
+        self.quiet = None;
+    }
+
+    fn recompute(&mut self) {
+        let (mode, lateness) = (self.mode, self.allowed_lateness_ms);
+        self.held_min = (self.partitions.iter())
+            .filter(|p| p.holds(mode))
+            .map(|p| p.max_seen.minus_ms(lateness))
+            .min();
+    }
+
+    fn raise_to_held(&mut self) {
+        if let Some(min) = self.held_min {
+            self.current = self.current.max(min);
+        }
+    }
+
+    /// Every partition is idle, since `idle_from` if that is when the last
+    /// one went: from the watermark at that instant, move with the wall
+    /// clock, capped at `wall - lateness`. The target only grows with `wall`,
+    /// so how often this runs does not matter. A watermark at `MIN` has no
+    /// event time to move from and stays.
+    fn advance_quiet(&mut self, idle_from: EventTime, wall: EventTime) {
+        let (since, from) = *self
+            .quiet
+            .get_or_insert((idle_from.min(wall), self.current));
+        if from != EventTime::MIN {
+            let elapsed = wall.since(since).max(0);
+            let target = from
+                .plus_ms(elapsed)
+                .min(wall.minus_ms(self.allowed_lateness_ms));
+            self.current = self.current.max(target);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `h:m:s` (UTC) on a fixed day.
+    fn at(h: i64, m: i64, s: i64) -> EventTime {
+        EventTime(
+            1_700_000_000_000 - 1_700_000_000_000 % 86_400_000 + ((h * 60 + m) * 60 + s) * 1000,
+        )
+    }
+
+    fn watermarks(mode: TimeMode) -> Watermarks {
+        Watermarks::new(&TimeConfig {
+            mode,
+            allowed_lateness: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            ..TimeConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_minimum_over_partitions_minus_lateness() {
+        let mut w = watermarks(TimeMode::Event);
+        assert_eq!(w.current(), EventTime::MIN);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.observe(1, at(10, 0, 40), at(10, 0, 0));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.observe(0, at(10, 1, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(10, 0, 10));
+        w.observe(7, at(10, 5, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(10, 0, 10));
+        w.observe(1, at(10, 2, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(10, 0, 30));
+    }
+
+    #[test]
+    fn lateness_decides_what_is_late() {
+        let mut w = watermarks(TimeMode::Event);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        assert!(!w.is_late(at(9, 59, 30)));
+        assert!(w.is_late(at(9, 59, 29)));
+        w.observe(0, at(9, 59, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(9, 59, 30), "a late event moves nothing");
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_back() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        w.observe(1, at(10, 0, 20), at(10, 0, 0));
+        w.observe(1, at(10, 0, 50), at(10, 0, 30));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.tick(at(10, 0, 59));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.tick(at(10, 1, 0));
+        assert_eq!(w.current(), at(10, 0, 20), "p0 idle: p1 alone counts");
+        w.observe(0, at(10, 0, 5), at(10, 1, 1));
+        assert_eq!(w.current(), at(10, 0, 20), "p0 back, but never backwards");
+        w.observe(1, at(10, 1, 30), at(10, 1, 2));
+        assert_eq!(w.current(), at(10, 0, 20), "p0 holds again");
+    }
+
+    #[test]
+    fn an_assigned_partition_without_data_holds_back_until_idle() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.assign(0, at(10, 0, 0));
+        w.assign(1, at(10, 0, 0));
+        w.observe(0, at(10, 0, 0), at(10, 0, 1));
+        w.tick(at(10, 0, 59));
+        assert_eq!(w.current(), EventTime::MIN);
+        w.tick(at(10, 1, 0));
+        assert_eq!(w.current(), at(9, 59, 30));
+
+        let mut e = watermarks(TimeMode::Event);
+        e.assign(0, at(10, 0, 0));
+        e.assign(1, at(10, 0, 0));
+        e.observe(0, at(10, 0, 0), at(10, 0, 1));
+        assert_eq!(e.current(), at(9, 59, 30), "event mode: no data, no say");
+    }
+
+    #[test]
+    fn a_quiet_stream_follows_the_wall_clock_up_to_the_cap() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        w.tick(at(10, 0, 50));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.tick(at(10, 1, 30));
+        assert_eq!(w.current(), at(10, 0, 0), "idle since 10:01:00: +30 s");
+        w.tick(at(10, 10, 0));
+        assert_eq!(w.current(), at(10, 8, 30), "+8 min 30 s");
+        // Events stamped ahead of the wall clock: the cap binds.
+        w.observe(0, at(10, 12, 0), at(10, 10, 0));
+        assert_eq!(w.current(), at(10, 11, 30));
+        w.tick(at(10, 12, 0));
+        assert_eq!(w.current(), at(10, 11, 30), "cap 10:11:30, never backwards");
+        w.tick(at(10, 13, 0));
+        assert_eq!(w.current(), at(10, 12, 30), "+120 s capped at wall - 30 s");
+    }
+
+    #[test]
+    fn quiet_advance_does_not_depend_on_tick_frequency() {
+        let quiet = |ticks: &[EventTime]| {
+            let mut w = watermarks(TimeMode::Hybrid);
+            // Stamped up to 2 min ahead of the wall clock, so the cap binds.
+            w.observe(0, at(10, 2, 0), at(10, 0, 0));
+            w.observe(1, at(10, 1, 0), at(10, 0, 20));
+            for &t in ticks {
+                w.tick(t);
+            }
+            w.current()
+        };
+        let end = at(10, 6, 0);
+        let every_second: Vec<_> = (0..=360).map(|s| at(10, 0, s)).collect();
+        let expected = quiet(&every_second);
+        assert_eq!(quiet(&[at(10, 1, 20), end]), expected);
+        assert_eq!(quiet(&[at(10, 3, 0), end]), expected);
+        // All idle since 10:01:20, from 10:01:30: +4:40 is 10:06:10, capped at 10:05:30.
+        assert_eq!(expected, at(10, 5, 30));
+    }
+
+    #[test]
+    fn a_restored_watermark_follows_the_wall_clock() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.tick(at(10, 0, 0));
+        w.advance_to(at(9, 0, 0));
+        w.tick(at(10, 0, 10));
+        w.tick(at(10, 1, 10));
+        assert_eq!(w.current(), at(9, 1, 0));
+    }
+
+    #[test]
+    fn nothing_seen_nothing_to_advance() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.tick(at(10, 0, 0));
+        w.assign(0, at(10, 0, 0));
+        w.tick(at(11, 0, 0));
+        assert_eq!(w.current(), EventTime::MIN);
+    }
+
+    #[test]
+    fn revoking_the_slowest_partition_releases_the_watermark() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        w.observe(1, at(10, 5, 0), at(10, 0, 0));
+        assert_eq!(w.current(), at(9, 59, 30));
+        w.revoke(0);
+        assert_eq!(w.current(), at(10, 4, 30));
+        w.revoke(9);
+        w.assign(0, at(10, 0, 1));
+        w.observe(0, at(10, 1, 0), at(10, 0, 2));
+        assert_eq!(w.current(), at(10, 4, 30));
+        assert!(w.is_late(at(10, 1, 0)));
+    }
+
+    #[test]
+    fn event_mode_ignores_the_wall_clock() {
+        let run = |walls: [i64; 3]| {
+            let mut w = watermarks(TimeMode::Event);
+            let mut seen = Vec::new();
+            for (i, t) in [at(10, 0, 0), at(10, 0, 30), at(10, 0, 10)]
+                .into_iter()
+                .enumerate()
+            {
+                w.observe(i as u32 % 2, t, EventTime(walls[i]));
+                w.tick(EventTime(walls[i]).plus_ms(3_600_000));
+                seen.push(w.current());
+            }
+            seen.push(w.finish());
+            seen
+        };
+        let a = run([0, 1, 2]);
+        assert_eq!(a, run([5_000_000, 9_000_000_000, 9_100_000_000]));
+        assert_eq!(
+            a,
+            [at(9, 59, 30), at(9, 59, 30), at(9, 59, 40), at(10, 0, 30)]
+        );
+    }
+
+    #[test]
+    fn finish_moves_to_the_newest_event_time() {
+        let mut w = watermarks(TimeMode::Event);
+        assert_eq!(w.finish(), EventTime::MIN);
+        w.observe(1, at(9, 0, 0), EventTime(0));
+        w.observe(0, at(10, 0, 0), EventTime(0));
+        w.revoke(0);
+        assert_eq!(w.current(), at(8, 59, 30));
+        assert_eq!(w.finish(), at(10, 0, 0));
+        assert_eq!(w.max_seen(), at(10, 0, 0));
+        w.advance_to(at(9, 0, 0));
+        assert_eq!(w.current(), at(10, 0, 0));
+    }
+
+    /// The timeline in the module documentation, step by step.
+    #[test]
+    fn documented_timeline() {
+        for mode in [TimeMode::Hybrid, TimeMode::Event] {
+            let mut w = watermarks(mode);
+            let hybrid = mode == TimeMode::Hybrid;
+            let step = |w: &Watermarks, expect_hybrid: EventTime, expect_event: EventTime| {
+                let expected = if hybrid { expect_hybrid } else { expect_event };
+                assert_eq!(w.current(), expected, "{mode:?}");
+            };
+            let min = EventTime::MIN;
+            w.assign(0, at(10, 0, 0));
+            w.assign(1, at(10, 0, 0));
+            step(&w, min, min);
+            w.observe(0, at(10, 0, 0), at(10, 0, 1));
+            step(&w, min, at(9, 59, 30));
+            w.observe(1, at(9, 59, 50), at(10, 0, 2));
+            step(&w, at(9, 59, 20), at(9, 59, 30));
+            w.observe(1, at(10, 0, 4), at(10, 0, 5));
+            step(&w, at(9, 59, 30), at(9, 59, 30));
+            assert!(!w.is_late(at(9, 59, 40)));
+            w.observe(0, at(9, 59, 40), at(10, 0, 6));
+            step(&w, at(9, 59, 30), at(9, 59, 30));
+            w.observe(0, at(10, 0, 9), at(10, 0, 10));
+            step(&w, at(9, 59, 34), at(9, 59, 34));
+            w.tick(at(10, 1, 5));
+            step(&w, at(9, 59, 39), at(9, 59, 34));
+            w.tick(at(10, 1, 10));
+            step(&w, at(9, 59, 39), at(9, 59, 34));
+            w.tick(at(10, 1, 40));
+            step(&w, at(10, 0, 9), at(9, 59, 34));
+            w.tick(at(10, 3, 0));
+            step(&w, at(10, 1, 29), at(9, 59, 34));
+            w.observe(0, at(10, 5, 0), at(10, 3, 30));
+            step(&w, at(10, 4, 30), at(9, 59, 34));
+            w.tick(at(10, 4, 40));
+            step(&w, at(10, 4, 30), at(9, 59, 34));
+            w.tick(at(10, 5, 30));
+            step(&w, at(10, 5, 0), at(9, 59, 34));
+            assert_eq!(w.is_late(at(10, 4, 50)), hybrid);
+            w.observe(1, at(10, 4, 50), at(10, 5, 31));
+            step(&w, at(10, 5, 0), at(10, 4, 20));
+            w.observe(1, at(10, 5, 40), at(10, 5, 32));
+            step(&w, at(10, 5, 10), at(10, 4, 30));
+            assert_eq!(w.finish(), at(10, 5, 40));
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Observe { partition: u32, occurred_s: i64 },
+        Tick,
+        Assign(u32),
+        Revoke(u32),
+        Finish,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u32..5, 0i64..600).prop_map(|(partition, occurred_s)| Op::Observe { partition, occurred_s }),
+            3 => Just(Op::Tick),
+            1 => (0u32..5).prop_map(Op::Assign),
+            1 => (0u32..5).prop_map(Op::Revoke),
+            1 => Just(Op::Finish),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_decreases_nor_runs_ahead(
+            hybrid in any::<bool>(),
+            ops in proptest::collection::vec((op(), 0i64..90_000), 0..80),
+        ) {
+            let mut w = watermarks(if hybrid { TimeMode::Hybrid } else { TimeMode::Event });
+            let mut wall = at(10, 0, 0);
+            let mut finished = false;
+            for (op, wall_step_ms) in ops {
+                wall = wall.plus_ms(wall_step_ms);
+                let before = w.current();
+                match op {
+                    Op::Observe { partition, occurred_s } => {
+                        let t = at(10, 0, 0).plus_ms(occurred_s * 1000);
+                        w.observe(partition, t, wall);
+                    }
+                    Op::Tick => w.tick(wall),
+                    Op::Assign(p) => w.assign(p, wall),
+                    Op::Revoke(p) => w.revoke(p),
+                    Op::Finish => {
+                        w.finish();
+                        finished = true;
+                    }
+                }
+                prop_assert!(w.current() >= before);
+                let mut fresh = w.clone();
+                fresh.recompute();
+                prop_assert_eq!(fresh.held_min, w.held_min, "cached minimum is stale");
+                if !finished {
+                    let bound = w.max_seen().max(if hybrid { wall } else { EventTime::MIN });
+                    prop_assert!(w.current() <= bound.minus_ms(30_000));
+                }
+            }
+        }
+
+        #[test]
+        fn event_mode_is_a_function_of_the_events(
+            ops in proptest::collection::vec((op(), 0i64..90_000, 0i64..90_000), 0..80),
+        ) {
+            let run = |pick_second: bool| {
+                let mut w = watermarks(TimeMode::Event);
+                let mut wall = at(10, 0, 0);
+                let mut seen = Vec::new();
+                for (op, a, b) in &ops {
+                    wall = wall.plus_ms(if pick_second { *b } else { *a });
+                    match *op {
+                        Op::Observe { partition, occurred_s } => {
+                            w.observe(partition, at(10, 0, 0).plus_ms(occurred_s * 1000), wall)
+                        }
+                        Op::Tick => w.tick(wall),
+                        Op::Assign(p) => w.assign(p, wall),
+                        Op::Revoke(p) => w.revoke(p),
+                        Op::Finish => {
+                            w.finish();
+                        }
+                    }
+                    seen.push(w.current());
+                }
+                seen
+            };
+            prop_assert_eq!(run(false), run(true));
+        }
+    }
+}

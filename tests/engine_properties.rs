@@ -1,0 +1,166 @@
+//! Properties of the engine over random streams: redelivery, arrival order,
+//! sequence density and bounded per-customer state.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use journeyd::engine::Engine;
+use journeyd::model::{EventTime, Output};
+use proptest::prelude::*;
+
+const ACTIONS: &[(&str, Option<f64>)] = &[
+    ("ad_click", None),
+    ("page_view", None),
+    ("product_view", None),
+    ("product_view", None),
+    ("pricing_view", None),
+    ("add_to_cart", None),
+    ("purchase", Some(40.0)),
+    ("purchase", Some(15.0)),
+    ("subscription_renewed", None),
+    ("referral_sent", None),
+    ("review_posted", Some(5.0)),
+    ("nps_response", Some(3.0)),
+    ("nps_response", Some(10.0)),
+    ("support_ticket", None),
+    ("payment_failed", None),
+    ("unsubscribe", None),
+    ("subscription_cancelled", None),
+    ("account_closed", None),
+];
+
+/// Gaps between consecutive events: seconds, hours or months, so that
+/// streams exercise reordering, windows, deadlines and lapses.
+fn gap() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        4 => 0..60 * SECOND,
+        3 => 0..2 * DAY,
+        1 => 0..120 * DAY,
+    ]
+}
+
+/// A time-ordered stream over a handful of customers.
+fn stream(max_len: usize) -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec((0..6usize, 0..ACTIONS.len(), gap()), 1..max_len).prop_map(|steps| {
+        let mut at = BASE;
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (customer, action, gap))| {
+                at = at.plus_ms(gap);
+                let (name, value) = ACTIONS[action];
+                let mut ev = Ev::new(format!("e{i}"), &format!("c{customer}"), at, name);
+                ev.value = value;
+                ev
+            })
+            .collect()
+    })
+}
+
+fn run(events: &[Ev]) -> Vec<Output> {
+    run_with(event_config(), events)
+}
+
+fn run_with(config: journeyd::config::Config, events: &[Ev]) -> Vec<Output> {
+    let mut engine = Engine::new(&config).unwrap();
+    let mut out = Vec::new();
+    for ev in events {
+        engine.ingest(0, &ev.touchpoint(), EventTime(0), &mut out);
+    }
+    engine.finish(&mut out);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn delivering_every_event_twice_changes_no_output(events in stream(80), lag in 0..4usize) {
+        let mut twice = Vec::with_capacity(events.len() * 2);
+        for (i, ev) in events.iter().enumerate() {
+            twice.push(ev.clone());
+            if i >= lag {
+                twice.push(events[i - lag].clone());
+            }
+        }
+        twice.extend(events[events.len().saturating_sub(lag)..].iter().cloned());
+        prop_assert_eq!(run(&twice), run(&events));
+    }
+
+    #[test]
+    fn any_arrival_order_within_the_allowed_lateness_gives_the_same_outputs(
+        events in stream(80),
+        jitter in prop::collection::vec(0..30 * SECOND, 80),
+    ) {
+        // Each event arrives `jitter` after its event time: a later event
+        // can overtake it by less than the allowed lateness (30 s).
+        let mut shuffled: Vec<(i64, usize)> =
+            events.iter().enumerate().map(|(i, e)| (e.at.0 + jitter[i], i)).collect();
+        shuffled.sort();
+        let arrived: Vec<Ev> = shuffled.iter().map(|&(_, i)| events[i].clone()).collect();
+        prop_assert_eq!(run(&arrived), run(&events));
+    }
+
+    /// Dense within a journey; eviction after `state_ttl` ends a journey,
+    /// so the TTL is out of reach here.
+    #[test]
+    fn each_customer_sequence_is_dense(events in stream(120)) {
+        let mut config = event_config();
+        config.time.state_ttl = std::time::Duration::from_secs(100_000 * 86_400);
+        let mut stage: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut churn: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut windows = Vec::new();
+        for output in run_with(config, &events) {
+            match output {
+                Output::StageChanged(s) => stage.entry(s.customer_id.to_string()).or_default().push(s.sequence),
+                Output::ChurnRiskChanged(c) => churn.entry(c.customer_id.to_string()).or_default().push(c.sequence),
+                Output::FunnelWindow(w) => windows.push(w.sequence),
+            }
+        }
+        for seqs in stage.values().chain(churn.values()).chain(std::iter::once(&windows)) {
+            let dense: Vec<u64> = (1..=seqs.len() as u64).collect();
+            prop_assert_eq!(seqs, &dense);
+        }
+    }
+
+    #[test]
+    fn state_per_customer_stays_bounded(actions in prop::collection::vec((0..ACTIONS.len(), gap()), 200..2000)) {
+        let mut engine = Engine::new(&event_config()).unwrap();
+        let mut out = Vec::new();
+        let mut at = BASE;
+        let mut sizes = Vec::new();
+        for (i, (action, gap)) in actions.iter().enumerate() {
+            at = at.plus_ms(*gap);
+            let (name, value) = ACTIONS[*action];
+            let mut ev = Ev::new(format!("event-{i}"), "heavy-user", at, name);
+            ev.value = value;
+            engine.ingest(0, &ev.touchpoint(), EventTime(0), &mut out);
+            out.clear();
+            if let Some(c) = engine.customer("heavy-user") {
+                sizes.push(c.heap_bytes() + size_of_val(c));
+            }
+        }
+        prop_assert!(sizes.windows(2).all(|w| w[0] == w[1]), "per-customer bytes changed");
+        prop_assert!(engine.tracked_customers() <= 1);
+        prop_assert!(engine.buffered() <= actions.len());
+    }
+}
+
+#[test]
+fn buffered_events_are_bounded_by_the_limit() {
+    let mut config = event_config();
+    config.limits.max_buffered_events = 10;
+    let mut engine = Engine::new(&config).unwrap();
+    let mut out = Vec::new();
+    // Same event time for all: nothing passes the watermark until finish.
+    for i in 0..100 {
+        let ev = Ev::new(format!("e{i}"), &format!("c{i}"), BASE, "page_view");
+        engine.ingest(0, &ev.touchpoint(), EventTime(0), &mut out);
+        assert!(engine.buffered() <= 10);
+    }
+    assert_eq!(engine.stats().forced_early, 90);
+    engine.finish(&mut out);
+    assert_eq!(engine.stats().events, 100);
+}

@@ -1,0 +1,319 @@
+//! Journey stories: the engine fed by hand, checked output by output.
+
+mod common;
+
+use common::*;
+use journeyd::config::RegressRule;
+use journeyd::engine::Ingested;
+use journeyd::model::{Band, ChurnCause, Direction};
+
+#[test]
+fn a_customer_walks_the_five_stages_in_order() {
+    let mut s = Story::new();
+    s.send("alice", day(0.0), "ad_click");
+    s.send("alice", day(1.0), "pricing_view");
+    s.send_value("alice", day(2.0), "purchase", 49.0);
+    s.send_value("alice", day(30.0), "purchase", 20.0);
+    s.send("alice", day(40.0), "referral_sent");
+    s.finish();
+
+    use Direction::Advance;
+    assert_eq!(
+        s.moves("alice"),
+        [
+            mv(None, "awareness", Advance),
+            mv(Some("awareness"), "consideration", Advance),
+            mv(Some("consideration"), "purchase", Advance),
+            mv(Some("purchase"), "retention", Advance),
+            mv(Some("retention"), "advocacy", Advance),
+        ]
+    );
+    let changes: Vec<_> = s.stage_changes("alice").collect();
+    assert_eq!(
+        changes.iter().map(|c| c.sequence).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(changes[3].trigger_action.as_deref(), Some("purchase"));
+    assert_eq!(changes[3].time_in_previous_stage_ms, 28 * DAY);
+    assert_eq!(changes[4].touchpoint_count, 5);
+}
+
+#[test]
+fn a_first_ever_purchase_skips_to_purchase_and_lower_signals_change_nothing() {
+    let mut s = Story::new();
+    s.send("bob", day(0.0), "purchase");
+    s.send("bob", day(1.0), "pricing_view");
+    s.send("bob", day(2.0), "ad_click");
+    s.finish();
+    assert_eq!(s.moves("bob"), [mv(None, "purchase", Direction::Skip)]);
+}
+
+#[test]
+fn a_regress_rule_moves_a_retained_customer_back_to_purchase() {
+    let mut config = event_config();
+    config.journey.regress.push(RegressRule {
+        action: "subscription_downgraded".into(),
+        from: vec!["retention".into(), "advocacy".into()],
+        to: "purchase".into(),
+        channel: None,
+        min_value: None,
+        max_value: None,
+    });
+    let mut s = Story::with(config);
+    s.send("carol", day(0.0), "purchase");
+    s.send("carol", day(10.0), "purchase");
+    s.send("carol", day(20.0), "subscription_downgraded");
+    s.send("dan", day(0.0), "pricing_view");
+    s.send("dan", day(1.0), "subscription_downgraded");
+    s.finish();
+    assert_eq!(
+        s.moves("carol"),
+        [
+            mv(None, "purchase", Direction::Skip),
+            mv(Some("purchase"), "retention", Direction::Advance),
+            mv(Some("retention"), "purchase", Direction::Regress),
+        ]
+    );
+    assert_eq!(
+        s.moves("dan").len(),
+        1,
+        "the rule does not apply in consideration"
+    );
+}
+
+#[test]
+fn inactivity_lapses_from_the_watermark_and_the_next_touchpoint_returns() {
+    let mut s = Story::new();
+    s.send("erin", day(0.0), "ad_click");
+    s.send("erin", day(5.0), "page_view");
+    s.send("frank", day(1.0), "ad_click");
+    s.pass_time(day(50.0));
+    assert_eq!(s.moves("erin").len(), 1, "not lapsed before 90 days");
+    s.pass_time(day(96.0));
+
+    // Erin sent nothing after day 5: the watermark alone lapsed her at day 95.
+    let lapse = s.stage_changes("erin").last().unwrap().clone();
+    assert_eq!(
+        (lapse.to_stage.as_str(), lapse.direction),
+        ("lapsed", Direction::Lapse)
+    );
+    assert_eq!(lapse.event_time, day(95.0).0);
+    assert_eq!(lapse.trigger_event_id, None);
+    assert_eq!(lapse.time_in_previous_stage_ms, 95 * DAY);
+
+    s.send("erin", day(100.0), "page_view");
+    s.send("frank", day(100.0), "pricing_view");
+    s.finish();
+    assert_eq!(
+        s.moves("erin")[2],
+        mv(Some("lapsed"), "awareness", Direction::Return)
+    );
+    assert_eq!(
+        s.moves("frank")[2],
+        mv(Some("lapsed"), "consideration", Direction::Return)
+    );
+}
+
+#[test]
+fn three_product_views_within_seven_days_enter_consideration() {
+    let mut s = Story::new();
+    for d in [0.0, 2.0, 5.0] {
+        s.send("met", day(d), "product_view");
+    }
+    for d in [0.0, 5.0, 10.0] {
+        s.send("spread", day(d), "product_view");
+    }
+    s.finish();
+    let met = s.stage_changes("met").last().unwrap();
+    assert_eq!(
+        (met.to_stage.as_str(), met.event_time),
+        ("consideration", day(5.0).0)
+    );
+    assert_eq!(
+        s.moves("spread"),
+        [mv(None, "awareness", Direction::Advance)],
+        "views spread over 10 days"
+    );
+}
+
+#[test]
+fn out_of_order_views_within_lateness_give_the_same_stage_changes() {
+    let t = day(3.0);
+    let views: Vec<Ev> = [0, 10, 20]
+        .iter()
+        .enumerate()
+        .map(|(i, sec)| {
+            Ev::new(
+                format!("v{i}"),
+                "gina",
+                t.plus_ms(sec * SECOND),
+                "product_view",
+            )
+        })
+        .collect();
+    let run = |order: &[usize]| {
+        let mut s = Story::new();
+        for &i in order {
+            assert_eq!(s.deliver(&views[i]), Ingested::Accepted);
+        }
+        s.finish();
+        s.outputs
+    };
+    let in_order = run(&[0, 1, 2]);
+    for order in [[2, 0, 1], [1, 2, 0], [2, 1, 0]] {
+        assert_eq!(run(&order), in_order, "arrival order {order:?}");
+    }
+    let mut s = Story::new();
+    for v in &views {
+        s.deliver(v);
+    }
+    s.finish();
+    let entered = s.stage_changes("gina").last().unwrap();
+    assert_eq!(
+        entered.trigger_event_id.as_deref(),
+        Some("v2"),
+        "the third view in event time"
+    );
+}
+
+#[test]
+fn a_dropoff_is_counted_in_the_window_of_its_deadline_and_a_conversion_beats_it() {
+    let mut config = event_config();
+    config.time.funnel_window = std::time::Duration::from_secs(3600);
+    let mut s = Story::with(config);
+    s.send("hank", day(0.0), "pricing_view");
+    s.send("ivy", day(0.0), "pricing_view");
+    s.send("ivy", day(3.0), "purchase");
+    s.pass_time(day(8.0));
+
+    let pair = |w: &journeyd::model::FunnelWindow| {
+        w.pairs
+            .iter()
+            .find(|p| p.from_stage == "consideration" && p.to_stage == "purchase")
+            .cloned()
+            .unwrap()
+    };
+    let at_deadline = pair(s.window_at(day(7.0)).expect("window of hank's deadline"));
+    assert_eq!((at_deadline.dropoffs, at_deadline.conversions), (1, 0));
+    assert_eq!(at_deadline.dropoff_ratio, Some(1.0));
+    let at_purchase = pair(s.window_at(day(3.0)).expect("window of ivy's purchase"));
+    assert_eq!((at_purchase.dropoffs, at_purchase.conversions), (0, 1));
+    let total_dropoffs: u64 = s.windows().map(|w| pair(w).dropoffs).sum();
+    assert_eq!(total_dropoffs, 1, "ivy converted before her deadline");
+}
+
+/// When risk reaches `threshold` with no new event: the closed form of SPEC
+/// section 4 (MBG/NBD, default parameters, weeks), solved for T.
+fn crossing(first: f64, last: f64, purchases: u32, threshold: f64) -> i64 {
+    let (r, alpha, a, b) = (0.525, 6.183, 0.891, 1.614);
+    let x = f64::from(purchases - 1);
+    let week = 7.0 * DAY as f64;
+    let t_x = (last - first) * DAY as f64 / week;
+    let logit = (threshold / (1.0 - threshold)).ln();
+    let t = (alpha + t_x) * ((logit - (a / (b + x)).ln()) / (r + x)).exp() - alpha;
+    day(first).0 + (t * week).ceil() as i64
+}
+
+#[test]
+fn churn_risk_climbs_from_low_to_medium_to_high_by_time_alone() {
+    let mut s = Story::new();
+    for d in [0.0, 7.0, 14.0, 21.0] {
+        s.send_value("jack", day(d), "purchase", 30.0);
+    }
+    s.pass_time(day(22.0));
+    assert_eq!(s.bands("jack").last(), Some(&Band::Low));
+    let before = s.churn_changes("jack").count();
+    s.pass_time(day(100.0));
+
+    let by_time: Vec<_> = s.churn_changes("jack").skip(before).cloned().collect();
+    assert_eq!(
+        by_time.iter().map(|c| c.band).collect::<Vec<_>>(),
+        [Band::Medium, Band::High]
+    );
+    assert!(
+        by_time
+            .iter()
+            .all(|c| c.cause == ChurnCause::Timer && c.trigger_event_id.is_none())
+    );
+    let expected = [crossing(0.0, 21.0, 4, 0.3), crossing(0.0, 21.0, 4, 0.6)];
+    for (change, want) in by_time.iter().zip(expected) {
+        assert!(
+            (change.event_time - want).abs() <= 1,
+            "{} vs {want}",
+            change.event_time
+        );
+    }
+    assert!(by_time[0].risk >= 0.3 && by_time[1].risk >= 0.6);
+}
+
+#[test]
+fn a_detractor_nps_and_a_cancellation_raise_the_risk() {
+    let mut s = Story::new();
+    for d in [0.0, 7.0, 14.0] {
+        s.send_value("kim", day(d), "purchase", 30.0);
+    }
+    s.send_value("kim", day(15.0), "nps_response", 2.0);
+    s.send("kim", day(16.0), "subscription_cancelled");
+    s.finish();
+    let changes: Vec<_> = s.churn_changes("kim").cloned().collect();
+    let n = changes.len();
+    assert_eq!(changes[n - 3].band, Band::Low);
+    let detractor = &changes[n - 2];
+    assert_eq!(
+        (detractor.band, detractor.cause),
+        (Band::Medium, ChurnCause::Event)
+    );
+    assert_eq!(detractor.signals, ["detractor_nps"]);
+    assert!(detractor.risk > changes[n - 3].risk);
+    let cancelled = &changes[n - 1];
+    assert_eq!((cancelled.band, cancelled.risk), (Band::High, 1.0));
+    assert_eq!(cancelled.previous_band, Some(Band::Medium));
+}
+
+#[test]
+fn a_late_event_is_applied_to_the_customer_but_not_to_an_emitted_window() {
+    let mut config = event_config();
+    config.time.funnel_window = std::time::Duration::from_secs(3600);
+    let mut s = Story::with(config);
+    s.send("lena", day(0.0), "ad_click");
+    s.pass_time(day(1.0));
+    let first = s.window_at(day(0.0)).expect("window emitted").clone();
+    assert_eq!(
+        first
+            .entries
+            .iter()
+            .find(|e| e.stage == "awareness")
+            .unwrap()
+            .count,
+        1
+    );
+
+    let late = s.send("lena", day(0.0).plus_ms(10 * MINUTE), "pricing_view");
+    assert_eq!(late, Ingested::Late);
+    assert_eq!(
+        s.stage_of("lena").as_deref(),
+        Some("consideration"),
+        "applied to the customer"
+    );
+    assert_eq!(
+        s.moves("lena")[1],
+        mv(Some("awareness"), "consideration", Direction::Advance)
+    );
+    s.pass_time(day(2.0));
+
+    assert_eq!(
+        s.windows()
+            .filter(|w| w.window_start == first.window_start)
+            .count(),
+        1
+    );
+    let considered: u64 = s
+        .windows()
+        .flat_map(|w| &w.entries)
+        .filter(|e| e.stage == "consideration")
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(considered, 0, "excluded from every emitted window");
+    assert_eq!(s.windows().map(|w| w.late_events).sum::<u64>(), 1);
+    assert_eq!(s.engine.stats().late, 1);
+}
