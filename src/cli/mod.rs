@@ -1,0 +1,135 @@
+//! The `journeyd` command line: argument parsing and dispatch.
+//!
+//! Each subcommand is a thin wrapper: it loads the configuration, calls the
+//! library function that does the work and reports how it ended.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::replay::{self, ReplayOptions};
+use crate::tools::{GeneratorConfig, write_ndjson};
+
+/// A real-time customer-journey processor.
+#[derive(Debug, Parser)]
+#[command(name = "journeyd", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "JOURNEYD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process an NDJSON or Avro container file offline, deterministically
+    /// (event-time mode), writing derived events as NDJSON and a funnel
+    /// summary on stderr.
+    Replay {
+        /// The input: NDJSON touchpoints, or an Avro object container file.
+        file: PathBuf,
+        /// Where to write derived events (NDJSON); standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The configuration file (defaults apply without one).
+        #[arg(long, env = "JOURNEYD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write a synthetic, realistic clickstream as NDJSON (deterministic per seed).
+    Generate {
+        /// Number of customers to simulate.
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+        /// Output file; standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed: the same seed gives the same file.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated event-time span in days.
+        #[arg(long, default_value_t = 120)]
+        days: u64,
+        /// Share of deliberately invalid records.
+        #[arg(long, default_value_t = 0.002)]
+        invalid_ratio: f64,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Replay { file, out, config } => {
+            let config = Config::load(config.as_deref())?;
+            let options = ReplayOptions {
+                input: file,
+                output: out,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let summary = replay::run(&config, &options)?;
+            eprint!("{summary}");
+            Ok(())
+        }
+        Command::Generate {
+            customers,
+            out,
+            seed,
+            days,
+            invalid_ratio,
+            limit,
+        } => {
+            let cfg = GeneratorConfig {
+                customers,
+                seed,
+                span: std::time::Duration::from_secs(days * 86_400),
+                invalid_ratio,
+                ..GeneratorConfig::default()
+            };
+            let stats = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    write_ndjson(&cfg, limit, file)?
+                }
+                None => write_ndjson(&cfg, limit, std::io::stdout().lock())?,
+            };
+            tracing::info!(
+                records = stats.records,
+                invalid = stats.invalid,
+                customers,
+                "Generated workload."
+            );
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is not an error worth reporting.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
