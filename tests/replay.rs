@@ -68,7 +68,7 @@ fn check_golden(name: &str) -> (String, ReplaySummary) {
     (actual, summary)
 }
 
-fn lines_of_type<'a>(output: &'a str, kind: &str) -> Vec<serde_json::Value> {
+fn lines_of_type(output: &str, kind: &str) -> Vec<serde_json::Value> {
     output
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
