@@ -1,17 +1,20 @@
 //! Per-customer journey state and the arena that holds it.
 //!
-//! A customer's state has a fixed size whatever they send: scalar fields
-//! plus one flat slice of `i64` slots laid out by [`SlotLayout`]:
+//! A customer's state has a fixed size whatever they send: a [`Customer`] of
+//! scalar fields plus `layout.len` words (`i64`) laid out by [`SlotLayout`]:
 //!
 //! ```text
 //! [ windowed-signal timestamps | churn-signal times | de-dup fingerprints ]
 //!   count per windowed signal    one per signal      limits.dedupe_per_customer
 //! ```
 //!
-//! Customers live in a slab ([`Customers`]) addressed by a `u32` slot; an
-//! id -> slot hash table stores only slot numbers, so each id is stored once,
-//! inline in a [`CompactString`] for ids up to 24 bytes. Timers and buffered
-//! events refer to customers by slot.
+//! Customers live in a slab ([`Customers`]) addressed by a `u32` slot. Their
+//! words live in one flat vector at `slot * layout.len`, so a customer costs
+//! no allocation of its own; an id -> slot hash table stores only slot
+//! numbers, and each id is stored once, inline in a [`CompactString`] for ids
+//! up to 24 bytes. Timers and buffered events refer to customers by slot.
+
+use std::ops::{Deref, DerefMut};
 
 use compact_str::CompactString;
 use hashbrown::HashTable;
@@ -23,7 +26,7 @@ use crate::model::{Band, EventTime};
 /// No stage yet: the customer's first event is still in the reorder buffer.
 pub const NO_STAGE: StageIdx = StageIdx::MAX;
 
-/// One customer's journey.
+/// One customer's journey (the fixed part; see [`CustomerMut`] for the rest).
 #[derive(Clone, Debug)]
 pub struct Customer {
     /// The customer id (the Kafka key).
@@ -36,11 +39,12 @@ pub struct Customer {
     pub conversion_pending: bool,
     /// A cancellation set the churn risk to 1 (cleared by the next purchase).
     pub cancelled: bool,
-    /// Events of this customer waiting in the reorder buffer; a customer
-    /// with pending events is never evicted.
-    pub pending: u16,
     /// Next write position in the de-duplication ring.
     pub dedupe_cursor: u8,
+    /// Events of this customer waiting in the reorder buffer, which refer
+    /// to this slot: an evicted customer with pending events is reset in
+    /// place rather than removed.
+    pub pending: u32,
     /// Sequence of the last `StageChanged` emitted.
     pub stage_seq: u32,
     /// Sequence of the last `ChurnRiskChanged` emitted.
@@ -61,22 +65,18 @@ pub struct Customer {
     pub churn_due: EventTime,
     /// Time of this customer's entry in the timer index; `MAX` if none.
     pub timer_at: EventTime,
-    /// The flat slots, see the module docs.
-    pub slots: Box<[i64]>,
 }
 
 impl Customer {
-    fn new(id: &str, layout: &SlotLayout) -> Self {
-        let mut slots = vec![i64::MIN; layout.len].into_boxed_slice();
-        slots[layout.dedupe..].fill(0);
+    fn new(id: &str) -> Self {
         Customer {
             id: id.into(),
             stage: NO_STAGE,
             band: None,
             conversion_pending: false,
             cancelled: false,
-            pending: 0,
             dedupe_cursor: 0,
+            pending: 0,
             stage_seq: 0,
             churn_seq: 0,
             touchpoints: 0,
@@ -88,21 +88,51 @@ impl Customer {
             last_purchase: EventTime::MIN,
             churn_due: EventTime::MAX,
             timer_at: EventTime::MAX,
-            slots,
         }
     }
 
+    /// Heap bytes owned by this customer (an id longer than 24 bytes).
+    pub fn heap_bytes(&self) -> usize {
+        if self.id.is_heap_allocated() {
+            self.id.len()
+        } else {
+            0
+        }
+    }
+}
+
+/// A customer with its words, borrowed mutably from the arena.
+#[derive(Debug)]
+pub struct CustomerMut<'a> {
+    state: &'a mut Customer,
+    words: &'a mut [i64],
+}
+
+impl Deref for CustomerMut<'_> {
+    type Target = Customer;
+    fn deref(&self) -> &Customer {
+        self.state
+    }
+}
+
+impl DerefMut for CustomerMut<'_> {
+    fn deref_mut(&mut self) -> &mut Customer {
+        self.state
+    }
+}
+
+impl CustomerMut<'_> {
     /// Records `fingerprint` unless it is among the recent ones; returns
     /// `false` for a duplicate. Fingerprint 0 is reserved for "empty".
     pub fn remember(&mut self, fingerprint: u64, layout: &SlotLayout) -> bool {
         let fp = (fingerprint | 1) as i64;
-        let ring = &mut self.slots[layout.dedupe..];
+        let ring = &mut self.words[layout.dedupe..];
         if ring.contains(&fp) {
             return false;
         }
-        let cursor = usize::from(self.dedupe_cursor) % ring.len();
+        let cursor = usize::from(self.state.dedupe_cursor) % ring.len();
         ring[cursor] = fp;
-        self.dedupe_cursor = ((cursor + 1) % ring.len()) as u8;
+        self.state.dedupe_cursor = ((cursor + 1) % ring.len()) as u8;
         true
     }
 
@@ -111,7 +141,7 @@ impl Customer {
     /// matching events spanning at most `within_ms` of event time.
     pub fn count_in_window(&mut self, window: &Window, at: EventTime) -> bool {
         let end = window.offset + window.count as usize;
-        let ring = &mut self.slots[window.offset..end];
+        let ring = &mut self.words[window.offset..end];
         // Ascending; i64::MIN marks unused. An event older than every kept
         // timestamp cannot complete a newer window than those already seen.
         if at.0 < ring[0] {
@@ -125,24 +155,14 @@ impl Customer {
 
     /// Latest occurrence of a churn signal, if any.
     pub fn churn_signal_at(&self, layout: &SlotLayout, slot: usize) -> Option<EventTime> {
-        let t = self.slots[layout.churn + slot];
+        let t = self.words[layout.churn + slot];
         (t != i64::MIN).then_some(EventTime(t))
     }
 
     /// Records an occurrence of a churn signal (the latest one wins).
     pub fn set_churn_signal(&mut self, layout: &SlotLayout, slot: usize, at: EventTime) {
-        let s = &mut self.slots[layout.churn + slot];
+        let s = &mut self.words[layout.churn + slot];
         *s = (*s).max(at.0);
-    }
-
-    /// Approximate heap bytes owned by this customer besides the struct.
-    pub fn heap_bytes(&self) -> usize {
-        let id = if self.id.is_heap_allocated() {
-            self.id.len()
-        } else {
-            0
-        };
-        id + self.slots.len() * size_of::<i64>()
     }
 }
 
@@ -150,23 +170,33 @@ impl Customer {
 pub type Slot = u32;
 
 /// The arena of customers with an id index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Customers {
+    layout: SlotLayout,
     index: HashTable<Slot>,
-    slots: Vec<Customer>,
+    customers: Vec<Customer>,
+    /// `layout.len` words per slot, slot after slot.
+    words: Vec<i64>,
     free: Vec<Slot>,
     hasher: foldhash::fast::FixedState,
 }
 
 impl Customers {
-    /// An empty arena.
-    pub fn new() -> Self {
-        Customers::default()
+    /// An empty arena for customers laid out by `layout`.
+    pub fn new(layout: SlotLayout) -> Self {
+        Customers {
+            layout,
+            index: HashTable::new(),
+            customers: Vec::new(),
+            words: Vec::new(),
+            free: Vec::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0),
+        }
     }
 
     /// Number of customers held.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.customers.len() - self.free.len()
     }
 
     /// Whether no customer is held.
@@ -178,83 +208,117 @@ impl Customers {
     pub fn find(&self, id: &str) -> Option<Slot> {
         let hash = self.hasher.hash_one(id);
         self.index
-            .find(hash, |&s| self.slots[s as usize].id == id)
+            .find(hash, |&s| self.customers[s as usize].id == id)
             .copied()
     }
 
     /// The slot of `id`, creating a fresh customer if it is unknown.
     /// Returns the slot and whether it was created.
-    pub fn find_or_insert(&mut self, id: &str, layout: &SlotLayout) -> (Slot, bool) {
+    pub fn find_or_insert(&mut self, id: &str) -> (Slot, bool) {
         let hash = self.hasher.hash_one(id);
-        let slots = &self.slots;
-        if let Some(&s) = self.index.find(hash, |&s| slots[s as usize].id == id) {
+        let customers = &self.customers;
+        if let Some(&s) = self.index.find(hash, |&s| customers[s as usize].id == id) {
             return (s, false);
         }
-        let customer = Customer::new(id, layout);
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = customer;
+                self.customers[s as usize] = Customer::new(id);
                 s
             }
             None => {
-                self.slots.push(customer);
-                (self.slots.len() - 1) as Slot
+                self.customers.push(Customer::new(id));
+                self.words.resize(self.customers.len() * self.layout.len, 0);
+                (self.customers.len() - 1) as Slot
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.reset_words(slot);
+        let (customers, hasher) = (&self.customers, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(slots[s as usize].id.as_str())
+            hasher.hash_one(customers[s as usize].id.as_str())
         });
         (slot, true)
     }
 
+    fn reset_words(&mut self, slot: Slot) {
+        let layout = self.layout;
+        let words = &mut self.words[slot as usize * layout.len..][..layout.len];
+        words[..layout.dedupe].fill(i64::MIN);
+        words[layout.dedupe..].fill(0);
+    }
+
     /// Removes a customer, returning their final state.
     pub fn remove(&mut self, slot: Slot) -> Customer {
-        let hash = self.hasher.hash_one(self.slots[slot as usize].id.as_str());
+        let hash = self
+            .hasher
+            .hash_one(self.customers[slot as usize].id.as_str());
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
         self.free.push(slot);
-        let empty = Customer::new(
-            "",
-            &SlotLayout {
-                churn: 0,
-                dedupe: 0,
-                len: 0,
-            },
-        );
-        std::mem::replace(&mut self.slots[slot as usize], empty)
+        std::mem::replace(&mut self.customers[slot as usize], Customer::new(""))
+    }
+
+    /// Ends the customer's journey but keeps the slot, for a customer whose
+    /// later touchpoints are already buffered: the fresh state keeps the id,
+    /// the pending count and the de-duplication memory. Returns the old state.
+    pub fn reset(&mut self, slot: Slot) -> Customer {
+        let current = &mut self.customers[slot as usize];
+        let fresh = Customer {
+            pending: current.pending,
+            dedupe_cursor: current.dedupe_cursor,
+            ..Customer::new(&current.id)
+        };
+        let old = std::mem::replace(current, fresh);
+        let layout = self.layout;
+        self.words[slot as usize * layout.len..][..layout.dedupe].fill(i64::MIN);
+        old
     }
 
     /// The customer in `slot`.
     #[inline]
     pub fn get(&self, slot: Slot) -> &Customer {
-        &self.slots[slot as usize]
+        &self.customers[slot as usize]
     }
 
-    /// The customer in `slot`, mutably.
+    /// The customer in `slot` with its words, mutably.
     #[inline]
-    pub fn get_mut(&mut self, slot: Slot) -> &mut Customer {
-        &mut self.slots[slot as usize]
+    pub fn get_mut(&mut self, slot: Slot) -> CustomerMut<'_> {
+        let len = self.layout.len;
+        CustomerMut {
+            state: &mut self.customers[slot as usize],
+            words: &mut self.words[slot as usize * len..][..len],
+        }
     }
 
     /// Every live customer, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (Slot, &Customer)> {
         let free: hashbrown::HashSet<Slot> = self.free.iter().copied().collect();
-        self.slots
+        self.customers
             .iter()
             .enumerate()
             .map(|(i, c)| (i as Slot, c))
             .filter(move |(i, _)| !free.contains(i))
     }
 
-    /// Approximate bytes of memory held for customers.
+    /// The stable timer tie-break of a customer: a hash of their id.
+    pub fn timer_key(&self, slot: Slot) -> u64 {
+        self.hasher
+            .hash_one(self.customers[slot as usize].id.as_str())
+    }
+
+    /// Bytes held per customer slot, besides long ids: the struct and its words.
+    pub fn bytes_per_slot(&self) -> usize {
+        size_of::<Customer>() + self.layout.len * size_of::<i64>()
+    }
+
+    /// Approximate bytes of state held for the customers present: their
+    /// slots, long ids and index entries. Freed slots are kept for reuse and
+    /// not counted, so this falls when customers are evicted.
     pub fn memory_bytes(&self) -> usize {
-        let heap: usize = self.slots.iter().map(Customer::heap_bytes).sum();
-        self.slots.capacity() * size_of::<Customer>()
-            + heap
-            + self.index.capacity() * (size_of::<Slot>() + 1)
-            + self.free.capacity() * size_of::<Slot>()
+        let long_ids: usize = self.customers.iter().map(Customer::heap_bytes).sum();
+        // hashbrown keeps at most 7/8 of its buckets full; 1 control byte each.
+        let index = self.len() * 8 / 7 * (size_of::<Slot>() + 1);
+        self.len() * self.bytes_per_slot() + long_ids + index
     }
 }
 
@@ -268,9 +332,16 @@ mod tests {
         len: 7,
     };
 
+    fn one() -> (Customers, Slot) {
+        let mut cs = Customers::new(LAYOUT);
+        let (slot, _) = cs.find_or_insert("c");
+        (cs, slot)
+    }
+
     #[test]
     fn dedupe_ring_remembers_the_latest() {
-        let mut c = Customer::new("c", &LAYOUT);
+        let (mut cs, slot) = one();
+        let mut c = cs.get_mut(slot);
         for fp in 1..=4u64 {
             assert!(c.remember(fp * 2, &LAYOUT));
         }
@@ -290,7 +361,8 @@ mod tests {
             offset: 0,
         };
         let day = |d: i64| EventTime(d * 86_400_000);
-        let mut c = Customer::new("c", &LAYOUT);
+        let (mut cs, slot) = one();
+        let mut c = cs.get_mut(slot);
         assert!(!c.count_in_window(&w, day(0)));
         assert!(!c.count_in_window(&w, day(5)));
         assert!(!c.count_in_window(&w, day(10)), "day 0 is 10 days before");
@@ -302,16 +374,21 @@ mod tests {
 
     #[test]
     fn arena_reuses_slots_and_finds_by_id() {
-        let mut cs = Customers::new();
-        let (a, new_a) = cs.find_or_insert("alice", &LAYOUT);
-        let (b, _) = cs.find_or_insert("bob", &LAYOUT);
+        let mut cs = Customers::new(LAYOUT);
+        let (a, new_a) = cs.find_or_insert("alice");
+        let (b, _) = cs.find_or_insert("bob");
         assert!(new_a);
-        assert_eq!(cs.find_or_insert("alice", &LAYOUT), (a, false));
+        assert!(cs.get_mut(a).remember(42, &LAYOUT));
+        assert_eq!(cs.find_or_insert("alice"), (a, false));
         assert_eq!(cs.remove(a).id, "alice");
         assert_eq!(cs.find("alice"), None);
         assert_eq!(cs.find("bob"), Some(b));
-        let (c, _) = cs.find_or_insert("carol", &LAYOUT);
+        let (c, _) = cs.find_or_insert("carol");
         assert_eq!(c, a, "freed slot reused");
+        assert!(
+            cs.get_mut(c).remember(42, &LAYOUT),
+            "a reused slot starts with fresh words"
+        );
         assert_eq!(cs.len(), 2);
     }
 }

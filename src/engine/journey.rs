@@ -19,7 +19,7 @@
 
 use super::Emit;
 use super::churn::{ChurnModel, PurchaseHistory};
-use super::customer::{Customer, NO_STAGE};
+use super::customer::{Customer, CustomerMut, NO_STAGE};
 use super::funnel::Funnel;
 use super::reorder::PendingEvent;
 use super::rules::{Rules, StageIdx};
@@ -47,7 +47,7 @@ pub struct Ctx<'a, E: Emit> {
 }
 
 /// Applies one touchpoint to its customer.
-pub fn apply_event<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
+pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
     c.touchpoints = c.touchpoints.saturating_add(1);
     c.last_seen = c.last_seen.max(ev.at);
     cx.stats.events += 1;
@@ -57,7 +57,7 @@ pub fn apply_event<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ctx<'_
     update_churn_inputs(c, ev, cx);
 }
 
-fn count_activity<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
+fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
     if cx.funnel.is_closed(ev.at) {
         cx.funnel.late();
         return;
@@ -73,7 +73,7 @@ fn count_activity<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ctx<'_,
 }
 
 /// The highest stage this event signals, updating windowed counts.
-fn signalled_stage(c: &mut Customer, ev: &PendingEvent, rules: &Rules) -> Option<StageIdx> {
+fn signalled_stage(c: &mut CustomerMut<'_>, ev: &PendingEvent, rules: &Rules) -> Option<StageIdx> {
     let mut best = None;
     for &i in &rules.action(ev.action).signals {
         let signal = &rules.signals[usize::from(i)];
@@ -92,7 +92,7 @@ fn signalled_stage(c: &mut Customer, ev: &PendingEvent, rules: &Rules) -> Option
 }
 
 fn move_stage<E: Emit>(
-    c: &mut Customer,
+    c: &mut CustomerMut<'_>,
     ev: &PendingEvent,
     signalled: Option<StageIdx>,
     cx: &mut Ctx<'_, E>,
@@ -159,7 +159,7 @@ fn direction(rules: &Rules, from: StageIdx, to: StageIdx) -> Direction {
 /// Moves the customer to `to` at event time `at` and emits the change.
 /// `trigger` is `None` for timer-driven moves.
 fn transition<E: Emit>(
-    c: &mut Customer,
+    c: &mut CustomerMut<'_>,
     to: StageIdx,
     at: EventTime,
     trigger: Option<&PendingEvent>,
@@ -197,7 +197,12 @@ fn transition<E: Emit>(
 
 /// Leaving a stage with a running conversion deadline: reaching the pair's
 /// target (or beyond) converts; any other move just ends the deadline.
-fn settle_conversion<E: Emit>(c: &mut Customer, to: StageIdx, at: EventTime, cx: &mut Ctx<'_, E>) {
+fn settle_conversion<E: Emit>(
+    c: &mut CustomerMut<'_>,
+    to: StageIdx,
+    at: EventTime,
+    cx: &mut Ctx<'_, E>,
+) {
     if !c.conversion_pending || c.stage == NO_STAGE {
         return;
     }
@@ -211,7 +216,7 @@ fn settle_conversion<E: Emit>(c: &mut Customer, to: StageIdx, at: EventTime, cx:
     }
 }
 
-fn update_churn_inputs<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
+fn update_churn_inputs<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
     let rules = cx.rules;
     let actions = rules.action(ev.action);
     let mut changed = false;
@@ -245,7 +250,7 @@ fn update_churn_inputs<E: Emit>(c: &mut Customer, ev: &PendingEvent, cx: &mut Ct
 /// Re-assesses churn risk at `now`, emits on a band change, and sets the
 /// time of the next change by time alone.
 fn assess_churn<E: Emit>(
-    c: &mut Customer,
+    c: &mut CustomerMut<'_>,
     now: EventTime,
     trigger: Option<&PendingEvent>,
     cx: &mut Ctx<'_, E>,
@@ -290,7 +295,7 @@ fn assess_churn<E: Emit>(
 
 /// The logit contribution of the signals active at `now`, and when the
 /// next of them expires.
-fn signal_logit<E: Emit>(c: &Customer, now: EventTime, cx: &Ctx<'_, E>) -> (f64, EventTime) {
+fn signal_logit<E: Emit>(c: &CustomerMut<'_>, now: EventTime, cx: &Ctx<'_, E>) -> (f64, EventTime) {
     let (mut logit, mut next_expiry) = (0.0, EventTime::MAX);
     for signal in &cx.rules.churn_signals {
         if let Some(at) = c.churn_signal_at(&cx.rules.layout, signal.slot) {
@@ -305,7 +310,7 @@ fn signal_logit<E: Emit>(c: &Customer, now: EventTime, cx: &Ctx<'_, E>) -> (f64,
 }
 
 fn active_signal_names<E: Emit>(
-    c: &Customer,
+    c: &CustomerMut<'_>,
     now: EventTime,
     cx: &Ctx<'_, E>,
 ) -> Vec<compact_str::CompactString> {
@@ -326,12 +331,13 @@ fn active_signal_names<E: Emit>(
 pub enum Fired {
     /// The customer stays; re-file them at their next due time.
     Keep,
-    /// `state_ttl` passed with nothing pending: evict.
+    /// `state_ttl` passed: the journey is over. Buffered touchpoints of the
+    /// customer, if any, are all later and start a new journey.
     Evict,
 }
 
 /// Fires everything due for the customer at or before `now`.
-pub fn fire<E: Emit>(c: &mut Customer, now: EventTime, cx: &mut Ctx<'_, E>) -> Fired {
+pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E>) -> Fired {
     cx.stats.timers_fired += 1;
     if c.purchases > 0 && c.churn_due <= now {
         assess_churn(c, c.churn_due, None, cx);
@@ -346,7 +352,7 @@ pub fn fire<E: Emit>(c: &mut Customer, now: EventTime, cx: &mut Ctx<'_, E>) -> F
     if let Some(due) = lapse_due(c, cx).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);
     }
-    if c.pending == 0 && c.last_seen.plus_ms(cx.settings.state_ttl_ms) <= now {
+    if c.last_seen.plus_ms(cx.settings.state_ttl_ms) <= now {
         if c.purchases > 0 {
             assess_churn(c, now, None, cx);
         }
@@ -378,13 +384,7 @@ pub fn next_due<E: Emit>(c: &Customer, cx: &Ctx<'_, E>) -> EventTime {
     } else {
         EventTime::MAX
     };
-    // With events still buffered the customer is not idle: processing them
-    // re-arms the TTL, so it must not be re-filed at a time already past.
-    let ttl = if c.pending == 0 {
-        c.last_seen.plus_ms(cx.settings.state_ttl_ms)
-    } else {
-        EventTime::MAX
-    };
+    let ttl = c.last_seen.plus_ms(cx.settings.state_ttl_ms);
     [conversion_deadline(c, cx.rules), lapse_due(c, cx)]
         .into_iter()
         .flatten()

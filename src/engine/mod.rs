@@ -105,7 +105,7 @@ impl Engine {
             churn: ChurnModel::new(&config.churn),
             settings,
             max_buffered: config.limits.max_buffered_events.max(1),
-            customers: Customers::new(),
+            customers: Customers::new(rules.layout),
             timers: TimerIndex::new(),
             buffer: ReorderBuffer::new(),
             funnel: Funnel::new(ms(config.time.funnel_window), &rules),
@@ -129,9 +129,7 @@ impl Engine {
     ) -> Ingested {
         self.detected_at = self.detected_at.max(wall);
         self.watermarks.observe(partition, tp.occurred_at, wall);
-        let (slot, _) = self
-            .customers
-            .find_or_insert(&tp.customer_id, &self.rules.layout);
+        let (slot, _) = self.customers.find_or_insert(&tp.customer_id);
         let fingerprint = self.fingerprints.hash_one(tp.event_id.as_ref());
         if !self
             .customers
@@ -156,7 +154,8 @@ impl Engine {
             self.stats.late += 1;
             self.process(event, out);
         } else {
-            self.customers.get_mut(slot).pending += 1;
+            let mut customer = self.customers.get_mut(slot);
+            customer.pending = customer.pending.saturating_add(1);
             self.buffer.push(event);
             if self.buffer.len() > self.max_buffered {
                 self.stats.forced_early += 1;
@@ -222,7 +221,7 @@ impl Engine {
 
     fn release_one(&mut self, out: &mut impl Emit) {
         if let Some(event) = self.buffer.pop() {
-            let customer = self.customers.get_mut(event.slot);
+            let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
             self.process(event, out);
         }
@@ -238,11 +237,15 @@ impl Engine {
             detected_at: self.detected_at,
             out,
         };
-        let customer = self.customers.get_mut(event.slot);
-        journey::apply_event(customer, &event, &mut cx);
-        let due = journey::next_due(customer, &cx);
+        let mut customer = self.customers.get_mut(event.slot);
+        journey::apply_event(&mut customer, &event, &mut cx);
+        let due = journey::next_due(&customer, &cx);
         if due < customer.timer_at {
-            customer.timer_at = self.timers.reschedule(event.slot, customer.timer_at, due);
+            let key = self.customers.timer_key(event.slot);
+            let mut customer = self.customers.get_mut(event.slot);
+            customer.timer_at = self
+                .timers
+                .reschedule(event.slot, key, customer.timer_at, due);
         }
     }
 
@@ -256,15 +259,21 @@ impl Engine {
             detected_at: self.detected_at,
             out,
         };
-        let customer = self.customers.get_mut(slot);
+        let mut customer = self.customers.get_mut(slot);
         customer.timer_at = EventTime::MAX;
-        match journey::fire(customer, now, &mut cx) {
+        match journey::fire(&mut customer, now, &mut cx) {
             Fired::Keep => {
-                let due = journey::next_due(customer, &cx);
-                customer.timer_at = self.timers.reschedule(slot, EventTime::MAX, due);
+                let due = journey::next_due(&customer, &cx);
+                let key = self.customers.timer_key(slot);
+                let mut customer = self.customers.get_mut(slot);
+                customer.timer_at = self.timers.reschedule(slot, key, EventTime::MAX, due);
             }
             Fired::Evict => {
-                let gone = self.customers.remove(slot);
+                let gone = if customer.pending == 0 {
+                    self.customers.remove(slot)
+                } else {
+                    self.customers.reset(slot)
+                };
                 self.stats.record_removal(gone.stage, gone.band);
                 self.stats.evicted += 1;
             }
