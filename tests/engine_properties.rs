@@ -31,10 +31,12 @@ const ACTIONS: &[(&str, Option<f64>)] = &[
     ("account_closed", None),
 ];
 
-/// Gaps between consecutive events: seconds, hours or months, so that
-/// streams exercise reordering, windows, deadlines and lapses.
+/// Gaps between consecutive events: none (equal timestamps, as from a
+/// source with second resolution), seconds, hours or months, so that streams
+/// exercise ties, reordering, windows, deadlines and lapses.
 fn gap() -> impl Strategy<Value = i64> {
     prop_oneof![
+        2 => Just(0),
         4 => 0..60 * SECOND,
         3 => 0..2 * DAY,
         1 => 0..120 * DAY,

@@ -317,3 +317,32 @@ fn a_late_event_is_applied_to_the_customer_but_not_to_an_emitted_window() {
     assert_eq!(s.windows().map(|w| w.late_events).sum::<u64>(), 1);
     assert_eq!(s.engine.stats().late, 1);
 }
+
+#[test]
+fn an_inactive_customer_is_evicted_after_state_ttl_once_the_lapse_is_out() {
+    let mut config = event_config();
+    config.time.state_ttl = std::time::Duration::from_secs(200 * 86_400);
+    let mut s = Story::with(config);
+    s.send_value("max", day(0.0), "purchase", 10.0);
+    s.pass_time(day(150.0));
+    assert_eq!(
+        s.moves("max").last().unwrap().2,
+        Direction::Lapse,
+        "lapsed at day 90"
+    );
+    assert!(s.engine.customer("max").is_some(), "kept until state_ttl");
+    let tracked = s.engine.tracked_customers();
+    let bytes = s.engine.state_bytes();
+
+    s.pass_time(day(201.0));
+    assert!(s.engine.customer("max").is_none(), "evicted at day 200");
+    assert_eq!(s.engine.stats().evicted, 1);
+    assert_eq!(s.engine.tracked_customers(), tracked - 1);
+    assert!(s.engine.state_bytes() < bytes);
+
+    // A later touchpoint starts a new journey.
+    s.send("max", day(260.0), "page_view");
+    s.finish();
+    let restart = s.stage_changes("max").last().unwrap();
+    assert_eq!((restart.sequence, restart.from_stage.as_deref()), (1, None));
+}
