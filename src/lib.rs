@@ -17,6 +17,8 @@
 //!   reorder buffer, the timer index, funnel windows and churn risk.
 //! - [`replay`]: the engine fed from a file, writing NDJSON.
 //! - [`tools`]: the synthetic workload generator.
+//! - [`telemetry`]: Prometheus metrics and the named events that move them.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/customers/{id}`.
 //! - [`cli`]: the `journeyd` command line.
 //! - [`clock`]: the only place that reads clocks.
 
@@ -25,6 +27,8 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod model;
 pub mod replay;
+pub mod telemetry;
 pub mod tools;

@@ -1,0 +1,178 @@
+//! The HTTP port: metrics, probes and customer lookups (SPEC sections 5, 6).
+//!
+//! [`router`] builds the whole API from an [`HttpState`]; [`serve`] runs
+//! it on a listener until a shutdown future completes. Routes:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text format 0.0.4 |
+//! | `GET /healthz` | 200 `ok` while the process is alive |
+//! | `GET /readyz` | 200 when ready, else 503; JSON with the reason and restore progress |
+//! | `GET /customers/{id}` | the customer's journey as JSON; 404 when unknown here |
+//! | `DELETE /customers/{id}` | 501 for now (erasure) |
+//!
+//! With an auth token configured, `/customers/*` requires
+//! `Authorization: Bearer <token>` (401 otherwise); the probes and
+//! `/metrics` stay open. This module never touches the engine: lookups go
+//! to the engine's thread over a bounded channel ([`CustomerQuery`]), and
+//! readiness is shared atomics ([`Readiness`]).
+
+mod auth;
+pub mod customers;
+mod readiness;
+mod view;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use auth::AuthToken;
+pub use customers::{
+    ChurnView, CustomerQuery, CustomerView, MAX_CUSTOMER_ID_BYTES, Sequences, answer_queries,
+};
+pub use readiness::{NotReady, Readiness, ReadinessSnapshot};
+
+use crate::telemetry::Metrics;
+
+/// The content type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long a customer lookup waits for the engine's thread by default.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The HTTP server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Accepting or serving connections failed.
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the handlers share. Cheap to clone (a few `Arc`s).
+#[derive(Clone)]
+pub struct HttpState {
+    /// Encoded on every scrape.
+    metrics: Arc<Metrics>,
+    /// Written by the driver, read by `/readyz` and `/metrics`.
+    readiness: Readiness,
+    /// Lookups for the engine's thread; bounded, so a slow driver sheds
+    /// load instead of queueing it.
+    queries: mpsc::Sender<CustomerQuery>,
+    /// `http.auth_token`; when set, `/customers/*` needs it.
+    auth_token: Option<AuthToken>,
+    /// How long a lookup waits for an answer before 503.
+    query_timeout: Duration,
+}
+
+impl HttpState {
+    /// State for the router. `auth_token` is `http.auth_token`.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        readiness: Readiness,
+        queries: mpsc::Sender<CustomerQuery>,
+        auth_token: Option<String>,
+    ) -> Self {
+        HttpState {
+            metrics,
+            readiness,
+            queries,
+            auth_token: auth_token.as_deref().map(AuthToken::new),
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+
+    /// Replaces the lookup timeout ([`DEFAULT_QUERY_TIMEOUT`]).
+    pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpState")
+            .field("readiness", &self.readiness)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("query_timeout", &self.query_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: HttpState) -> Router {
+    let customers = Router::new()
+        .route(
+            "/customers/{id}",
+            get(customers::get_customer).delete(customers::delete_customer),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(customers)
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then stops
+/// accepting and waits for requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "HTTP server listening.");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!(%address, "HTTP server stopped.");
+    Ok(())
+}
+
+/// `GET /metrics`: readiness gauges refreshed, then every metric encoded.
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let snapshot = state.readiness.snapshot();
+    state
+        .metrics
+        .observe_readiness(snapshot.ready, snapshot.progress);
+    let text = state.metrics.encode_text();
+    ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
+}
+
+/// `GET /healthz`: the process is alive.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 when ready, 503 with the reason otherwise.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let snapshot = state.readiness.snapshot();
+    let status = if snapshot.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(snapshot)).into_response()
+}
+
+/// A JSON error body: `{"error": code}`.
+fn error_response(status: StatusCode, code: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": code }))).into_response()
+}

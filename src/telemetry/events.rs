@@ -1,0 +1,187 @@
+//! Named telemetry events: one struct per happening.
+//!
+//! Each event's [`InternalEvent::emit`] writes the log line and updates the
+//! metric together, so the two never drift apart and a reader finds every
+//! place a metric moves by searching for the event's name. Log lines put
+//! their fields first and end with a capitalised sentence; nothing that
+//! happens per touchpoint logs above DEBUG. Error texts go into logs only,
+//! never into metric labels.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Metrics;
+use crate::codec::InvalidReason;
+use crate::model::FunnelWindow;
+
+/// Something that happened, to be logged and counted.
+pub trait InternalEvent {
+    /// Writes the log line and updates the metrics.
+    fn emit(&self, metrics: &Metrics);
+}
+
+/// A Kafka topic partition, as the events name it.
+pub type TopicPartition<'a> = (&'a str, i32);
+
+/// Formats partitions as `topic/partition` separated by commas.
+struct PartitionList<'a>(&'a [TopicPartition<'a>]);
+
+impl fmt::Display for PartitionList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (topic, partition)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{topic}/{partition}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An input record was rejected and sent to the dead-letter topic.
+#[derive(Clone, Copy, Debug)]
+pub struct InvalidRecord<'a> {
+    /// The metric label and DLQ header.
+    pub reason: InvalidReason,
+    /// What exactly was wrong; logged, never a label.
+    pub detail: &'a str,
+    /// Where the record came from.
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl InternalEvent for InvalidRecord<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::debug!(
+            reason = self.reason.as_str(),
+            detail = self.detail,
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "Input record rejected to the dead-letter topic."
+        );
+        metrics.invalid(self.reason).inc();
+    }
+}
+
+/// Kafka did not acknowledge a derived event.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputDeliveryFailed<'a> {
+    /// The output topic.
+    pub topic: &'a str,
+    /// The producer's error; logged, never a label.
+    pub error: &'a (dyn std::error::Error + 'a),
+}
+
+impl InternalEvent for OutputDeliveryFailed<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            topic = self.topic,
+            error = %self.error,
+            "Output delivery failed."
+        );
+        metrics
+            .kafka
+            .delivery_errors
+            .with_label_values(&[self.topic])
+            .inc();
+    }
+}
+
+/// The consumer reported an error (the poll loop goes on).
+#[derive(Clone, Copy, Debug)]
+pub struct ConsumeFailed<'a> {
+    /// The consumer's error; logged, never a label.
+    pub error: &'a (dyn std::error::Error + 'a),
+}
+
+impl InternalEvent for ConsumeFailed<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, "Kafka consumer error.");
+        metrics.kafka.consumer_errors.inc();
+    }
+}
+
+/// A rebalance gave this instance partitions.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionsAssigned<'a> {
+    /// The partitions newly assigned (incremental assignment).
+    pub partitions: &'a [TopicPartition<'a>],
+}
+
+impl InternalEvent for PartitionsAssigned<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::info!(
+            count = self.partitions.len(),
+            partitions = %PartitionList(self.partitions),
+            "Partitions assigned."
+        );
+        metrics.kafka.assigned.inc();
+    }
+}
+
+/// A rebalance took partitions away from this instance.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionsRevoked<'a> {
+    /// The partitions revoked (incremental assignment).
+    pub partitions: &'a [TopicPartition<'a>],
+}
+
+impl InternalEvent for PartitionsRevoked<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::info!(
+            count = self.partitions.len(),
+            partitions = %PartitionList(self.partitions),
+            "Partitions revoked."
+        );
+        metrics.kafka.revoked.inc();
+        for (topic, partition) in self.partitions {
+            metrics.remove_consumer_lag(topic, *partition);
+        }
+    }
+}
+
+/// The state of one partition was restored from the changelog. The
+/// restore counters themselves follow the shared readiness state.
+#[derive(Clone, Copy, Debug)]
+pub struct RestoreCompleted<'a> {
+    /// The changelog topic and partition.
+    pub topic: &'a str,
+    pub partition: i32,
+    /// Changelog records read for it.
+    pub records: u64,
+    /// How long the restore took.
+    pub elapsed: Duration,
+}
+
+impl InternalEvent for RestoreCompleted<'_> {
+    fn emit(&self, _metrics: &Metrics) {
+        tracing::info!(
+            topic = self.topic,
+            partition = self.partition,
+            records = self.records,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "Partition state restored."
+        );
+    }
+}
+
+/// A funnel window closed and was emitted.
+#[derive(Clone, Copy, Debug)]
+pub struct FunnelWindowClosed<'a> {
+    /// The window as published on `journey.funnel`.
+    pub window: &'a FunnelWindow,
+}
+
+impl InternalEvent for FunnelWindowClosed<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::debug!(
+            window_start = self.window.window_start,
+            active_customers = self.window.active_customers,
+            late_events = self.window.late_events,
+            "Funnel window closed."
+        );
+        metrics.observe_funnel_window(self.window);
+    }
+}

@@ -1,0 +1,83 @@
+//! The funnel metrics: drop-off ratio, conversions and drop-offs per stage
+//! pair.
+//!
+//! Two views of the same numbers: gauges that show the last closed
+//! tumbling window as published on `journey.funnel` (what dashboards plot),
+//! and `_total` counters that grow as conversions and drop-offs happen
+//! (what alert rules take rates of). The counters are fed from engine
+//! snapshots ([`super::Metrics::observe_engine`]), the gauges from each
+//! closed window ([`Metrics::observe_funnel_window`]).
+
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec};
+
+use super::Metrics;
+use super::metrics::gauge_value;
+use super::registry::{Made, Reg};
+use crate::model::FunnelWindow;
+
+/// The `journeyd_funnel_*` families, labelled `{from, to}`.
+pub(super) struct FunnelMetrics {
+    pub dropoff_ratio: GaugeVec,
+    pub window_conversions: IntGaugeVec,
+    pub window_dropoffs: IntGaugeVec,
+    pub conversions_total: IntCounterVec,
+    pub dropoffs_total: IntCounterVec,
+    pub last_window_end: Gauge,
+}
+
+impl FunnelMetrics {
+    pub fn new(r: &Reg<'_>) -> Made<Self> {
+        let pair = &["from", "to"];
+        Ok(FunnelMetrics {
+            dropoff_ratio: r.float_gauge_vec(
+                "journeyd_funnel_dropoff_ratio",
+                "dropoffs / (dropoffs + conversions) in the last closed funnel window (NaN: neither).",
+                pair,
+            )?,
+            window_conversions: r.gauge_vec(
+                "journeyd_funnel_conversions",
+                "Conversions per stage pair in the last closed funnel window.",
+                pair,
+            )?,
+            window_dropoffs: r.gauge_vec(
+                "journeyd_funnel_dropoffs",
+                "Drop-offs per stage pair in the last closed funnel window.",
+                pair,
+            )?,
+            conversions_total: r.counter_vec(
+                "journeyd_funnel_conversions_total",
+                "Conversions per stage pair, counted as they happen.",
+                pair,
+            )?,
+            dropoffs_total: r.counter_vec(
+                "journeyd_funnel_dropoffs_total",
+                "Drop-offs per stage pair, counted as their deadline passes.",
+                pair,
+            )?,
+            last_window_end: r.float_gauge(
+                "journeyd_funnel_last_window_end_timestamp_seconds",
+                "End (event time, Unix seconds) of the last closed funnel window.",
+            )?,
+        })
+    }
+}
+
+impl Metrics {
+    /// Publishes a closed funnel window: the `journeyd_funnel_*` gauges
+    /// show the last closed window. Called once per window, off the hot path.
+    pub fn observe_funnel_window(&self, window: &FunnelWindow) {
+        let f = &self.funnel;
+        for pair in &window.pairs {
+            let labels = [pair.from_stage.as_str(), pair.to_stage.as_str()];
+            let ratio = pair.dropoff_ratio.unwrap_or(f64::NAN);
+            f.dropoff_ratio.with_label_values(&labels).set(ratio);
+            f.window_conversions
+                .with_label_values(&labels)
+                .set(gauge_value(pair.conversions));
+            f.window_dropoffs
+                .with_label_values(&labels)
+                .set(gauge_value(pair.dropoffs));
+        }
+        f.last_window_end.set(window.window_end as f64 / 1000.0);
+    }
+}

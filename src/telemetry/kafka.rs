@@ -1,0 +1,149 @@
+//! Kafka-side metrics: consumer lag, rebalances, consumer errors, output
+//! deliveries, and the readiness and restore progress behind `/readyz`.
+//!
+//! Partition labels are bounded by the topics' partition counts, and a
+//! revoked partition's lag series is removed so that an instance only
+//! exports the partitions it owns.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+
+use super::Metrics;
+use super::metrics::gauge_value;
+use super::registry::{Made, Reg};
+
+/// Consumer and producer metrics.
+pub(super) struct KafkaMetrics {
+    pub lag: IntGaugeVec,
+    /// `journeyd_rebalances_total{kind="assigned"}`.
+    pub assigned: IntCounter,
+    /// `journeyd_rebalances_total{kind="revoked"}`.
+    pub revoked: IntCounter,
+    pub consumer_errors: IntCounter,
+    pub outputs: IntCounterVec,
+    pub delivery_errors: IntCounterVec,
+}
+
+impl KafkaMetrics {
+    pub fn new(r: &Reg<'_>) -> Made<Self> {
+        let rebalances = r.counter_vec(
+            "journeyd_rebalances_total",
+            "Consumer-group rebalance callbacks, by kind.",
+            &["kind"],
+        )?;
+        Ok(KafkaMetrics {
+            lag: r.gauge_vec(
+                "journeyd_consumer_lag",
+                "Messages between the committed offset and the high watermark, per partition.",
+                &["topic", "partition"],
+            )?,
+            assigned: rebalances.with_label_values(&["assigned"]),
+            revoked: rebalances.with_label_values(&["revoked"]),
+            consumer_errors: r.counter(
+                "journeyd_consumer_errors_total",
+                "Errors reported by the Kafka consumer.",
+            )?,
+            outputs: r.counter_vec(
+                "journeyd_outputs_total",
+                "Derived events acknowledged by Kafka, by topic.",
+                &["topic"],
+            )?,
+            delivery_errors: r.counter_vec(
+                "journeyd_output_delivery_errors_total",
+                "Derived events Kafka failed to acknowledge, by topic.",
+                &["topic"],
+            )?,
+        })
+    }
+}
+
+/// Readiness and restore progress, copied from the shared readiness state.
+pub(super) struct ReadinessMetrics {
+    pub ready: IntGauge,
+    pub assigned_partitions: IntGauge,
+    pub restoring: IntGauge,
+    pub restored_records: IntCounter,
+}
+
+impl ReadinessMetrics {
+    pub fn new(r: &Reg<'_>) -> Made<Self> {
+        Ok(ReadinessMetrics {
+            ready: r.gauge("journeyd_ready", "1 when /readyz reports ready, else 0.")?,
+            assigned_partitions: r.gauge(
+                "journeyd_assigned_partitions",
+                "Input partitions assigned to this instance.",
+            )?,
+            restoring: r.gauge(
+                "journeyd_restore_partitions_restoring",
+                "Assigned partitions whose state is still being restored.",
+            )?,
+            restored_records: r.counter(
+                "journeyd_restore_records_total",
+                "Changelog records restored into customer state.",
+            )?,
+        })
+    }
+}
+
+/// Pre-resolved counters of one output topic.
+#[derive(Clone, Debug)]
+pub struct OutputCounters {
+    /// `journeyd_outputs_total{topic}`.
+    pub delivered: IntCounter,
+    /// `journeyd_output_delivery_errors_total{topic}`.
+    pub failed: IntCounter,
+}
+
+/// Restore progress as the readiness state reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreProgress {
+    /// Input partitions assigned to this instance.
+    pub assigned_partitions: u64,
+    /// Of those, partitions whose state is still being restored.
+    pub restoring_partitions: u64,
+    /// Changelog records restored since start-up.
+    pub restored_records: u64,
+}
+
+impl Metrics {
+    /// Pre-resolved delivery counters for an output topic (resolve once per
+    /// topic at start-up, then count per acknowledgement).
+    pub fn output_counters(&self, topic: &str) -> OutputCounters {
+        OutputCounters {
+            delivered: self.kafka.outputs.with_label_values(&[topic]),
+            failed: self.kafka.delivery_errors.with_label_values(&[topic]),
+        }
+    }
+
+    /// Sets the lag of one input partition.
+    pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        let partition = partition.to_string();
+        self.kafka
+            .lag
+            .with_label_values(&[topic, partition.as_str()])
+            .set(lag);
+    }
+
+    /// Drops the lag series of a partition this instance no longer owns.
+    pub fn remove_consumer_lag(&self, topic: &str, partition: i32) {
+        let partition = partition.to_string();
+        // Absent when no lag was ever reported for it: nothing to remove.
+        let _ = self
+            .kafka
+            .lag
+            .remove_label_values(&[topic, partition.as_str()]);
+    }
+
+    /// Publishes readiness and restore progress (the HTTP layer calls this
+    /// before every scrape, from the shared readiness state). The restored
+    /// records counter follows the state's running total.
+    pub fn observe_readiness(&self, ready: bool, progress: RestoreProgress) {
+        let m = &self.readiness;
+        m.ready.set(i64::from(ready));
+        m.assigned_partitions
+            .set(gauge_value(progress.assigned_partitions));
+        m.restoring.set(gauge_value(progress.restoring_partitions));
+        let seen = m.restored_records.get();
+        m.restored_records
+            .inc_by(progress.restored_records.saturating_sub(seen));
+    }
+}

@@ -1,0 +1,30 @@
+//! Telemetry: the Prometheus metrics and the named events that move them.
+//!
+//! - [`Metrics`] owns the registry and every `journeyd_*` metric, with
+//!   low-cardinality labels only; `/metrics` encodes it
+//!   ([`Metrics::encode_text`]).
+//! - [`Metrics::observe_engine`] publishes the engine's plain counters
+//!   from a periodic [`EngineSnapshot`]: the engine itself never touches
+//!   Prometheus.
+//! - [`events`]: one struct per happening (`InvalidRecord`,
+//!   `PartitionsAssigned`, ...) whose `emit` writes the log line and the
+//!   metric together.
+//!
+//! Nothing here reads a clock, holds customer ids in labels or logs secrets.
+
+mod consumed;
+mod engine;
+pub mod events;
+mod funnel;
+mod kafka;
+mod metrics;
+mod registry;
+
+#[cfg(test)]
+mod metrics_tests;
+
+pub use consumed::{ConsumedCounters, OTHER_ACTION, rule_actions};
+pub use engine::{ENTRY_LABEL, EngineSnapshot};
+pub use events::InternalEvent;
+pub use kafka::{OutputCounters, RestoreProgress};
+pub use metrics::{Metrics, MetricsError};
