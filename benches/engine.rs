@@ -54,12 +54,13 @@ fn config() -> Config {
     config
 }
 
-/// An engine holding every generated customer, one touchpoint each, dated
-/// before the stream starts.
+/// An engine holding every generated customer, one touchpoint each, a
+/// millisecond apart before the stream starts (so that the reorder buffer
+/// drains as it would on a live stream).
 fn warm_engine() -> Engine {
     let mut engine = Engine::new(&config()).expect("default config");
     let mut out = Vec::new();
-    let at = DEFAULT_START.minus_ms(86_400_000);
+    let start = DEFAULT_START.minus_ms(86_400_000);
     let mut id = String::new();
     let mut event_id = String::new();
     for n in 0..customers() {
@@ -68,6 +69,7 @@ fn warm_engine() -> Engine {
         use std::fmt::Write;
         let _ = write!(id, "c-{n:010}");
         let _ = write!(event_id, "warm-{n}");
+        let at = start.plus_ms(n as i64);
         let tp = Touchpoint {
             event_id: event_id.as_str().into(),
             customer_id: id.as_str().into(),

@@ -41,6 +41,9 @@ pub struct Customer {
     pub cancelled: bool,
     /// Next write position in the de-duplication ring.
     pub dedupe_cursor: u8,
+    /// The input partition the customer's touchpoints come from (the
+    /// driver's dense partition index): their state moves with it.
+    pub partition: u16,
     /// Events of this customer waiting in the reorder buffer, which refer
     /// to this slot: an evicted customer with pending events is reset in
     /// place rather than removed.
@@ -76,6 +79,7 @@ impl Customer {
             conversion_pending: false,
             cancelled: false,
             dedupe_cursor: 0,
+            partition: 0,
             pending: 0,
             stage_seq: 0,
             churn_seq: 0,
@@ -265,6 +269,7 @@ impl Customers {
         let current = &mut self.customers[slot as usize];
         let fresh = Customer {
             pending: current.pending,
+            partition: current.partition,
             dedupe_cursor: current.dedupe_cursor,
             ..Customer::new(&current.id)
         };

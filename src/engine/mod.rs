@@ -25,6 +25,7 @@ pub mod churn;
 pub mod customer;
 pub mod funnel;
 pub mod journey;
+pub mod offsets;
 pub mod reorder;
 pub mod rules;
 pub mod stats;
@@ -39,6 +40,7 @@ use churn::ChurnModel;
 use customer::{Customer, Customers, Slot};
 use funnel::{Funnel, FunnelTotals};
 use journey::{Ctx, Fired, Settings};
+use offsets::BufferedOffsets;
 use reorder::{PendingEvent, ReorderBuffer};
 pub use rules::Rules;
 pub use stats::EngineStats;
@@ -81,6 +83,8 @@ pub struct Engine {
     customers: Customers,
     timers: TimerIndex,
     buffer: ReorderBuffer,
+    /// Input offsets still in `buffer`, per partition.
+    offsets: BufferedOffsets,
     funnel: Funnel,
     watermarks: Watermarks,
     /// Everything before this event time has been processed.
@@ -108,6 +112,7 @@ impl Engine {
             customers: Customers::new(rules.layout),
             timers: TimerIndex::new(),
             buffer: ReorderBuffer::new(),
+            offsets: BufferedOffsets::new(),
             funnel: Funnel::new(ms(config.time.funnel_window), &rules),
             watermarks: Watermarks::new(&config.time),
             frontier: EventTime::MIN,
@@ -118,8 +123,8 @@ impl Engine {
         })
     }
 
-    /// Takes one validated touchpoint from `partition`, then processes
-    /// whatever the advanced watermark releases.
+    /// Takes one validated touchpoint from `partition` whose offset is not
+    /// tracked (files, tests); see [`Engine::ingest_at`].
     pub fn ingest(
         &mut self,
         partition: u32,
@@ -127,9 +132,25 @@ impl Engine {
         wall: EventTime,
         out: &mut impl Emit,
     ) -> Ingested {
+        self.ingest_at(partition, -1, tp, wall, out)
+    }
+
+    /// Takes one validated touchpoint read at `offset` of `partition`, then
+    /// processes whatever the advanced watermark releases. Until it leaves
+    /// the reorder buffer, the touchpoint holds [`Engine::buffered_low`] of
+    /// its partition at or below `offset`.
+    pub fn ingest_at(
+        &mut self,
+        partition: u32,
+        offset: i64,
+        tp: &Touchpoint<'_>,
+        wall: EventTime,
+        out: &mut impl Emit,
+    ) -> Ingested {
         self.detected_at = self.detected_at.max(wall);
         self.watermarks.observe(partition, tp.occurred_at, wall);
         let (slot, _) = self.customers.find_or_insert(&tp.customer_id);
+        self.customers.get_mut(slot).partition = u16::try_from(partition).unwrap_or(u16::MAX);
         let fingerprint = self.fingerprints.hash_one(tp.event_id.as_ref());
         if !self
             .customers
@@ -143,6 +164,8 @@ impl Engine {
             at: tp.occurred_at,
             fingerprint,
             slot,
+            partition,
+            offset,
             action: self.rules.action_id(&tp.action),
             channel: tp.channel,
             value: tp.value,
@@ -156,6 +179,7 @@ impl Engine {
         } else {
             let mut customer = self.customers.get_mut(slot);
             customer.pending = customer.pending.saturating_add(1);
+            self.offsets.push(partition, offset);
             self.buffer.push(event);
             if self.buffer.len() > self.max_buffered {
                 self.stats.forced_early += 1;
@@ -221,6 +245,7 @@ impl Engine {
 
     fn release_one(&mut self, out: &mut impl Emit) {
         if let Some(event) = self.buffer.pop() {
+            self.offsets.release(event.partition, event.offset);
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
             self.process(event, out);
@@ -278,6 +303,44 @@ impl Engine {
                 self.stats.evicted += 1;
             }
         }
+    }
+
+    /// The lowest offset of `partition` still in the reorder buffer: input
+    /// before it is fully processed. `None` when nothing of it is buffered.
+    pub fn buffered_low(&self, partition: u32) -> Option<i64> {
+        self.offsets.low(partition)
+    }
+
+    /// `partition` is now read by this engine; it holds the watermark back
+    /// until it has data or goes idle.
+    pub fn assign(&mut self, partition: u32, wall: EventTime) {
+        self.watermarks.assign(partition, wall);
+    }
+
+    /// `partition` moved elsewhere: its buffered touchpoints and its
+    /// customers (with their timers) are dropped, to be rebuilt by the new
+    /// owner from the committed offsets. Returns the customers dropped.
+    pub fn revoke(&mut self, partition: u32) -> usize {
+        self.watermarks.revoke(partition);
+        self.offsets.forget(partition);
+        for event in self.buffer.extract(|e| e.partition != partition) {
+            let mut customer = self.customers.get_mut(event.slot);
+            customer.pending = customer.pending.saturating_sub(1);
+        }
+        let owned = u16::try_from(partition).unwrap_or(u16::MAX);
+        let leaving: Vec<Slot> = self
+            .customers
+            .iter()
+            .filter(|(_, c)| c.partition == owned && c.pending == 0)
+            .map(|(slot, _)| slot)
+            .collect();
+        for &slot in &leaving {
+            let key = self.customers.timer_key(slot);
+            self.timers.reschedule(slot, key, self.customers.get(slot).timer_at, EventTime::MAX);
+            let gone = self.customers.remove(slot);
+            self.stats.record_removal(gone.stage, gone.band);
+        }
+        leaving.len()
     }
 
     /// Counters and gauges.

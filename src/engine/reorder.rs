@@ -24,6 +24,9 @@ pub struct PendingEvent {
     /// Hash of the event id: the tie-break between equal times.
     pub fingerprint: u64,
     pub slot: Slot,
+    /// Where it was read: partition and offset (negative: untracked).
+    pub partition: u32,
+    pub offset: i64,
     pub action: ActionId,
     pub channel: Channel,
     pub value: Option<f64>,
@@ -90,6 +93,13 @@ impl ReorderBuffer {
         self.heap.len()
     }
 
+    /// Removes every event `keep` rejects, returning them.
+    pub fn extract(&mut self, mut keep: impl FnMut(&PendingEvent) -> bool) -> Vec<PendingEvent> {
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heap).into_iter().partition(|e| keep(e));
+        self.heap = BinaryHeap::from(kept);
+        removed
+    }
+
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
@@ -105,6 +115,8 @@ mod tests {
             at: EventTime(at),
             fingerprint,
             slot: 0,
+            partition: 0,
+            offset: -1,
             action: ActionId::OTHER,
             channel: Channel::Web,
             value: None,
