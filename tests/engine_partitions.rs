@@ -17,16 +17,44 @@ fn buffered_touchpoints_hold_their_offset_back_until_processed() {
     let mut engine = Engine::new(&event_config()).unwrap();
     let t = day(1.0);
     ingest(&mut engine, 0, 100, &Ev::new("a1", "ann", t, "ad_click"));
-    ingest(&mut engine, 0, 101, &Ev::new("a2", "ann", t.plus_ms(10 * SECOND), "page_view"));
-    ingest(&mut engine, 1, 7, &Ev::new("b1", "bea", t.plus_ms(5 * SECOND), "ad_click"));
+    ingest(
+        &mut engine,
+        0,
+        101,
+        &Ev::new("a2", "ann", t.plus_ms(10 * SECOND), "page_view"),
+    );
+    ingest(
+        &mut engine,
+        1,
+        7,
+        &Ev::new("b1", "bea", t.plus_ms(5 * SECOND), "ad_click"),
+    );
     assert_eq!(engine.buffered_low(0), Some(100));
     assert_eq!(engine.buffered_low(1), Some(7));
 
     // Partition 0 moves 60 s on; partition 1 still holds the watermark at t + 5 s - 30 s.
-    ingest(&mut engine, 0, 102, &Ev::new("a3", "ann", t.plus_ms(60 * SECOND), "page_view"));
-    assert_eq!(engine.buffered_low(0), Some(100), "the watermark is the minimum over partitions");
-    ingest(&mut engine, 1, 8, &Ev::new("b2", "bea", t.plus_ms(60 * SECOND), "page_view"));
-    assert_eq!(engine.buffered_low(0), Some(102), "100 and 101 are processed");
+    ingest(
+        &mut engine,
+        0,
+        102,
+        &Ev::new("a3", "ann", t.plus_ms(60 * SECOND), "page_view"),
+    );
+    assert_eq!(
+        engine.buffered_low(0),
+        Some(100),
+        "the watermark is the minimum over partitions"
+    );
+    ingest(
+        &mut engine,
+        1,
+        8,
+        &Ev::new("b2", "bea", t.plus_ms(60 * SECOND), "page_view"),
+    );
+    assert_eq!(
+        engine.buffered_low(0),
+        Some(102),
+        "100 and 101 are processed"
+    );
     assert_eq!(engine.buffered_low(1), Some(8));
     assert_eq!(engine.stats().events, 3);
 }
@@ -37,8 +65,18 @@ fn revoking_a_partition_drops_its_customers_timers_and_buffered_touchpoints() {
     let t = day(1.0);
     ingest(&mut engine, 0, 1, &Ev::new("a1", "ann", t, "pricing_view"));
     ingest(&mut engine, 1, 1, &Ev::new("b1", "bea", t, "purchase"));
-    ingest(&mut engine, 0, 2, &Ev::new("a2", "ann", t.plus_ms(HOUR), "page_view"));
-    ingest(&mut engine, 1, 2, &Ev::new("b2", "bea", t.plus_ms(HOUR), "page_view"));
+    ingest(
+        &mut engine,
+        0,
+        2,
+        &Ev::new("a2", "ann", t.plus_ms(HOUR), "page_view"),
+    );
+    ingest(
+        &mut engine,
+        1,
+        2,
+        &Ev::new("b2", "bea", t.plus_ms(HOUR), "page_view"),
+    );
     assert_eq!(engine.tracked_customers(), 2);
     assert_eq!(engine.buffered_low(1), Some(2));
 

@@ -336,7 +336,8 @@ impl Engine {
             .collect();
         for &slot in &leaving {
             let key = self.customers.timer_key(slot);
-            self.timers.reschedule(slot, key, self.customers.get(slot).timer_at, EventTime::MAX);
+            self.timers
+                .reschedule(slot, key, self.customers.get(slot).timer_at, EventTime::MAX);
             let gone = self.customers.remove(slot);
             self.stats.record_removal(gone.stage, gone.band);
         }

@@ -95,7 +95,9 @@ impl ReorderBuffer {
 
     /// Removes every event `keep` rejects, returning them.
     pub fn extract(&mut self, mut keep: impl FnMut(&PendingEvent) -> bool) -> Vec<PendingEvent> {
-        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heap).into_iter().partition(|e| keep(e));
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heap)
+            .into_iter()
+            .partition(|e| keep(e));
         self.heap = BinaryHeap::from(kept);
         removed
     }
