@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use journeyd::config::{Config, ConfigError, RegressRule};
+use journeyd::config::{
+    Config, ConfigError, InputConfig, InputEncoding, OutputFormat, OutputSchemaIds, RegressRule,
+};
 
 const NO_ENV: [(String, String); 0] = [];
 
@@ -109,6 +111,11 @@ fn the_reference_documents_every_key_of_the_example() {
         "`b`",
         "`channel`",
         "`max_value`",
+        "`group_instance_id`",
+        "`url`",
+        "`schemas_dir`",
+        "schema_registry.output_schema_ids",
+        "`auth_token`",
     ] {
         keys.insert(key.to_owned());
     }
@@ -450,4 +457,380 @@ fn load_names_the_file() {
         missing.problems[0].starts_with("cannot read the file: "),
         "{missing}"
     );
+}
+
+const SERVICE: &str = r#"
+[kafka]
+brokers = "kafka-1:9093,kafka-2:9093"
+group_id = "journeys-prod"
+client_id = "journeyd-eu"
+group_instance_id = "journeyd-0"
+poll_timeout = "250ms"
+
+[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+
+[kafka.consumer_properties]
+"session.timeout.ms" = 45000
+
+[kafka.producer_properties]
+"enable.idempotence" = true
+
+[[inputs]]
+topic = "web-events"
+
+[[inputs]]
+topic = "app-events"
+encoding = "confluent"
+
+[outputs]
+format = "avro"
+funnel = "analytics.funnel"
+
+[schema_registry]
+schemas_dir = "/etc/journeyd/schemas"
+timeout = "2s"
+
+[schema_registry.output_schema_ids]
+stage_changes = 101
+churn_risk = 102
+funnel = 103
+
+[http]
+listen = "[::]:9000"
+
+[runtime]
+commit_interval = "500ms"
+shutdown_timeout = "1m"
+max_in_flight = 5000
+exactly_once = true
+changelog_topic = "journeys-prod.changelog"
+"#;
+
+#[test]
+fn the_service_sections_parse() {
+    let config = Config::from_toml_str(SERVICE, NO_ENV).unwrap_or_else(|e| panic!("{e}"));
+    let kafka = &config.kafka;
+    assert_eq!(kafka.brokers, "kafka-1:9093,kafka-2:9093");
+    assert_eq!(kafka.group_id, "journeys-prod");
+    assert_eq!(kafka.client_id, "journeyd-eu");
+    assert_eq!(kafka.group_instance_id.as_deref(), Some("journeyd-0"));
+    assert_eq!(kafka.poll_timeout, Duration::from_millis(250));
+    let properties: Vec<(&str, &str)> = kafka.properties.iter().collect();
+    assert_eq!(
+        properties,
+        [
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("security.protocol", "SASL_SSL")
+        ]
+    );
+    assert_eq!(
+        kafka.consumer_properties.get("session.timeout.ms"),
+        Some("45000")
+    );
+    assert_eq!(
+        kafka.producer_properties.get("enable.idempotence"),
+        Some("true")
+    );
+    assert_eq!(
+        config.inputs,
+        [
+            InputConfig {
+                topic: "web-events".into(),
+                encoding: InputEncoding::Json,
+            },
+            InputConfig {
+                topic: "app-events".into(),
+                encoding: InputEncoding::Confluent,
+            },
+        ]
+    );
+    assert_eq!(config.outputs.format, OutputFormat::Avro);
+    assert_eq!(config.outputs.funnel, "analytics.funnel");
+    assert_eq!(config.outputs.stage_changes, "journey.stage-changes");
+    let registry = &config.schema_registry;
+    assert_eq!(registry.url, None);
+    assert_eq!(
+        registry.schemas_dir.as_deref(),
+        Some(Path::new("/etc/journeyd/schemas"))
+    );
+    assert_eq!(
+        registry.output_schema_ids,
+        Some(OutputSchemaIds {
+            stage_changes: 101,
+            churn_risk: 102,
+            funnel: 103,
+        })
+    );
+    assert_eq!(registry.timeout, Duration::from_secs(2));
+    assert_eq!(config.http.listen.to_string(), "[::]:9000");
+    assert_eq!(config.http.auth_token, None);
+    let runtime = &config.runtime;
+    assert_eq!(runtime.commit_interval, Duration::from_millis(500));
+    assert_eq!(runtime.shutdown_timeout, Duration::from_secs(60));
+    assert_eq!(runtime.metrics_interval, Duration::from_millis(100));
+    assert_eq!(runtime.max_in_flight, 5000);
+    assert!(runtime.exactly_once);
+    assert_eq!(runtime.changelog_topic, "journeys-prod.changelog");
+}
+
+#[test]
+fn env_overrides_the_service_sections() {
+    let vars = [
+        ("JOURNEYD__KAFKA__BROKERS", "host:9092"),
+        ("JOURNEYD__KAFKA__GROUP_INSTANCE_ID", "journeyd-7"),
+        ("JOURNEYD__KAFKA__PROPERTIES__SASL.PASSWORD", "1e5"),
+        ("JOURNEYD__KAFKA__PRODUCER_PROPERTIES__LINGER.MS", "20"),
+        ("JOURNEYD__HTTP__AUTH_TOKEN", "0x1F"),
+        ("JOURNEYD__HTTP__LISTEN", "127.0.0.1:8080"),
+        ("JOURNEYD__INPUTS__0__ENCODING", "avro"),
+        ("JOURNEYD__OUTPUTS__FORMAT", "avro"),
+        ("JOURNEYD__SCHEMA_REGISTRY__URL", "http://registry:8081"),
+        ("JOURNEYD__RUNTIME__EXACTLY_ONCE", "true"),
+        ("JOURNEYD__RUNTIME__MAX_IN_FLIGHT", "10"),
+    ];
+    let config = Config::from_toml_str("[kafka]\nbrokers = \"file:9092\"\n", env(&vars))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.kafka.brokers, "host:9092");
+    assert_eq!(
+        config.kafka.group_instance_id.as_deref(),
+        Some("journeyd-7")
+    );
+    // Verbatim: neither becomes a number.
+    assert_eq!(config.kafka.properties.get("sasl.password"), Some("1e5"));
+    let token = config.http.auth_token.as_ref().map(|t| t.expose());
+    assert_eq!(token, Some("0x1F"));
+    assert_eq!(
+        config.kafka.producer_properties.get("linger.ms"),
+        Some("20")
+    );
+    assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.inputs[0].encoding, InputEncoding::Avro);
+    assert_eq!(config.outputs.format, OutputFormat::Avro);
+    assert_eq!(
+        config.schema_registry.url.as_deref(),
+        Some("http://registry:8081")
+    );
+    assert!(config.runtime.exactly_once);
+    assert_eq!(config.runtime.max_in_flight, 10);
+}
+
+#[test]
+fn env_can_replace_a_property_table_and_add_to_it() {
+    let text =
+        "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"ssl.ca.location\" = \"/ca.pem\"\n";
+    let vars = [
+        (
+            "JOURNEYD__KAFKA__PROPERTIES",
+            r#"{ "security.protocol" = "SASL_SSL", "sasl.mechanism" = "PLAIN" }"#,
+        ),
+        ("JOURNEYD__KAFKA__PROPERTIES__SASL.PASSWORD", "pw"),
+    ];
+    let config = Config::from_toml_str(text, env(&vars)).unwrap_or_else(|e| panic!("{e}"));
+    let properties: Vec<(&str, &str)> = config.kafka.properties.iter().collect();
+    assert_eq!(
+        properties,
+        [
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.password", "pw"),
+            ("security.protocol", "SASL_SSL"),
+        ]
+    );
+}
+
+#[test]
+fn a_list_of_inputs_replaces_the_default_input() {
+    let text = "[[inputs]]\ntopic = \"clicks\"\nencoding = \"avro\"\n";
+    let config = Config::from_toml_str(text, NO_ENV).unwrap();
+    assert_eq!(
+        config.inputs,
+        [InputConfig {
+            topic: "clicks".into(),
+            encoding: InputEncoding::Avro,
+        }]
+    );
+}
+
+#[test]
+fn service_type_errors_name_their_keys() {
+    let text = r#"
+        [kafka]
+        poll_timeout = 100
+        [kafka.properties]
+        "linger.ms" = [5]
+        [[inputs]]
+        topic = "a"
+        encoding = "protobuf"
+        [[inputs]]
+        encoding = "json"
+        [outputs]
+        format = "xml"
+        [schema_registry.output_schema_ids]
+        stage_changes = 1
+        funnel = 3
+        [http]
+        listen = "localhost:9464"
+        auth_token = 123456789
+        [runtime]
+        exactly_once = "yes"
+    "#;
+    let found = problems(text, &[]);
+    assert_eq!(
+        found,
+        [
+            "http.auth_token: invalid type: integer, expected a string",
+            "http.listen: invalid address \"localhost:9464\"; expected an IP address and a port, \
+             e.g. \"0.0.0.0:9464\" or \"[::]:9464\" (not a host name)",
+            "inputs[0].encoding: unknown variant `protobuf`, expected one of `json`, `avro`, \
+             `confluent`",
+            "inputs[1].topic: missing (this key is required)",
+            "kafka.poll_timeout: expected a duration string such as \"30s\" or \"90d\", found \
+             integer `100`",
+            "kafka.properties.\"linger.ms\": invalid type: sequence, expected a string, number \
+             or boolean",
+            "outputs.format: unknown variant `xml`, expected `json` or `avro`",
+            "runtime.exactly_once: invalid type: string \"yes\", expected true or false",
+            "schema_registry.output_schema_ids.churn_risk: missing (this key is required)",
+        ]
+    );
+}
+
+#[test]
+fn service_problems_are_listed_together() {
+    let text = r#"
+        [kafka]
+        brokers = ""
+        client_id = ""
+        [kafka.properties]
+        "group.id" = "other"
+        [[inputs]]
+        topic = "touchpoints"
+        [[inputs]]
+        topic = "app events"
+        encoding = "confluent"
+        [[inputs]]
+        topic = "touchpoints"
+        [outputs]
+        format = "avro"
+        dlq = "journey.audit"
+        [schema_registry]
+        url = "registry:8081"
+        timeout = "0s"
+        [http]
+        auth_token = ""
+        [runtime]
+        metrics_interval = "0s"
+        max_in_flight = 0
+        changelog_topic = "touchpoints"
+    "#;
+    let found = problems(
+        text,
+        &[(
+            "JOURNEYD__KAFKA__CONSUMER_PROPERTIES__ENABLE.AUTO.COMMIT",
+            "true",
+        )],
+    );
+    assert_eq!(
+        found,
+        [
+            "kafka.brokers: must name at least one broker, e.g. \"kafka-1:9092,kafka-2:9092\"",
+            "kafka.client_id: must not be empty",
+            "kafka.properties.\"group.id\": cannot be set here: set kafka.group_id instead",
+            "kafka.consumer_properties.\"enable.auto.commit\": cannot be set here: journeyd \
+             commits an offset only after every output it caused is acknowledged (set by \
+             environment variable JOURNEYD__KAFKA__CONSUMER_PROPERTIES__ENABLE.AUTO.COMMIT)",
+            "inputs[1].topic: invalid character ' ' in topic \"app events\"; topic names use \
+             only ASCII letters, digits, '.', '_' and '-'",
+            "inputs[2].topic: topic \"touchpoints\" is already used by inputs[0].topic",
+            "outputs.audit: topic \"journey.audit\" is already used by outputs.dlq",
+            "runtime.changelog_topic: topic \"touchpoints\" is already used by inputs[0].topic",
+            "schema_registry.url: must be an http:// or https:// URL with a host, e.g. \
+             \"http://registry:8081\"",
+            "schema_registry.timeout: must be at least 1ms, got \"0s\"",
+            "http.auth_token: must not be empty; leave it out to leave /customers open",
+            "runtime.metrics_interval: must be at least 1ms, got \"0s\"",
+            "runtime.max_in_flight: must be at least 1, got 0",
+        ]
+    );
+}
+
+#[test]
+fn avro_without_a_schema_source_names_the_keys() {
+    let text =
+        "[[inputs]]\ntopic = \"app\"\nencoding = \"confluent\"\n[outputs]\nformat = \"avro\"\n";
+    assert_eq!(
+        problems(text, &[]),
+        [
+            "schema_registry.url: required because inputs[0].encoding = \"confluent\": set \
+             schema_registry.url, or schema_registry.schemas_dir to a directory of writer \
+             schemas named <id>.avsc",
+            "schema_registry.url: required because outputs.format = \"avro\": set \
+             schema_registry.url, or schema_registry.output_schema_ids to the schema ids to write",
+        ]
+    );
+    let with_registry = format!("{text}[schema_registry]\nurl = \"https://registry:8081\"\n");
+    assert!(Config::from_toml_str(&with_registry, NO_ENV).is_ok());
+}
+
+const SECRETS: [&str; 5] = [
+    "sasl-hunter2",
+    "key-pass-9f8e",
+    "oauth-s3cret",
+    "bearer-t0ken",
+    "registry-pw",
+];
+
+#[test]
+fn secrets_never_show_in_debug_serialized_or_error_output() {
+    let text = r#"
+        [kafka.properties]
+        "security.protocol" = "SASL_SSL"
+        "ssl.key.password" = "key-pass-9f8e"
+        [kafka.producer_properties]
+        "sasl.oauthbearer.client.secret" = "oauth-s3cret"
+        [schema_registry]
+        url = "https://journeyd:registry-pw@registry.example.com"
+    "#;
+    let vars = [
+        ("JOURNEYD__KAFKA__PROPERTIES__SASL.PASSWORD", "sasl-hunter2"),
+        ("JOURNEYD__HTTP__AUTH_TOKEN", "bearer-t0ken"),
+    ];
+    let config = Config::from_toml_str(text, env(&vars)).unwrap_or_else(|e| panic!("{e}"));
+    // The values are there for the clients...
+    assert_eq!(
+        config.kafka.properties.get("sasl.password"),
+        Some("sasl-hunter2")
+    );
+    assert_eq!(
+        config.http.auth_token.as_ref().map(|t| t.expose()),
+        Some("bearer-t0ken")
+    );
+    // ...and nowhere else.
+    let shown = [
+        format!("{config:?}"),
+        format!("{config:#?}"),
+        toml::to_string(&config).unwrap(),
+    ];
+    for text in &shown {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{secret} shown in {text}");
+        }
+    }
+    assert!(
+        shown[0].contains("\"security.protocol\": \"SASL_SSL\""),
+        "{}",
+        shown[0]
+    );
+    assert!(shown[0].contains("<redacted>"), "{}", shown[0]);
+
+    // A configuration that fails to load does not quote them either.
+    let broken = format!(
+        "{text}[http]\nauth_token = 12345678\n[kafka]\nbrokers = \"\"\n\"ssl.key.pem\" = 1\n"
+    );
+    let error = Config::from_toml_str(&broken, env(&vars[..1])).unwrap_err();
+    let message = error.to_string();
+    for secret in SECRETS.iter().chain(&["12345678"]) {
+        assert!(!message.contains(secret), "{secret} shown in {message}");
+    }
 }

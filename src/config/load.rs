@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use toml::Value;
 
 use super::Config;
+use super::secret::is_secret_property;
+
+pub(super) use path::toml_key;
 
 /// Environment variables named `JOURNEYD__<SECTION>__<KEY>` override file
 /// values (e.g. `JOURNEYD__TIME__ALLOWED_LATENESS=10s`); see [`Config::load`].
@@ -110,8 +113,8 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let file: toml::Table = toml::from_str(text)
-            .map_err(|e| ConfigError::new(vec![format!("TOML syntax error: {e}")]))?;
+        let file: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::new(vec![syntax_problem(text, &e)]))?;
         let mut tree = defaults_tree();
         path::overlay(&mut tree, Value::Table(file));
         let mut problems = Vec::new();
@@ -134,6 +137,26 @@ impl Config {
     }
 }
 
+/// A TOML syntax error as a problem. The error quotes the offending line;
+/// when that line may hold a secret (a password property, the HTTP token)
+/// only its number is given.
+fn syntax_problem(text: &str, error: &toml::de::Error) -> String {
+    let offset = error.span().map_or(0, |span| span.start);
+    let before = text.get(..offset).unwrap_or(text);
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = &text[start..end];
+    if is_secret_property(line) || line.contains("auth_token") {
+        let number = before.matches('\n').count() + 1;
+        let message = error.message().trim_end();
+        format!(
+            "TOML syntax error at line {number}: {message} (the line is not shown: it may hold a secret)"
+        )
+    } else {
+        format!("TOML syntax error: {error}")
+    }
+}
+
 /// The default configuration as a value tree, for files and overrides to be
 /// laid over (so that an override can reach into a default list). Should it
 /// ever fail to serialize, serde's defaults still apply; only that reach is
@@ -150,6 +173,19 @@ mod tests {
     fn defaults_round_trip_through_the_tree() {
         let config: Config = defaults_tree().try_into().unwrap();
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_syntax_error_hides_a_line_that_may_hold_a_secret() {
+        let text = "[kafka.properties]\n\"sasl.password\" = \"hunter2\n";
+        let error = Config::from_toml_str(text, []).unwrap_err();
+        assert_eq!(error.problems.len(), 1);
+        let problem = &error.problems[0];
+        assert!(
+            problem.starts_with("TOML syntax error at line 2: "),
+            "{problem}"
+        );
+        assert!(!problem.contains("hunter2"), "{problem}");
     }
 
     #[test]

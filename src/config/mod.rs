@@ -1,9 +1,10 @@
 //! Configuration: `journeyd.toml`, with environment overrides.
 //!
 //! Everything a user may tune is here as data: the stages, the rules that
-//! move customers between them, time semantics and the churn model. The
-//! engine compiles this into lookup tables once at start-up
-//! ([`crate::engine::Rules`]); nothing in here is consulted per event.
+//! move customers between them, time semantics and the churn model, and for
+//! the Kafka service the connection, topics, schemas, HTTP endpoint and
+//! runtime limits. The engine compiles its part into lookup tables once at
+//! start-up ([`crate::engine::Rules`]); nothing in here is consulted per event.
 //!
 //! Loading and validation ([`Config::load`], [`Config::validate`]) report
 //! every problem at once, each naming the offending key: unknown keys, values
@@ -11,10 +12,17 @@
 //! and thresholds). Environment variables `JOURNEYD__<SECTION>__<KEY>`
 //! override file values. `journeyd.example.toml` is the full default
 //! configuration; `docs/configuration.md` is the reference for every key.
+//!
+//! Secrets (`http.auth_token`, credentials among the librdkafka properties)
+//! never show in `Debug` output: see [`Secret`] and [`KafkaProperties`].
 
 mod churn;
 mod journey;
+mod kafka;
 mod load;
+mod secret;
+mod service;
+mod topics;
 mod validate;
 
 use std::time::Duration;
@@ -25,10 +33,17 @@ pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSigna
 pub use journey::{
     ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, StageConfig,
 };
+pub use kafka::{KafkaConfig, KafkaProperties};
 pub use load::{ConfigError, ENV_PREFIX};
+pub use secret::{REDACTED, SECRET_PROPERTY_MARKERS, Secret, is_secret_property};
+pub use service::{HttpConfig, RuntimeConfig};
+pub use topics::{
+    InputConfig, InputEncoding, OutputFormat, OutputSchemaIds, OutputsConfig, SchemaRegistryConfig,
+    without_userinfo,
+};
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Event-time semantics: lateness, idleness, windows, inactivity.
@@ -39,6 +54,35 @@ pub struct Config {
     pub churn: ChurnConfig,
     /// Limits that keep memory bounded and bad input out.
     pub limits: LimitsConfig,
+    /// The Kafka connection: brokers, consumer group, librdkafka properties.
+    pub kafka: KafkaConfig,
+    /// The topics touchpoints are consumed from, each with its encoding.
+    pub inputs: Vec<InputConfig>,
+    /// The topics derived events go to, and their format.
+    pub outputs: OutputsConfig,
+    /// Where the Avro schemas of the Confluent wire format come from.
+    pub schema_registry: SchemaRegistryConfig,
+    /// The HTTP endpoint: metrics, health, customer look-ups.
+    pub http: HttpConfig,
+    /// Commits, shutdown, backpressure, guarantees, the state changelog.
+    pub runtime: RuntimeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            time: TimeConfig::default(),
+            journey: JourneyConfig::default(),
+            churn: ChurnConfig::default(),
+            limits: LimitsConfig::default(),
+            kafka: KafkaConfig::default(),
+            inputs: vec![InputConfig::default()],
+            outputs: OutputsConfig::default(),
+            schema_registry: SchemaRegistryConfig::default(),
+            http: HttpConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
 }
 
 /// How the watermark advances.

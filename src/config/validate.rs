@@ -2,11 +2,15 @@
 //! types cannot express (stage references, ordinals, windows, thresholds).
 //!
 //! Every check runs and every problem is collected, one line each, starting
-//! with the key it concerns. The journey and churn sections have their own
-//! files; time, limits and the shared helpers are here.
+//! with the key it concerns. The journey, churn, Kafka, topic and service
+//! sections have their own files; time, limits and the shared helpers are
+//! here. No check reads the file system or the network.
 
 mod churn;
 mod journey;
+mod kafka;
+mod service;
+mod topics;
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -16,7 +20,8 @@ use crate::model::Channel;
 
 impl Config {
     /// Checks what deserialization cannot: every stage a rule names exists,
-    /// ordinals and names are unique, windows and thresholds are in range.
+    /// ordinals and names are unique, windows and thresholds are in range,
+    /// topic names are legal and distinct, Avro encodings have a schema source.
     /// Returns every problem found, each naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Problems::default();
@@ -24,6 +29,10 @@ impl Config {
         journey::check(&self.journey, &mut problems);
         churn::check(&self.churn, &mut problems);
         limits(&self.limits, &mut problems);
+        kafka::check(&self.kafka, &mut problems);
+        topics::check(self, &mut problems);
+        service::http(&self.http, &mut problems);
+        service::runtime(&self.runtime, &mut problems);
         if problems.0.is_empty() {
             Ok(())
         } else {

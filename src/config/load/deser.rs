@@ -225,8 +225,18 @@ const PLAIN_TYPES: [(&str, &str); 6] = [
 ];
 
 /// Clearer wording for the messages users meet most: bad durations and
-/// Rust type names.
+/// addresses, and Rust type names.
 fn reword(message: &str, value: Option<&Value>) -> String {
+    if message == "invalid socket address syntax" {
+        let shown = match value {
+            Some(Value::String(text)) => format!(" \"{text}\""),
+            _ => String::new(),
+        };
+        return format!(
+            "invalid address{shown}; expected an IP address and a port, e.g. \"0.0.0.0:9464\" \
+             or \"[::]:9464\" (not a host name)"
+        );
+    }
     if let Some((head, _)) = message.rsplit_once("expected struct ") {
         return format!("{head}expected a table");
     }
@@ -282,6 +292,12 @@ mod tests {
             "negative duration \"-5s\"; durations are zero or more, e.g. \"30s\""
         );
         assert_eq!(reword("something else", None), "something else");
+        let host = Value::String("localhost:9464".into());
+        assert_eq!(
+            reword("invalid socket address syntax", Some(&host)),
+            "invalid address \"localhost:9464\"; expected an IP address and a port, e.g. \
+             \"0.0.0.0:9464\" or \"[::]:9464\" (not a host name)"
+        );
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! `awareness`). Overrides are written into the value tree before it is
 //! deserialized, so a misspelt key is reported like any other unknown key,
 //! naming the variable that set it.
+//!
+//! Two kinds of value are always taken verbatim, never read as TOML:
+//! `http.auth_token`, and single librdkafka properties
+//! (`JOURNEYD__KAFKA__PROPERTIES__SASL.PASSWORD`). Both are strings whose
+//! text must arrive unchanged: a token `0x1F` is not the number 31, and a
+//! secret must never end up quoted in a type error. A property name holds
+//! dots, so its variable name does too; the environment of a container or
+//! `env(1)` allows that, a POSIX shell's `export` does not.
 
 use toml::Value;
 
@@ -49,7 +57,12 @@ pub(super) fn apply(
             ));
             continue;
         }
-        match set(tree, &keys, parse_value(&raw)) {
+        let value = if verbatim(&keys) {
+            Value::String(raw)
+        } else {
+            parse_value(&raw)
+        };
+        match set(tree, &keys, value) {
             Ok(path) => applied.push(Override { var, path }),
             Err(why) => problems.push(format!("{var}: {why}")),
         }
@@ -74,6 +87,19 @@ pub(super) fn annotate(overrides: &[Override], problem: String) -> String {
     match var {
         Some(o) => format!("{problem} (set by environment variable {})", o.var),
         None => problem,
+    }
+}
+
+/// The librdkafka property tables of `[kafka]`.
+const PROPERTY_TABLES: [&str; 3] = ["properties", "consumer_properties", "producer_properties"];
+
+/// Whether the value for `keys` is taken as written: the HTTP token, or
+/// one property of a librdkafka property table.
+fn verbatim(keys: &[String]) -> bool {
+    match keys {
+        [section, key] => section == "http" && key == "auth_token",
+        [section, table, _] => section == "kafka" && PROPERTY_TABLES.contains(&table.as_str()),
+        _ => false,
     }
 }
 
@@ -152,6 +178,23 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(applied.len(), 2);
         let expected = "[time]\nmode = 'event'\nallowed_lateness = '10s'\n[[j]]\nx = 2\n";
+        assert_eq!(value, tree(expected));
+    }
+
+    #[test]
+    fn tokens_and_properties_are_taken_verbatim() {
+        let mut value = tree("[kafka.properties]\n[http]\n");
+        let env = vars(&[
+            ("JOURNEYD__HTTP__AUTH_TOKEN", "0x1F"),
+            ("JOURNEYD__KAFKA__PROPERTIES__LINGER.MS", "5"),
+            ("JOURNEYD__KAFKA__PROPERTIES", "{ a = 1 }"),
+            ("JOURNEYD__KAFKA__POLL_TIMEOUT", "1"),
+        ]);
+        let mut problems = Vec::new();
+        apply(&mut value, env, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let expected = "[http]\nauth_token = '0x1F'\n[kafka]\npoll_timeout = 1\n\
+                        [kafka.properties]\na = 1\n'linger.ms' = '5'\n";
         assert_eq!(value, tree(expected));
     }
 

@@ -1,6 +1,7 @@
 //! Key paths (`journey.signals[2].actions`) and the few edits the loader
 //! makes to a `toml::Value` tree: look up, remove, lay one tree over another.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use toml::Value;
@@ -15,7 +16,7 @@ pub(super) enum Segment {
 }
 
 /// Where a value sits in the configuration, printed the way users write it:
-/// `journey.signals[2].actions`.
+/// `journey.signals[2].actions`, `kafka.properties."sasl.mechanism"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct KeyPath(Vec<Segment>);
 
@@ -130,13 +131,24 @@ impl fmt::Display for KeyPath {
         }
         for (i, segment) in self.0.iter().enumerate() {
             match segment {
-                Segment::Key(key) if i == 0 => f.write_str(key)?,
-                Segment::Key(key) => write!(f, ".{key}")?,
+                Segment::Key(key) if i == 0 => f.write_str(&toml_key(key))?,
+                Segment::Key(key) => write!(f, ".{}", toml_key(key))?,
                 Segment::Index(index) => write!(f, "[{index}]")?,
             }
         }
         Ok(())
     }
+}
+
+/// `key` as TOML writes it: bare when it can be, otherwise quoted, as a
+/// librdkafka property name with dots is (`"security.protocol"`).
+pub(in crate::config) fn toml_key(key: &str) -> Cow<'_, str> {
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !key.is_empty() && key.chars().all(bare) {
+        return Cow::Borrowed(key);
+    }
+    let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
+    Cow::Owned(format!("\"{escaped}\""))
 }
 
 /// Lays `top` over `base`: tables merge key by key, anything else (lists
@@ -175,6 +187,12 @@ mod tests {
             .key("actoins");
         assert_eq!(path.to_string(), "journey.signals[2].actoins");
         assert_eq!(KeyPath::default().to_string(), "(top level)");
+        let dotted = KeyPath::default()
+            .key("kafka")
+            .key("properties")
+            .key("sasl.mechanism");
+        assert_eq!(dotted.to_string(), "kafka.properties.\"sasl.mechanism\"");
+        assert_eq!(toml_key("a\"b"), "\"a\\\"b\"");
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! The running service: its HTTP endpoint (`[http]`) and the knobs of the
+//! async shell around the engine (`[runtime]`): commits, shutdown,
+//! backpressure, delivery guarantees and the state changelog.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// The HTTP endpoint: metrics, health, readiness and customer look-ups
+/// (SPEC section 5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// The address and port to listen on.
+    pub listen: SocketAddr,
+    /// When set, `/customers/*` and every endpoint that changes state
+    /// require `Authorization: Bearer <token>` (SPEC section 6, "Access").
+    /// `/metrics`, `/healthz` and `/readyz` stay open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464)),
+            auth_token: None,
+        }
+    }
+}
+
+/// The async shell around the engine (SPEC section 6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuntimeConfig {
+    /// How often offsets whose outputs are all acknowledged are committed.
+    /// A crash replays at most this much input (without changing results).
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// On SIGTERM or SIGINT: the longest journeyd spends finishing in-flight
+    /// events, flushing outputs and committing before it exits.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How often gauges (consumer lag, watermark lag, customers per stage
+    /// and band, state memory) are refreshed.
+    #[serde(with = "humantime_serde")]
+    pub metrics_interval: Duration,
+    /// Outputs sent but not yet acknowledged by Kafka, at most; polling
+    /// pauses at this bound until acknowledgements catch up.
+    pub max_in_flight: usize,
+    /// Kafka transactions: outputs, changelog and offsets in one transaction
+    /// (SPEC section 6). `false`: at-least-once.
+    pub exactly_once: bool,
+    /// The compacted topic that holds customer state, keyed by customer and
+    /// partitioned like the inputs.
+    pub changelog_topic: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            commit_interval: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(30),
+            metrics_interval: Duration::from_millis(100),
+            max_in_flight: 100_000,
+            exactly_once: false,
+            changelog_topic: "journeyd.state-changelog".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Where data comes from and goes to: the input topics and their encodings
+//! (`[[inputs]]`), the output topics and their format (`[outputs]`), and
+//! the schemas the Avro encodings need (`[schema_registry]`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::secret::REDACTED;
+
+/// How the touchpoints of an input topic are encoded (SPEC section 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputEncoding {
+    /// One JSON object per message.
+    #[default]
+    Json,
+    /// Plain Avro written with the known touchpoint schema.
+    Avro,
+    /// Confluent Schema Registry wire format: magic byte 0, a 4-byte schema
+    /// id, then the Avro body. Needs a registry or local writer schemas.
+    Confluent,
+}
+
+impl InputEncoding {
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputEncoding::Json => "json",
+            InputEncoding::Avro => "avro",
+            InputEncoding::Confluent => "confluent",
+        }
+    }
+}
+
+/// One input topic of touchpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// The topic to consume; keyed by customer id.
+    pub topic: String,
+    /// How its messages are encoded; `json` when absent.
+    #[serde(default)]
+    pub encoding: InputEncoding,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            topic: "touchpoints".to_owned(),
+            encoding: InputEncoding::Json,
+        }
+    }
+}
+
+/// How derived events are written (SPEC section 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// One JSON object per message.
+    #[default]
+    Json,
+    /// Avro with the schemas in `schemas/`, in the Confluent wire format.
+    Avro,
+}
+
+/// The output topics and their format. The erasure topic is read, not
+/// written, but lives here with the other topics journeyd owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputsConfig {
+    /// `json` (default) or `avro`.
+    pub format: OutputFormat,
+    /// `StageChanged` events.
+    pub stage_changes: String,
+    /// `ChurnRiskChanged` events, on band changes only.
+    pub churn_risk: String,
+    /// `FunnelWindow` summaries, one per closed window.
+    pub funnel: String,
+    /// Rejected input: the original bytes, with the source and the reason
+    /// in headers.
+    pub dlq: String,
+    /// `CustomerErased` confirmations, the proof of an erasure.
+    pub audit: String,
+    /// Erasure requests to consume (key = customer id); an input, not an output.
+    pub erasure: String,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            format: OutputFormat::Json,
+            stage_changes: "journey.stage-changes".to_owned(),
+            churn_risk: "journey.churn-risk".to_owned(),
+            funnel: "journey.funnel".to_owned(),
+            dlq: "journey.dlq".to_owned(),
+            audit: "journey.audit".to_owned(),
+            erasure: "journey.erasure".to_owned(),
+        }
+    }
+}
+
+impl OutputsConfig {
+    /// Every topic of this section with its key, in file order.
+    pub fn topics(&self) -> [(&'static str, &str); 6] {
+        [
+            ("stage_changes", &self.stage_changes),
+            ("churn_risk", &self.churn_risk),
+            ("funnel", &self.funnel),
+            ("dlq", &self.dlq),
+            ("audit", &self.audit),
+            ("erasure", &self.erasure),
+        ]
+    }
+}
+
+/// Where Avro schemas come from: a Confluent Schema Registry, or local
+/// files and fixed ids for deployments without one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchemaRegistryConfig {
+    /// Base URL of a Confluent Schema Registry, e.g. `http://registry:8081`.
+    /// Credentials in it are hidden from `Debug` and serialized output.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_url"
+    )]
+    pub url: Option<String>,
+    /// A directory of writer schemas named `<id>.avsc`, for decoding the
+    /// Confluent wire format without a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas_dir: Option<PathBuf>,
+    /// Schema ids to write in the wire format of Avro outputs, instead of
+    /// looking them up in (or registering them with) the registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema_ids: Option<OutputSchemaIds>,
+    /// The longest a request to the registry may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SchemaRegistryConfig {
+    fn default() -> Self {
+        SchemaRegistryConfig {
+            url: None,
+            schemas_dir: None,
+            output_schema_ids: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `Debug` hides credentials given in the URL (`https://key:secret@host`).
+impl fmt::Debug for SchemaRegistryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemaRegistryConfig")
+            .field("url", &self.url.as_deref().map(without_userinfo))
+            .field("schemas_dir", &self.schemas_dir)
+            .field("output_schema_ids", &self.output_schema_ids)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Serializes the registry URL without its credentials.
+fn serialize_url<S: Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(without_userinfo).serialize(serializer)
+}
+
+/// `url` with the user information of its authority (`user:password@`)
+/// replaced by [`REDACTED`].
+pub fn without_userinfo(url: &str) -> Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}{REDACTED}{}", &url[..start], &url[start + at..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// The schema ids of the Avro outputs, one per output schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSchemaIds {
+    /// The id of `schemas/stage_changed.avsc`.
+    pub stage_changes: u32,
+    /// The id of `schemas/churn_risk_changed.avsc`.
+    pub churn_risk: u32,
+    /// The id of `schemas/funnel_window.avsc`.
+    pub funnel: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_hidden_and_the_rest_kept() {
+        assert_eq!(
+            without_userinfo("https://key:s3cret@registry.example.com/path?q=a@b"),
+            "https://<redacted>@registry.example.com/path?q=a@b"
+        );
+        assert_eq!(
+            without_userinfo("http://registry:8081"),
+            "http://registry:8081"
+        );
+        let config = SchemaRegistryConfig {
+            url: Some("https://key:s3cret@host".into()),
+            ..SchemaRegistryConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let serialized = toml::to_string(&config).unwrap();
+        assert!(
+            serialized.contains("url = \"https://<redacted>@host\""),
+            "{serialized}"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Checks of the HTTP endpoint (`[http]`) and the runtime (`[runtime]`).
+//! The runtime's changelog topic is checked with the other topics.
+
+use super::Problems;
+use crate::config::{HttpConfig, RuntimeConfig};
+
+/// Checks the `http` section. The token is never quoted.
+pub(super) fn http(http: &HttpConfig, problems: &mut Problems) {
+    let Some(token) = &http.auth_token else {
+        return;
+    };
+    let token = token.expose();
+    if token.is_empty() {
+        problems.add(
+            "http.auth_token",
+            "must not be empty; leave it out to leave /customers open",
+        );
+    } else if !token.chars().all(|c| c.is_ascii_graphic()) {
+        problems.add(
+            "http.auth_token",
+            "must be printable ASCII without spaces or line breaks, as clients send it in an \
+             Authorization header (a token read from a file often ends in a newline)",
+        );
+    }
+}
+
+/// Checks the `runtime` section.
+pub(super) fn runtime(runtime: &RuntimeConfig, problems: &mut Problems) {
+    problems.positive_duration("runtime.commit_interval", runtime.commit_interval);
+    problems.positive_duration("runtime.shutdown_timeout", runtime.shutdown_timeout);
+    problems.positive_duration("runtime.metrics_interval", runtime.metrics_interval);
+    if runtime.max_in_flight < 1 {
+        problems.add("runtime.max_in_flight", "must be at least 1, got 0");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Config, Secret};
+
+    fn problems(config: &Config) -> Vec<String> {
+        config
+            .validate()
+            .err()
+            .map(|e| e.problems)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_token_is_usable_in_a_header_and_never_quoted() {
+        let mut config = Config::default();
+        config.http.auth_token = Some(Secret::new("s3cret\n"));
+        let found = problems(&config);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("http.auth_token: must be printable ASCII"));
+        assert!(!found[0].contains("s3cret"));
+        config.http.auth_token = Some(Secret::new(""));
+        assert_eq!(
+            problems(&config),
+            ["http.auth_token: must not be empty; leave it out to leave /customers open"]
+        );
+        config.http.auth_token = Some(Secret::new("s3cret"));
+        assert_eq!(problems(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn runtime_intervals_and_bounds_are_positive() {
+        let mut config = Config::default();
+        config.runtime.commit_interval = Duration::ZERO;
+        config.runtime.max_in_flight = 0;
+        assert_eq!(
+            problems(&config),
+            [
+                "runtime.commit_interval: must be at least 1ms, got \"0s\"",
+                "runtime.max_in_flight: must be at least 1, got 0",
+            ]
+        );
+    }
+}
