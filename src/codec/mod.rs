@@ -7,10 +7,14 @@
 //! carries an [`InvalidReason`], the label of the dead-letter header and of
 //! `journeyd_events_invalid_total`.
 //!
+//! On the way out it owns the bytes of what journeyd produces: derived
+//! outputs as JSON or Confluent-framed Avro, with their keys ([`output`]),
+//! and the value, key and headers of dead-letter records ([`dlq`]).
+//!
 //! Decoders borrow from the input where the encoding allows, and never
 //! panic, loop or allocate without bound on hostile bytes. This module does
 //! no I/O beyond reading a replay file, reads no clock (wall time is an
-//! argument) and knows nothing of Kafka, the DLQ or journey rules.
+//! argument) and knows no Kafka client and no journey rules.
 //!
 //! ```
 //! use journeyd::codec::{Encoding, Validator};
@@ -26,9 +30,11 @@ pub mod avro;
 mod avro_binary;
 mod avro_container;
 pub mod confluent;
+pub mod dlq;
 pub mod file;
 mod invalid;
 pub mod json;
+pub mod output;
 mod parts;
 pub mod schemas;
 mod validate;

@@ -1,0 +1,346 @@
+//! Encoding derived outputs (SPEC section 4) as Kafka record values and keys.
+//!
+//! Owns the wire form of [`Output`] on the output topics:
+//!
+//! - **JSON** (`[outputs] format = "json"`): the object `journeyd replay`
+//!   writes as one NDJSON line, with its `type` tag, without the newline.
+//! - **Avro** (`format = "avro"`): the Confluent wire format (magic byte 0,
+//!   the 4-byte big-endian schema id, then the Avro binary datum) of
+//!   `schemas/stage_changed.avsc`, `churn_risk_changed.avsc` or
+//!   `funnel_window.avsc`, written by hand in the schemas' field order.
+//!
+//! Keys are the customer id, or for funnel windows the window start in
+//! decimal milliseconds. [`topic_kind`] tells which output topic a value
+//! belongs on. Encoding writes into a caller-owned buffer and allocates
+//! nothing else. This module does no I/O and knows no Kafka client; the
+//! schema ids come from the configuration or a registry look-up done by
+//! the caller at start-up.
+//!
+//! ```
+//! use journeyd::codec::output::{OutputEncoder, OutputFormat, OutputSchemaIds};
+//! use journeyd::model::{FunnelWindow, Output};
+//!
+//! let ids = OutputSchemaIds { stage_changes: 1, churn_risk: 2, funnel: 3 };
+//! let encoder = OutputEncoder::new(OutputFormat::Avro, ids);
+//! let window = Output::FunnelWindow(FunnelWindow {
+//!     sequence: 1,
+//!     window_start: 60_000,
+//!     window_end: 120_000,
+//!     entries: vec![],
+//!     pairs: vec![],
+//!     active_customers: 0,
+//!     revenue: 0.0,
+//!     late_events: 0,
+//! });
+//! let (mut key, mut value) = (Vec::new(), Vec::new());
+//! encoder.key(&window, &mut key);
+//! encoder.encode(&window, &mut value);
+//! assert_eq!(key, b"60000");
+//! assert_eq!(value[..5], [0, 0, 0, 0, 3]);
+//! ```
+
+use super::confluent::MAGIC;
+use super::dlq::Decimal;
+use super::schemas;
+use crate::config::OutputsConfig;
+pub use crate::config::{OutputFormat, OutputSchemaIds};
+use crate::model::{
+    Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, Output, PairCount, StageChanged,
+    StageCount,
+};
+
+/// Which output topic (and Avro schema) an output belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    /// `StageChanged`, on `[outputs] stage_changes`.
+    StageChanges,
+    /// `ChurnRiskChanged`, on `[outputs] churn_risk`.
+    ChurnRisk,
+    /// `FunnelWindow`, on `[outputs] funnel`.
+    Funnel,
+}
+
+impl OutputKind {
+    /// Every kind, for pre-resolving per-topic handles and metric labels.
+    pub const ALL: [OutputKind; 3] = [
+        OutputKind::StageChanges,
+        OutputKind::ChurnRisk,
+        OutputKind::Funnel,
+    ];
+
+    /// The configuration key of the topic (`[outputs]` and
+    /// `output_schema_ids`); also a low-cardinality metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::StageChanges => "stage_changes",
+            OutputKind::ChurnRisk => "churn_risk",
+            OutputKind::Funnel => "funnel",
+        }
+    }
+
+    /// The configured topic name.
+    pub fn topic(self, outputs: &OutputsConfig) -> &str {
+        match self {
+            OutputKind::StageChanges => &outputs.stage_changes,
+            OutputKind::ChurnRisk => &outputs.churn_risk,
+            OutputKind::Funnel => &outputs.funnel,
+        }
+    }
+
+    /// The text of the Avro schema, as registered with a schema registry.
+    pub const fn schema(self) -> &'static str {
+        match self {
+            OutputKind::StageChanges => schemas::STAGE_CHANGED,
+            OutputKind::ChurnRisk => schemas::CHURN_RISK_CHANGED,
+            OutputKind::Funnel => schemas::FUNNEL_WINDOW,
+        }
+    }
+
+    /// The schema id of this kind among `ids`.
+    pub const fn schema_id(self, ids: &OutputSchemaIds) -> u32 {
+        match self {
+            OutputKind::StageChanges => ids.stage_changes,
+            OutputKind::ChurnRisk => ids.churn_risk,
+            OutputKind::Funnel => ids.funnel,
+        }
+    }
+}
+
+/// The topic kind of `output`, so that a sink can pick the topic.
+pub const fn topic_kind(output: &Output) -> OutputKind {
+    match output {
+        Output::StageChanged(_) => OutputKind::StageChanges,
+        Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
+        Output::FunnelWindow(_) => OutputKind::Funnel,
+    }
+}
+
+/// Writes outputs in the configured format. Cheap to copy; built once at
+/// start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputEncoder {
+    /// JSON or Avro in the Confluent wire format.
+    format: OutputFormat,
+    /// The ids written in the Confluent header; unused for JSON.
+    schema_ids: OutputSchemaIds,
+}
+
+impl OutputEncoder {
+    /// An encoder writing `format`, with `schema_ids` in the headers of
+    /// Avro values.
+    pub const fn new(format: OutputFormat, schema_ids: OutputSchemaIds) -> OutputEncoder {
+        OutputEncoder { format, schema_ids }
+    }
+
+    /// A JSON encoder: no schema ids needed.
+    pub const fn json() -> OutputEncoder {
+        let unused = OutputSchemaIds {
+            stage_changes: 0,
+            churn_risk: 0,
+            funnel: 0,
+        };
+        OutputEncoder::new(OutputFormat::Json, unused)
+    }
+
+    /// The format values are written in.
+    pub const fn format(&self) -> OutputFormat {
+        self.format
+    }
+
+    /// The schema ids of Avro values.
+    pub const fn schema_ids(&self) -> OutputSchemaIds {
+        self.schema_ids
+    }
+
+    /// Replaces the contents of `buf` with the record value of `output`.
+    pub fn encode(&self, output: &Output, buf: &mut Vec<u8>) {
+        buf.clear();
+        match self.format {
+            OutputFormat::Json => serde_json::to_writer(&mut *buf, output).expect(
+                "writing to a Vec cannot fail, and outputs have no maps or fallible Serialize",
+            ),
+            OutputFormat::Avro => {
+                let id = topic_kind(output).schema_id(&self.schema_ids);
+                buf.push(MAGIC);
+                buf.extend_from_slice(&id.to_be_bytes());
+                encode_avro_datum(output, buf);
+            }
+        }
+    }
+
+    /// Replaces the contents of `buf` with the record key of `output`: the
+    /// customer id, or the decimal window start of a funnel window. The
+    /// same in both formats.
+    pub fn key(&self, output: &Output, buf: &mut Vec<u8>) {
+        buf.clear();
+        match output {
+            Output::StageChanged(s) => buf.extend_from_slice(s.customer_id.as_bytes()),
+            Output::ChurnRiskChanged(c) => buf.extend_from_slice(c.customer_id.as_bytes()),
+            Output::FunnelWindow(w) => {
+                buf.extend_from_slice(Decimal::new(w.window_start).as_str().as_bytes());
+            }
+        }
+    }
+}
+
+/// Appends the Avro binary datum of `output` (no Confluent header) to `buf`,
+/// per the schema of its [`OutputKind`].
+pub fn encode_avro_datum(output: &Output, buf: &mut Vec<u8>) {
+    match output {
+        Output::StageChanged(s) => stage_changed(s, buf),
+        Output::ChurnRiskChanged(c) => churn_risk_changed(c, buf),
+        Output::FunnelWindow(w) => funnel_window(w, buf),
+    }
+}
+
+/// `schemas/stage_changed.avsc`, field by field.
+fn stage_changed(s: &StageChanged, buf: &mut Vec<u8>) {
+    put_str(buf, &s.customer_id);
+    put_count(buf, s.sequence);
+    put_opt_str(buf, s.from_stage.as_deref());
+    put_str(buf, &s.to_stage);
+    put_long(buf, direction_index(s.direction));
+    put_opt_str(buf, s.trigger_event_id.as_deref());
+    put_opt_str(buf, s.trigger_action.as_deref());
+    put_opt_str(buf, s.trigger_channel);
+    put_long(buf, s.event_time);
+    put_long(buf, s.detected_at);
+    put_long(buf, s.time_in_previous_stage_ms);
+    put_count(buf, s.touchpoint_count);
+}
+
+/// `schemas/churn_risk_changed.avsc`, field by field.
+fn churn_risk_changed(c: &ChurnRiskChanged, buf: &mut Vec<u8>) {
+    put_str(buf, &c.customer_id);
+    put_count(buf, c.sequence);
+    put_double(buf, c.risk);
+    put_long(buf, band_index(c.band));
+    match c.previous_band {
+        None => put_long(buf, 0),
+        Some(band) => {
+            put_long(buf, 1);
+            put_long(buf, band_index(band));
+        }
+    }
+    put_double(buf, c.p_alive);
+    put_array(buf, &c.signals, |buf, signal| put_str(buf, signal));
+    put_long(buf, cause_index(c.cause));
+    put_opt_str(buf, c.trigger_event_id.as_deref());
+    put_long(buf, c.event_time);
+    put_long(buf, c.detected_at);
+}
+
+/// `schemas/funnel_window.avsc`, field by field.
+fn funnel_window(w: &FunnelWindow, buf: &mut Vec<u8>) {
+    put_count(buf, w.sequence);
+    put_long(buf, w.window_start);
+    put_long(buf, w.window_end);
+    put_array(buf, &w.entries, stage_count);
+    put_array(buf, &w.pairs, pair_count);
+    put_count(buf, w.active_customers);
+    put_double(buf, w.revenue);
+    put_count(buf, w.late_events);
+}
+
+/// The nested `StageCount` record.
+fn stage_count(buf: &mut Vec<u8>, e: &StageCount) {
+    put_str(buf, &e.stage);
+    put_count(buf, e.count);
+}
+
+/// The nested `PairCount` record.
+fn pair_count(buf: &mut Vec<u8>, p: &PairCount) {
+    put_str(buf, &p.from_stage);
+    put_str(buf, &p.to_stage);
+    put_count(buf, p.conversions);
+    put_count(buf, p.dropoffs);
+    match p.dropoff_ratio {
+        None => put_long(buf, 0),
+        Some(ratio) => {
+            put_long(buf, 1);
+            put_double(buf, ratio);
+        }
+    }
+}
+
+/// The position of `d` among the symbols of the Avro enum `Direction`.
+const fn direction_index(d: Direction) -> i64 {
+    match d {
+        Direction::Advance => 0,
+        Direction::Skip => 1,
+        Direction::Regress => 2,
+        Direction::Lapse => 3,
+        Direction::Return => 4,
+    }
+}
+
+/// The position of `b` among the symbols of the Avro enum `Band`.
+const fn band_index(b: Band) -> i64 {
+    match b {
+        Band::Low => 0,
+        Band::Medium => 1,
+        Band::High => 2,
+    }
+}
+
+/// The position of `c` among the symbols of the Avro enum `ChurnCause`.
+const fn cause_index(c: ChurnCause) -> i64 {
+    match c {
+        ChurnCause::Event => 0,
+        ChurnCause::Timer => 1,
+    }
+}
+
+/// A zigzag varint `long`.
+fn put_long(buf: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    buf.push(z as u8);
+}
+
+/// A count as a `long`. Avro has no unsigned type: a count above
+/// `i64::MAX`, which no real stream reaches, is written as `i64::MAX`.
+fn put_count(buf: &mut Vec<u8>, v: u64) {
+    put_long(buf, i64::try_from(v).unwrap_or(i64::MAX));
+}
+
+/// A `double`: 8 bytes, little-endian.
+fn put_double(buf: &mut Vec<u8>, v: f64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A `string`: its byte length, then its UTF-8 bytes.
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_long(buf, s.len() as i64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// A `["null", "string"]` union: the branch index, then the string if any.
+fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => put_long(buf, 0),
+        Some(s) => {
+            put_long(buf, 1);
+            put_str(buf, s);
+        }
+    }
+}
+
+/// An array in one block: item count, items, then the terminating empty
+/// block (just the 0 when there are no items).
+fn put_array<T>(buf: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, &T)) {
+    if !items.is_empty() {
+        put_long(buf, items.len() as i64);
+        for item in items {
+            put(buf, item);
+        }
+    }
+    put_long(buf, 0);
+}
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;

@@ -1,0 +1,574 @@
+//! Output encoding: JSON against the replay NDJSON, Avro against
+//! apache_avro's reader and writer for the shipped schemas, keys.
+
+use std::path::Path;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::RecordSchema;
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use compact_str::CompactString;
+use proptest::prelude::*;
+
+use super::*;
+use crate::codec::Validator;
+use crate::codec::file::RecordReader;
+use crate::config::{Config, TimeMode};
+use crate::engine::Engine;
+use crate::model::EventTime;
+
+const IDS: OutputSchemaIds = OutputSchemaIds {
+    stage_changes: 7,
+    churn_risk: 0x0102_0304,
+    funnel: u32::MAX,
+};
+
+fn avro() -> OutputEncoder {
+    OutputEncoder::new(OutputFormat::Avro, IDS)
+}
+
+fn s(v: &str) -> CompactString {
+    CompactString::from(v)
+}
+
+fn stage_changed(from: Option<&str>) -> StageChanged {
+    StageChanged {
+        customer_id: s("cust-ü"),
+        sequence: 3,
+        from_stage: from.map(s),
+        to_stage: s("purchase"),
+        direction: Direction::Return,
+        trigger_event_id: from.map(|_| s("e9")),
+        trigger_action: from.map(|_| s("purchase")),
+        trigger_channel: from.map(|_| "web"),
+        event_time: 1_700_000_000_000,
+        detected_at: 1_700_000_000_500,
+        time_in_previous_stage_ms: -1,
+        touchpoint_count: 200,
+    }
+}
+
+fn churn(previous: Option<Band>, signals: &[&str]) -> ChurnRiskChanged {
+    ChurnRiskChanged {
+        customer_id: s("c1"),
+        sequence: 1,
+        risk: 0.61,
+        band: Band::High,
+        previous_band: previous,
+        p_alive: 0.42,
+        signals: signals.iter().copied().map(s).collect(),
+        cause: ChurnCause::Event,
+        trigger_event_id: previous.map(|_| s("e1")),
+        event_time: -5,
+        detected_at: i64::MAX,
+    }
+}
+
+fn funnel(entries: Vec<StageCount>, pairs: Vec<PairCount>) -> FunnelWindow {
+    FunnelWindow {
+        sequence: 9,
+        window_start: 1_700_000_040_000,
+        window_end: 1_700_000_100_000,
+        entries,
+        pairs,
+        active_customers: 42,
+        revenue: 99.5,
+        late_events: 0,
+    }
+}
+
+fn pair(ratio: Option<f64>) -> PairCount {
+    PairCount {
+        from_stage: s("consideration"),
+        to_stage: s("purchase"),
+        conversions: 3,
+        dropoffs: 1,
+        dropoff_ratio: ratio,
+    }
+}
+
+fn samples() -> Vec<Output> {
+    let entry = StageCount {
+        stage: s("awareness"),
+        count: 10,
+    };
+    vec![
+        Output::StageChanged(stage_changed(None)),
+        Output::StageChanged(stage_changed(Some("awareness"))),
+        Output::ChurnRiskChanged(churn(None, &[])),
+        Output::ChurnRiskChanged(churn(Some(Band::Low), &["support_ticket", "nps"])),
+        Output::FunnelWindow(funnel(vec![], vec![])),
+        Output::FunnelWindow(funnel(vec![entry], vec![pair(Some(0.25)), pair(None)])),
+    ]
+}
+
+// ---- the values apache_avro must read, in schema field order ----
+
+fn long(v: u64) -> Value {
+    Value::Long(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn string(v: &str) -> Value {
+    Value::String(v.to_owned())
+}
+
+fn optional(v: Option<Value>) -> Value {
+    match v {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(v) => Value::Union(1, Box::new(v)),
+    }
+}
+
+fn opt_str(v: Option<&str>) -> Value {
+    optional(v.map(string))
+}
+
+fn symbol<T: serde::Serialize>(index: i64, v: T) -> Value {
+    let name = serde_json::to_value(v).unwrap();
+    Value::Enum(index as u32, name.as_str().unwrap().to_owned())
+}
+
+fn record(fields: Vec<(&str, Value)>) -> Value {
+    Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn expected(output: &Output) -> Value {
+    match output {
+        Output::StageChanged(o) => record(vec![
+            ("customer_id", string(&o.customer_id)),
+            ("sequence", long(o.sequence)),
+            ("from_stage", opt_str(o.from_stage.as_deref())),
+            ("to_stage", string(&o.to_stage)),
+            (
+                "direction",
+                symbol(direction_index(o.direction), o.direction),
+            ),
+            ("trigger_event_id", opt_str(o.trigger_event_id.as_deref())),
+            ("trigger_action", opt_str(o.trigger_action.as_deref())),
+            ("trigger_channel", opt_str(o.trigger_channel)),
+            ("event_time", Value::TimestampMillis(o.event_time)),
+            ("detected_at", Value::TimestampMillis(o.detected_at)),
+            (
+                "time_in_previous_stage_ms",
+                Value::Long(o.time_in_previous_stage_ms),
+            ),
+            ("touchpoint_count", long(o.touchpoint_count)),
+        ]),
+        Output::ChurnRiskChanged(o) => record(vec![
+            ("customer_id", string(&o.customer_id)),
+            ("sequence", long(o.sequence)),
+            ("risk", Value::Double(o.risk)),
+            ("band", symbol(band_index(o.band), o.band)),
+            (
+                "previous_band",
+                optional(o.previous_band.map(|b| symbol(band_index(b), b))),
+            ),
+            ("p_alive", Value::Double(o.p_alive)),
+            (
+                "signals",
+                Value::Array(o.signals.iter().map(|v| string(v)).collect()),
+            ),
+            ("cause", symbol(cause_index(o.cause), o.cause)),
+            ("trigger_event_id", opt_str(o.trigger_event_id.as_deref())),
+            ("event_time", Value::TimestampMillis(o.event_time)),
+            ("detected_at", Value::TimestampMillis(o.detected_at)),
+        ]),
+        Output::FunnelWindow(o) => record(vec![
+            ("sequence", long(o.sequence)),
+            ("window_start", Value::TimestampMillis(o.window_start)),
+            ("window_end", Value::TimestampMillis(o.window_end)),
+            (
+                "entries",
+                Value::Array(o.entries.iter().map(expected_entry).collect()),
+            ),
+            (
+                "pairs",
+                Value::Array(o.pairs.iter().map(expected_pair).collect()),
+            ),
+            ("active_customers", long(o.active_customers)),
+            ("revenue", Value::Double(o.revenue)),
+            ("late_events", long(o.late_events)),
+        ]),
+    }
+}
+
+fn expected_entry(e: &StageCount) -> Value {
+    record(vec![("stage", string(&e.stage)), ("count", long(e.count))])
+}
+
+fn expected_pair(p: &PairCount) -> Value {
+    record(vec![
+        ("from_stage", string(&p.from_stage)),
+        ("to_stage", string(&p.to_stage)),
+        ("conversions", long(p.conversions)),
+        ("dropoffs", long(p.dropoffs)),
+        (
+            "dropoff_ratio",
+            optional(p.dropoff_ratio.map(Value::Double)),
+        ),
+    ])
+}
+
+// ---- decoding with apache_avro ----
+
+fn schema(kind: OutputKind) -> Schema {
+    Schema::parse_str(kind.schema()).unwrap()
+}
+
+/// Checks the Confluent header, then reads the body with apache_avro;
+/// every byte must belong to the datum.
+fn decode(output: &Output, bytes: &[u8]) -> Value {
+    let kind = topic_kind(output);
+    let (id, body) = crate::codec::confluent::split(bytes).unwrap();
+    assert_eq!(id, kind.schema_id(&IDS));
+    let schema = schema(kind);
+    let reader = GenericDatumReader::builder(&schema).build().unwrap();
+    let mut rest = body;
+    let value = reader.read_value(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{} bytes left after the datum", rest.len());
+    value
+}
+
+/// apache_avro's own encoding of the expected value.
+fn reference_datum(output: &Output) -> Vec<u8> {
+    let schema = schema(topic_kind(output));
+    GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(expected(output))
+        .unwrap()
+}
+
+#[test]
+fn avro_decodes_to_every_field_value() {
+    let mut buf = Vec::new();
+    for output in samples() {
+        avro().encode(&output, &mut buf);
+        assert_eq!(decode(&output, &buf), expected(&output), "{output:?}");
+        assert_eq!(buf[5..], reference_datum(&output), "{output:?}");
+    }
+}
+
+#[test]
+fn avro_header_carries_the_schema_id_of_the_kind() {
+    let mut buf = Vec::new();
+    let [stage, _, churn, _, funnel, _] = samples().try_into().unwrap();
+    avro().encode(&stage, &mut buf);
+    assert_eq!(buf[..5], [0, 0, 0, 0, 7]);
+    avro().encode(&churn, &mut buf);
+    assert_eq!(buf[..5], [0, 1, 2, 3, 4]);
+    avro().encode(&funnel, &mut buf);
+    assert_eq!(buf[..5], [0, 0xff, 0xff, 0xff, 0xff]);
+}
+
+#[test]
+fn empty_arrays_are_a_single_zero_block() {
+    let mut buf = Vec::new();
+    encode_avro_datum(&Output::FunnelWindow(funnel(vec![], vec![])), &mut buf);
+    // sequence 9, two timestamps, then entries = [0] and pairs = [0].
+    let after_times = 1 + 6 + 6;
+    assert_eq!(buf[after_times..after_times + 2], [0, 0]);
+}
+
+#[test]
+fn counts_above_i64_max_saturate() {
+    let mut o = funnel(vec![], vec![]);
+    o.sequence = u64::MAX;
+    let output = Output::FunnelWindow(o);
+    let mut buf = Vec::new();
+    avro().encode(&output, &mut buf);
+    let Value::Record(fields) = decode(&output, &buf) else {
+        panic!("a record")
+    };
+    assert_eq!(fields[0], ("sequence".to_owned(), Value::Long(i64::MAX)));
+}
+
+fn enum_symbols(schema: &Schema, field: &str) -> Vec<String> {
+    let Schema::Record(RecordSchema { fields, .. }) = schema else {
+        panic!("not a record")
+    };
+    match &fields.iter().find(|f| f.name == field).unwrap().schema {
+        Schema::Enum(e) => e.symbols.clone(),
+        other => panic!("{field} is not an enum: {other:?}"),
+    }
+}
+
+#[test]
+fn avro_enum_symbols_are_in_the_rust_order_and_index() {
+    let stage = schema(OutputKind::StageChanges);
+    let churn = schema(OutputKind::ChurnRisk);
+    let directions = enum_symbols(&stage, "direction");
+    assert_eq!(directions, Direction::ALL.map(Direction::as_str));
+    for d in Direction::ALL {
+        assert_eq!(directions[direction_index(d) as usize], d.as_str());
+    }
+    let bands = enum_symbols(&churn, "band");
+    assert_eq!(bands, Band::ALL.map(Band::as_str));
+    for b in Band::ALL {
+        assert_eq!(bands[band_index(b) as usize], b.as_str());
+    }
+    let causes = enum_symbols(&churn, "cause");
+    for c in [ChurnCause::Event, ChurnCause::Timer] {
+        let name = serde_json::to_value(c).unwrap();
+        assert_eq!(causes[cause_index(c) as usize], name.as_str().unwrap());
+    }
+    assert_eq!(causes.len(), 2);
+}
+
+// ---- JSON ----
+
+#[test]
+fn json_is_the_tagged_object_without_newline() {
+    let mut buf = b"stale".to_vec();
+    let output = Output::StageChanged(stage_changed(None));
+    OutputEncoder::json().encode(&output, &mut buf);
+    assert_eq!(
+        std::str::from_utf8(&buf).unwrap(),
+        r#"{"type":"stage_changed","customer_id":"cust-ü","sequence":3,"from_stage":null,"to_stage":"purchase","direction":"return","trigger_event_id":null,"trigger_action":null,"trigger_channel":null,"event_time":1700000000000,"detected_at":1700000000500,"time_in_previous_stage_ms":-1,"touchpoint_count":200}"#
+    );
+    for output in samples() {
+        OutputEncoder::json().encode(&output, &mut buf);
+        assert_eq!(buf, serde_json::to_vec(&output).unwrap());
+        assert_eq!(buf.last(), Some(&b'}'));
+    }
+}
+
+/// Runs the golden journeys through the engine the way `replay` does and
+/// returns its outputs, with what `replay_into` wrote for the same input.
+fn golden_outputs() -> (Vec<Output>, String) {
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/journeys.ndjson");
+    let wall = EventTime(1_893_456_000_000);
+    let mut config = Config::default();
+    let options = crate::replay::ReplayOptions {
+        input: input.clone(),
+        output: None,
+        progress: false,
+    };
+    let mut ndjson = Vec::new();
+    crate::replay::replay_into(&config, &options, wall, &mut ndjson).unwrap();
+    config.time.mode = TimeMode::Event;
+    let mut engine = Engine::new(&config).unwrap();
+    let validator = Validator::new(config.time.max_future_skew, config.limits.max_message_bytes);
+    let mut reader = RecordReader::open(&input).unwrap();
+    let (mut outputs, mut latest) = (Vec::new(), EventTime::MIN);
+    while let Some(record) = reader.next_record().unwrap() {
+        let tp = record.result.unwrap();
+        validator.check(&tp, wall).unwrap();
+        latest = latest.max(tp.occurred_at);
+        engine.ingest(0, &tp, latest, &mut outputs);
+    }
+    engine.finish(&mut outputs);
+    (outputs, String::from_utf8(ndjson).unwrap())
+}
+
+#[test]
+fn json_equals_the_replay_ndjson_lines_and_avro_reads_back() {
+    let (outputs, ndjson) = golden_outputs();
+    let lines: Vec<&str> = ndjson.lines().collect();
+    assert_eq!(outputs.len(), lines.len());
+    assert!(
+        OutputKind::ALL
+            .iter()
+            .all(|k| { outputs.iter().any(|o| topic_kind(o) == *k) })
+    );
+    let mut buf = Vec::with_capacity(1024);
+    for (output, line) in outputs.iter().zip(lines) {
+        OutputEncoder::json().encode(output, &mut buf);
+        assert_eq!(std::str::from_utf8(&buf).unwrap(), line);
+        avro().encode(output, &mut buf);
+        assert_eq!(decode(output, &buf), expected(output), "{line}");
+    }
+}
+
+// ---- keys, kinds, buffers ----
+
+#[test]
+fn keys_are_the_customer_id_or_the_decimal_window_start() {
+    let mut key = b"stale".to_vec();
+    for encoder in [avro(), OutputEncoder::json()] {
+        let [stage, _, churn, _, funnel, _] = samples().try_into().unwrap();
+        encoder.key(&stage, &mut key);
+        assert_eq!(key, "cust-ü".as_bytes());
+        encoder.key(&churn, &mut key);
+        assert_eq!(key, b"c1");
+        encoder.key(&funnel, &mut key);
+        assert_eq!(key, b"1700000040000");
+    }
+    let mut negative = funnel(vec![], vec![]);
+    negative.window_start = i64::MIN;
+    avro().key(&Output::FunnelWindow(negative), &mut key);
+    assert_eq!(key, b"-9223372036854775808");
+}
+
+#[test]
+fn kinds_name_their_config_keys_topics_and_schemas() {
+    let outputs = OutputsConfig::default();
+    let keys: Vec<_> = outputs.topics().iter().map(|(k, _)| *k).collect();
+    for kind in OutputKind::ALL {
+        assert!(keys.contains(&kind.as_str()), "{kind:?}");
+    }
+    assert_eq!(
+        OutputKind::StageChanges.topic(&outputs),
+        "journey.stage-changes"
+    );
+    assert_eq!(OutputKind::ChurnRisk.topic(&outputs), "journey.churn-risk");
+    assert_eq!(OutputKind::Funnel.topic(&outputs), "journey.funnel");
+    let kinds = samples().iter().map(topic_kind).collect::<Vec<_>>();
+    let [stage, churn, funnel] = OutputKind::ALL;
+    assert_eq!(kinds, [stage, stage, churn, churn, funnel, funnel]);
+    let names = OutputKind::ALL.map(|k| schema(k).name().unwrap().name().to_owned());
+    assert_eq!(names, ["StageChanged", "ChurnRiskChanged", "FunnelWindow"]);
+}
+
+#[test]
+fn encoding_reuses_the_buffer() {
+    let output = Output::FunnelWindow(funnel(vec![], vec![pair(Some(0.5)); 4]));
+    for encoder in [avro(), OutputEncoder::json()] {
+        let mut buf = Vec::new();
+        encoder.encode(&output, &mut buf);
+        let (first, ptr, cap) = (buf.clone(), buf.as_ptr(), buf.capacity());
+        encoder.encode(&output, &mut buf);
+        assert_eq!((buf.as_ptr(), buf.capacity()), (ptr, cap));
+        assert_eq!(buf, first);
+    }
+}
+
+// ---- arbitrary outputs ----
+
+fn text() -> impl Strategy<Value = CompactString> {
+    any::<String>().prop_map(CompactString::from)
+}
+
+fn opt_text() -> impl Strategy<Value = Option<CompactString>> {
+    proptest::option::of(text())
+}
+
+fn direction() -> impl Strategy<Value = Direction> {
+    proptest::sample::select(Direction::ALL.to_vec())
+}
+
+fn band() -> impl Strategy<Value = Band> {
+    proptest::sample::select(Band::ALL.to_vec())
+}
+
+fn arb_stage_changed() -> impl Strategy<Value = Output> {
+    let channel = proptest::option::of(proptest::sample::select(vec!["web", "app", "other"]));
+    (
+        (text(), any::<u64>(), opt_text(), text(), direction()),
+        (opt_text(), opt_text(), channel),
+        (any::<i64>(), any::<i64>(), any::<i64>(), any::<u64>()),
+    )
+        .prop_map(
+            |((id, seq, from, to, dir), (ev, act, ch), (et, da, tin, n))| {
+                Output::StageChanged(StageChanged {
+                    customer_id: id,
+                    sequence: seq,
+                    from_stage: from,
+                    to_stage: to,
+                    direction: dir,
+                    trigger_event_id: ev,
+                    trigger_action: act,
+                    trigger_channel: ch,
+                    event_time: et,
+                    detected_at: da,
+                    time_in_previous_stage_ms: tin,
+                    touchpoint_count: n,
+                })
+            },
+        )
+}
+
+fn arb_churn() -> impl Strategy<Value = Output> {
+    let cause = proptest::sample::select(vec![ChurnCause::Event, ChurnCause::Timer]);
+    (
+        (
+            text(),
+            any::<u64>(),
+            any::<f64>(),
+            band(),
+            proptest::option::of(band()),
+        ),
+        (any::<f64>(), proptest::collection::vec(text(), 0..4), cause),
+        (opt_text(), any::<i64>(), any::<i64>()),
+    )
+        .prop_map(
+            |((id, seq, risk, band, prev), (p, signals, cause), (ev, et, da))| {
+                Output::ChurnRiskChanged(ChurnRiskChanged {
+                    customer_id: id,
+                    sequence: seq,
+                    risk,
+                    band,
+                    previous_band: prev,
+                    p_alive: p,
+                    signals,
+                    cause,
+                    trigger_event_id: ev,
+                    event_time: et,
+                    detected_at: da,
+                })
+            },
+        )
+}
+
+fn arb_funnel() -> impl Strategy<Value = Output> {
+    let entry = (text(), any::<u64>()).prop_map(|(stage, count)| StageCount { stage, count });
+    let pair = (
+        text(),
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<Option<f64>>(),
+    )
+        .prop_map(
+            |(from_stage, to_stage, conversions, dropoffs, dropoff_ratio)| PairCount {
+                from_stage,
+                to_stage,
+                conversions,
+                dropoffs,
+                dropoff_ratio,
+            },
+        );
+    (
+        (any::<u64>(), any::<i64>(), any::<i64>()),
+        proptest::collection::vec(entry, 0..4),
+        proptest::collection::vec(pair, 0..4),
+        (any::<u64>(), any::<f64>(), any::<u64>()),
+    )
+        .prop_map(
+            |((seq, start, end), entries, pairs, (active, revenue, late))| {
+                Output::FunnelWindow(FunnelWindow {
+                    sequence: seq,
+                    window_start: start,
+                    window_end: end,
+                    entries,
+                    pairs,
+                    active_customers: active,
+                    revenue,
+                    late_events: late,
+                })
+            },
+        )
+}
+
+fn arb_output() -> impl Strategy<Value = Output> {
+    prop_oneof![arb_stage_changed(), arb_churn(), arb_funnel()]
+}
+
+proptest! {
+    /// Any output encodes without panicking, in both formats; the JSON
+    /// is valid, and the Avro is apache_avro's own encoding of the same values
+    /// (compared as bytes, so NaN and -0.0 count too) and reads back whole.
+    #[test]
+    fn arbitrary_outputs_encode(output in arb_output()) {
+        let mut buf = Vec::new();
+        let mut key = Vec::new();
+        OutputEncoder::json().encode(&output, &mut buf);
+        prop_assert_eq!(&buf, &serde_json::to_vec(&output).unwrap());
+        serde_json::from_slice::<serde::de::IgnoredAny>(&buf).unwrap();
+        avro().encode(&output, &mut buf);
+        prop_assert_eq!(&buf[5..], &reference_datum(&output)[..]);
+        decode(&output, &buf);
+        avro().key(&output, &mut key);
+    }
+}
