@@ -15,6 +15,10 @@
 //!   outputs come out; no I/O, no clock reads, no async. Inside: per-customer
 //!   state, compiled rules, the stage machine, watermarks, the event-time
 //!   reorder buffer, the timer index, funnel windows and churn risk.
+//! - [`source`]: the Kafka consumer and its rebalance handshake.
+//! - [`sink`]: the Kafka producer; delivery reports become acks.
+//! - [`runtime`]: `journeyd run`: the processing thread, the pipeline from
+//!   record to derived records, commits behind acknowledgements, wiring.
 //! - [`replay`]: the engine fed from a file, writing NDJSON.
 //! - [`tools`]: the synthetic workload generator.
 //! - [`telemetry`]: Prometheus metrics and the named events that move them.
@@ -30,5 +34,8 @@ pub mod engine;
 pub mod http;
 pub mod model;
 pub mod replay;
+pub mod runtime;
+pub mod sink;
+pub mod source;
 pub mod telemetry;
 pub mod tools;

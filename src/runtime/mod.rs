@@ -1,0 +1,18 @@
+//! The runtime shell around the pure engine: `journeyd run`.
+//!
+//! - [`service`]: wiring of metrics, HTTP, producer, consumer and driver thread,
+//!   and shutdown.
+//! - [`driver`]: the single processing thread: poll, process, periodic work.
+//! - [`pipeline`]: one record in, derived records out, commits behind acks.
+//! - [`partitions`]: dense engine indices for `(topic, partition)`.
+//! - [`acks`]: which input offsets may be committed, given the outputs
+//!   Kafka has acknowledged so far and what the engine still buffers (pure,
+//!   property-tested).
+
+pub mod acks;
+pub mod driver;
+pub mod partitions;
+pub mod pipeline;
+pub mod service;
+
+pub use service::{Service, run};

@@ -1,0 +1,90 @@
+//! Dense indices for `(topic, partition)` pairs, and how far each was read.
+//!
+//! The engine knows partitions as small integers; this map hands them out
+//! on first sight and keeps them for the life of the process, so a
+//! partition that is revoked and later assigned again gets its old index.
+//! Lookups by `&str` allocate nothing.
+
+use std::collections::HashMap;
+
+/// `(topic, partition)` <-> engine partition index, plus read positions.
+#[derive(Debug, Default)]
+pub struct PartitionMap {
+    /// Per topic, per Kafka partition number, the index.
+    by_topic: HashMap<String, Vec<Option<u32>>>,
+    /// Per index, the topic and partition.
+    names: Vec<(String, i32)>,
+    /// Per index, one past the last offset read since assignment.
+    next_offset: Vec<Option<i64>>,
+}
+
+impl PartitionMap {
+    /// The index of `(topic, partition)`, allocated on first sight.
+    pub fn index(&mut self, topic: &str, partition: i32) -> u32 {
+        let slot = usize::try_from(partition).unwrap_or(0);
+        if let Some(&Some(index)) = self.by_topic.get(topic).and_then(|p| p.get(slot)) {
+            return index;
+        }
+        let index = self.names.len() as u32;
+        self.names.push((topic.to_owned(), partition));
+        self.next_offset.push(None);
+        let partitions = self.by_topic.entry(topic.to_owned()).or_default();
+        if partitions.len() <= slot {
+            partitions.resize(slot + 1, None);
+        }
+        partitions[slot] = Some(index);
+        index
+    }
+
+    /// The topic and partition of an index.
+    pub fn name(&self, index: u32) -> Option<(&str, i32)> {
+        self.names
+            .get(index as usize)
+            .map(|(t, p)| (t.as_str(), *p))
+    }
+
+    /// A record at `offset` of partition `index` was read.
+    pub fn consumed(&mut self, index: u32, offset: i64) {
+        if let Some(next) = self.next_offset.get_mut(index as usize) {
+            *next = Some(offset + 1);
+        }
+    }
+
+    /// The partition was revoked: it has no read position any more.
+    pub fn revoked(&mut self, index: u32) {
+        if let Some(next) = self.next_offset.get_mut(index as usize) {
+            *next = None;
+        }
+    }
+
+    /// `(index, next offset)` of every partition read since its assignment.
+    pub fn consumed_positions(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.next_offset
+            .iter()
+            .enumerate()
+            .filter_map(|(i, next)| next.map(|n| (i as u32, n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_stable() {
+        let mut map = PartitionMap::default();
+        assert_eq!(map.index("a", 3), 0);
+        assert_eq!(map.index("b", 0), 1);
+        assert_eq!(map.index("a", 3), 0);
+        assert_eq!(map.name(1), Some(("b", 0)));
+        map.consumed(0, 41);
+        assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 42)]);
+        map.revoked(0);
+        assert_eq!(map.consumed_positions().count(), 0);
+        assert_eq!(
+            map.index("a", 3),
+            0,
+            "a partition assigned again keeps its index"
+        );
+    }
+}

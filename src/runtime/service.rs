@@ -1,0 +1,241 @@
+//! `journeyd run`: wiring the service together and taking it down.
+//!
+//! [`Service::start`] builds metrics, the HTTP server (on a small tokio
+//! runtime of its own), the producer, the pipeline, the consumer and the
+//! driver thread; [`Service::stop`] asks the driver to finish and joins
+//! everything, reporting how each part ended. [`run`] is `start`, wait for
+//! SIGTERM or SIGINT, `stop`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::confluent::WriterSchemas;
+use crate::codec::output::OutputEncoder;
+use crate::config::{Config, InputEncoding, OutputFormat};
+use crate::engine::Engine;
+use crate::http::{HttpState, Readiness};
+use crate::sink::kafka::Sink;
+use crate::source::kafka;
+use crate::telemetry::{Metrics, rule_actions};
+
+use super::driver::Driver;
+use super::pipeline::{Pipeline, PipelineParts};
+
+/// Customer lookups waiting for the driver, at most.
+const QUERY_QUEUE: usize = 64;
+
+/// A running service.
+pub struct Service {
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    stop: Arc<AtomicBool>,
+    driver: JoinHandle<()>,
+    http_addr: SocketAddr,
+    http_stop: oneshot::Sender<()>,
+    runtime: tokio::runtime::Runtime,
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    /// Starts consuming, processing and serving HTTP.
+    pub fn start(config: Config) -> anyhow::Result<Service> {
+        let metrics = Arc::new(Metrics::new()?);
+        let readiness = Readiness::new();
+        let (query_tx, query_rx) = mpsc::channel(QUERY_QUEUE);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("journeyd-http")
+            .enable_all()
+            .build()?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(config.http.listen))
+            .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let token = config
+            .http
+            .auth_token
+            .as_ref()
+            .map(|t| t.expose().to_owned());
+        let state = HttpState::new(metrics.clone(), readiness.clone(), query_tx, token);
+        let (http_stop, stopped) = oneshot::channel::<()>();
+        let http = runtime.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = crate::http::serve(listener, state, shutdown).await {
+                tracing::error!(%error, "HTTP server failed.");
+            }
+        });
+        let pipeline = Arc::new(Mutex::new(build_pipeline(&config, metrics.clone())?));
+        let consumer = kafka::subscribe(
+            &config,
+            pipeline.clone(),
+            metrics.clone(),
+            readiness.clone(),
+        )
+        .context("cannot create the Kafka consumer (kafka.*)")?;
+        let driver = Driver::new(
+            &config,
+            consumer,
+            pipeline,
+            query_rx,
+            metrics.clone(),
+            readiness.clone(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let driver_stop = stop.clone();
+        let driver = std::thread::Builder::new()
+            .name("journeyd-driver".into())
+            .spawn(move || driver.run(&driver_stop))?;
+        tracing::info!(http = %http_addr, brokers = %config.kafka.brokers, "journeyd is running.");
+        Ok(Service {
+            metrics,
+            readiness,
+            stop,
+            driver,
+            http_addr,
+            http_stop,
+            runtime,
+            http,
+        })
+    }
+
+    /// Where the HTTP server listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The service's readiness.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Whether the driver thread has ended (it only ends when asked, or on
+    /// a panic).
+    pub fn is_finished(&self) -> bool {
+        self.driver.is_finished()
+    }
+
+    /// Stops consuming, delivers and commits, then stops HTTP.
+    pub fn stop(self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let driver = self.driver.join();
+        let _ = self.http_stop.send(());
+        let http = self.runtime.block_on(self.http);
+        self.runtime.shutdown_background();
+        driver.map_err(|_| anyhow::anyhow!("the processing thread panicked"))?;
+        http.context("the HTTP server task failed")?;
+        tracing::info!("journeyd stopped.");
+        Ok(())
+    }
+}
+
+fn build_pipeline(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
+    let engine = Engine::new(config)?;
+    let (sink, deliveries) =
+        Sink::new(config, metrics.clone()).context("cannot create the Kafka producer (kafka.*)")?;
+    let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
+    let consumed = metrics.consumed_counters(&topics, engine.rules(), rule_actions(config));
+    let parts = PipelineParts {
+        engine,
+        sink: Arc::new(sink),
+        deliveries,
+        encoder: output_encoder(config)?,
+        schemas: writer_schemas(config)?,
+        metrics,
+        consumed,
+    };
+    Ok(Pipeline::new(config, parts))
+}
+
+/// The encoder of derived records. Avro values carry the schema ids of
+/// `schema_registry.output_schema_ids`.
+fn output_encoder(config: &Config) -> anyhow::Result<OutputEncoder> {
+    match (
+        config.outputs.format,
+        config.schema_registry.output_schema_ids,
+    ) {
+        (OutputFormat::Json, _) => Ok(OutputEncoder::json()),
+        (OutputFormat::Avro, Some(ids)) => Ok(OutputEncoder::new(OutputFormat::Avro, ids)),
+        (OutputFormat::Avro, None) => anyhow::bail!(
+            "schema_registry.output_schema_ids: outputs.format = \"avro\" needs the schema ids to write \
+             (registering the output schemas with schema_registry.url is not supported yet)"
+        ),
+    }
+}
+
+/// Writer schemas for Confluent-framed inputs, from `schema_registry.schemas_dir`
+/// (files named `<id>.avsc`).
+fn writer_schemas(config: &Config) -> anyhow::Result<WriterSchemas> {
+    let mut schemas = WriterSchemas::new();
+    let confluent = config
+        .inputs
+        .iter()
+        .any(|i| i.encoding == InputEncoding::Confluent);
+    if let (true, Some(dir)) = (confluent, &config.schema_registry.schemas_dir) {
+        load_schema_dir(dir, &mut schemas)?;
+    }
+    Ok(schemas)
+}
+
+fn load_schema_dir(dir: &Path, schemas: &mut WriterSchemas) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("schema_registry.schemas_dir: cannot read {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let Some(id) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)?;
+        schemas
+            .insert_json(id, &text)
+            .map_err(|e| anyhow::anyhow!("schema_registry.schemas_dir: {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `journeyd run`: start, wait for SIGTERM or SIGINT, stop.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let service = Service::start(config)?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(wait_for_signal(&service));
+    service.stop()
+}
+
+async fn wait_for_signal(service: &Service) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops journeyd.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = ticker.tick() => if service.is_finished() { break },
+        }
+    }
+    tracing::info!("Shutdown requested.");
+}

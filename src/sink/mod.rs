@@ -1,0 +1,3 @@
+//! Where derived events go.
+
+pub mod kafka;

@@ -1,0 +1,148 @@
+//! The Kafka source: a consumer-group member whose rebalances are a
+//! handshake with the pipeline.
+//!
+//! librdkafka runs rebalance callbacks inside `poll`, on the processing
+//! thread, so the pipeline can act on them before the group moves on:
+//!
+//! - **revoke** (before librdkafka releases the partitions): deliver every
+//!   output in flight, commit the partitions' final positions synchronously,
+//!   then drop their customers, timers and buffered touchpoints;
+//! - **assign** (after): register the partitions with the engine, which
+//!   holds the watermark back for them until they have data or go idle.
+//!
+//! Assignment is incremental (cooperative-sticky): partitions that stay keep
+//! flowing while others move. Offsets are committed only by the pipeline,
+//! never automatically. Consumer lag per partition comes from librdkafka's
+//! statistics.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+
+use crate::clock::wall_now;
+use crate::config::Config;
+use crate::http::Readiness;
+use crate::runtime::pipeline::Pipeline;
+use crate::telemetry::Metrics;
+use crate::telemetry::events::{InternalEvent, PartitionsAssigned, PartitionsRevoked};
+
+/// The consumer's context: the link from rebalance callbacks to the pipeline.
+pub struct SourceContext {
+    pipeline: Arc<Mutex<Pipeline>>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    /// How long a revocation may wait for outputs in flight.
+    flush_timeout: Duration,
+}
+
+/// The consumer type of `journeyd run`.
+pub type Source = BaseConsumer<SourceContext>;
+
+impl SourceContext {
+    fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
+        // The lock is only ever taken on the processing thread; a poisoned
+        // lock means a panic there, after which the state is still usable
+        // for an orderly shutdown.
+        self.pipeline
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn names(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+fn as_refs(names: &[(String, i32)]) -> Vec<(&str, i32)> {
+    names.iter().map(|(t, p)| (t.as_str(), *p)).collect()
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (&partition, p) in &stats.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .set_consumer_lag(topic, partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            PartitionsRevoked {
+                partitions: &as_refs(&names(list)),
+            }
+            .emit(&self.metrics);
+            self.pipeline().revoke(consumer, list, self.flush_timeout);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            PartitionsAssigned {
+                partitions: &as_refs(&names(list)),
+            }
+            .emit(&self.metrics);
+            self.pipeline().assign(list, wall_now());
+        }
+        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        self.readiness.set_assigned_partitions(assigned as u64);
+    }
+}
+
+/// A consumer subscribed to the configured input topics.
+pub fn subscribe(
+    config: &Config,
+    pipeline: Arc<Mutex<Pipeline>>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+) -> KafkaResult<Source> {
+    let context = SourceContext {
+        pipeline,
+        metrics,
+        readiness,
+        flush_timeout: config.runtime.shutdown_timeout,
+    };
+    let consumer: Source = consumer_config(config).create_with_context(context)?;
+    let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+fn consumer_config(config: &Config) -> ClientConfig {
+    let kafka = &config.kafka;
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.group_id)
+        .set("client.id", &kafka.client_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", "5000");
+    if let Some(id) = &kafka.group_instance_id {
+        client.set("group.instance.id", id);
+    }
+    for (name, value) in kafka
+        .properties
+        .iter()
+        .chain(kafka.consumer_properties.iter())
+    {
+        client.set(name, value);
+    }
+    client
+}

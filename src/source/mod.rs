@@ -1,0 +1,3 @@
+//! Where touchpoints come from.
+
+pub mod kafka;

@@ -1,0 +1,438 @@
+//! `journeyd run` against librdkafka's in-process mock cluster: derived
+//! events on every topic, dead letters with their headers, commits only
+//! behind acknowledged outputs, a crash (kill -9) that reprocesses instead of
+//! skipping, and SIGTERM that drains and commits.
+//!
+//! The mock cluster lives in the test process and listens on loopback; the
+//! journeyd under test is the real binary in a child process, so a crash is
+//! a real `kill -9`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use journeyd::clock::Stopwatch;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+const INPUT: &str = "touchpoints";
+const PARTITIONS: i32 = 3;
+const GROUP: &str = "journeyd-under-test";
+/// 2026-01-01T00:00:00Z.
+const BASE: i64 = 1_767_225_600_000;
+const DAY: i64 = 86_400_000;
+
+/// Kills the child on drop, whatever happened.
+struct Journeyd(Child);
+
+impl Drop for Journeyd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Journeyd {
+    fn start(config: &Path) -> Journeyd {
+        let child = Command::new(env!("CARGO_BIN_EXE_journeyd"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("journeyd starts");
+        Journeyd(child)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let clock = Stopwatch::start();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                clock.elapsed() < timeout,
+                "journeyd did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn cluster() -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
+    for topic in [
+        "journey.stage-changes",
+        "journey.churn-risk",
+        "journey.funnel",
+        "journey.dlq",
+        "journey.audit",
+    ] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    cluster
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, brokers: &str, commit_interval: &str) -> PathBuf {
+    let path = dir.join(format!("journeyd-{commit_interval}.toml"));
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{GROUP}"
+
+[kafka.consumer_properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+
+[time]
+mode = "event"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[runtime]
+commit_interval = "{commit_interval}"
+shutdown_timeout = "10s"
+"#,
+        port = free_port()
+    );
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+fn touchpoint(id: &str, customer: &str, at: i64, action: &str) -> Value {
+    json!({"event_id": id, "customer_id": customer, "occurred_at": at, "channel": "web", "action": action})
+}
+
+/// The input: two journeys and one invalid record of each kind. Keys pick
+/// the partitions.
+fn input() -> Vec<(String, Vec<u8>)> {
+    let valid = [
+        touchpoint("a1", "ana", BASE, "ad_click"),
+        touchpoint("a2", "ana", BASE + DAY, "pricing_view"),
+        touchpoint("b1", "bob", BASE + DAY, "purchase"),
+        touchpoint("a3", "ana", BASE + 2 * DAY, "purchase"),
+    ];
+    let future = BASE + 100_000 * DAY;
+    let invalid: [(&str, Vec<u8>); 6] = [
+        ("bad", b"{\"event_id\": \"x\", \"customer_id\":".to_vec()),
+        ("bad", json!({"customer_id": "bad", "occurred_at": BASE, "action": "page_view"}).to_string().into_bytes()),
+        ("", touchpoint("x2", "", BASE, "page_view").to_string().into_bytes()),
+        ("bad", touchpoint("x3", "bad", 946_684_799_000, "page_view").to_string().into_bytes()),
+        ("bad", touchpoint("x4", "bad", future, "page_view").to_string().into_bytes()),
+        ("bad", br#"{"event_id":"x5","customer_id":"bad","occurred_at":"someday","action":"page_view"}"#.to_vec()),
+    ];
+    let mut records: Vec<(String, Vec<u8>)> = valid
+        .iter()
+        .map(|v| {
+            (
+                v["customer_id"].as_str().unwrap().to_owned(),
+                v.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    records.extend(invalid.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    records
+}
+
+/// One "clock" touchpoint a month later on every partition: the watermark
+/// is the minimum over partitions, so each must move on for the journeys'
+/// last touchpoints to be processed. The clock touchpoints themselves stay
+/// buffered (and uncommitted): nothing passes them.
+fn clocks(brokers: &str) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for p in 0..PARTITIONS {
+        let customer = format!("clock-{p}");
+        let value = touchpoint(
+            &format!("clock-{p}"),
+            &customer,
+            BASE + 30 * DAY,
+            "page_view",
+        )
+        .to_string();
+        producer
+            .send(
+                BaseRecord::to(INPUT)
+                    .partition(p)
+                    .key(&customer)
+                    .payload(&value),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn produce(brokers: &str, records: &[(String, Vec<u8>)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for (key, value) in records {
+        producer
+            .send(BaseRecord::to(INPUT).key(key.as_bytes()).payload(value))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Distinct group ids for readers.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Everything on `topic` so far, as (value, headers), read with a fresh group.
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    at_least: usize,
+    timeout: Duration,
+) -> Vec<(Value, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("reader-{topic}-{}", READERS.fetch_add(1, Ordering::Relaxed)),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let clock = Stopwatch::start();
+    let mut records = Vec::new();
+    while records.len() < at_least && clock.elapsed() < timeout {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((value, headers));
+        }
+    }
+    records
+}
+
+/// The group's committed offset per input partition (`-1`: none).
+fn committed(brokers: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", GROUP)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition(INPUT, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+fn end_offsets(brokers: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(INPUT, p, Duration::from_secs(5))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+/// `(customer, sequence, to_stage)` of every stage change, sorted.
+fn stage_changes(
+    records: &[(Value, BTreeMap<String, String>)],
+) -> Vec<(String, u64, String, String)> {
+    let mut changes: Vec<_> = records
+        .iter()
+        .map(|(v, _)| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            (
+                s("customer_id"),
+                v["sequence"].as_u64().unwrap(),
+                s("to_stage"),
+                s("trigger_event_id"),
+            )
+        })
+        .collect();
+    changes.sort();
+    changes
+}
+
+#[test]
+fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    produce(&brokers, &input());
+    clocks(&brokers);
+    let mut journeyd = Journeyd::start(&write_config(dir.path(), &brokers, "200ms"));
+
+    let changes = read_topic(
+        &brokers,
+        "journey.stage-changes",
+        5,
+        Duration::from_secs(30),
+    );
+    let want = [
+        ("ana", 1, "awareness", "a1"),
+        ("ana", 2, "consideration", "a2"),
+        ("ana", 3, "purchase", "a3"),
+        ("bob", 1, "purchase", "b1"),
+    ];
+    let got = stage_changes(&changes);
+    for (customer, seq, stage, trigger) in want {
+        assert!(
+            got.contains(&(customer.into(), seq, stage.into(), trigger.into())),
+            "missing {customer} #{seq} -> {stage} in {got:?}"
+        );
+    }
+    let churn = read_topic(&brokers, "journey.churn-risk", 2, Duration::from_secs(10));
+    assert!(
+        churn
+            .iter()
+            .any(|(v, _)| v["customer_id"] == "bob" && v["band"] == "medium"),
+        "{churn:?}"
+    );
+
+    let dead = read_topic(&brokers, "journey.dlq", 6, Duration::from_secs(10));
+    let mut reasons: Vec<&str> = dead
+        .iter()
+        .map(|(_, h)| h["journeyd.error.reason"].as_str())
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "invalid_field",
+            "invalid_json",
+            "missing_customer_id",
+            "missing_event_id",
+            "timestamp_in_future",
+            "timestamp_too_old"
+        ]
+    );
+    for (_, headers) in &dead {
+        assert_eq!(headers["journeyd.source.topic"], INPUT);
+        assert!(headers["journeyd.source.offset"].parse::<i64>().is_ok());
+        assert!(headers["journeyd.source.partition"].parse::<i32>().is_ok());
+    }
+
+    journeyd.signal("-TERM");
+    assert!(
+        journeyd.wait_exit(Duration::from_secs(30)).success(),
+        "SIGTERM exits 0"
+    );
+    // Everything is committed but the clock touchpoints, which the watermark
+    // has not passed: they are unprocessed and will be read again.
+    assert_eq!(
+        committed(&brokers).iter().sum::<i64>(),
+        end_offsets(&brokers) - i64::from(PARTITIONS)
+    );
+}
+
+#[test]
+fn a_crash_between_output_and_commit_reprocesses_and_never_skips() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    produce(&brokers, &input());
+    clocks(&brokers);
+
+    // Commits are due only after an hour: a kill -9 leaves outputs
+    // delivered and nothing committed.
+    let mut first = Journeyd::start(&write_config(dir.path(), &brokers, "1h"));
+    let before = read_topic(
+        &brokers,
+        "journey.stage-changes",
+        5,
+        Duration::from_secs(30),
+    );
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(
+        committed(&brokers).iter().all(|&o| o < 0),
+        "nothing committed before the crash"
+    );
+
+    let mut second = Journeyd::start(&write_config(dir.path(), &brokers, "200ms"));
+    let after = read_topic(
+        &brokers,
+        "journey.stage-changes",
+        2 * before.len(),
+        Duration::from_secs(40),
+    );
+    second.signal("-TERM");
+    assert!(second.wait_exit(Duration::from_secs(30)).success());
+
+    // Every change is delivered again, with the same sequence and trigger.
+    let (before, after) = (stage_changes(&before), stage_changes(&after));
+    for change in &before {
+        assert_eq!(
+            after.iter().filter(|c| *c == change).count(),
+            2,
+            "{change:?} redelivered once"
+        );
+    }
+    assert_eq!(after.len(), 2 * before.len(), "nothing new, nothing lost");
+    assert_eq!(
+        committed(&brokers).iter().sum::<i64>(),
+        end_offsets(&brokers) - i64::from(PARTITIONS)
+    );
+}
