@@ -36,6 +36,30 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Consume touchpoints from Kafka, publish derived events and serve
+    /// metrics until SIGTERM or SIGINT.
+    Run {
+        /// The configuration file (defaults and JOURNEYD__* variables apply).
+        #[arg(long, env = "JOURNEYD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// The whole pipeline on an embedded Kafka-protocol cluster with a
+    /// built-in clickstream, metrics on :9464 and a live summary; needs
+    /// nothing installed. Ctrl-C ends it.
+    Demo {
+        /// Touchpoints per second the built-in generator produces, at most.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Customers the generator simulates.
+        #[arg(long, default_value_t = 200_000)]
+        customers: u64,
+        /// HTTP port for /metrics, /healthz, /readyz and /customers/{id}.
+        #[arg(long, default_value_t = 9464)]
+        http_port: u16,
+        /// Stop by itself after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
     /// Process an NDJSON or Avro container file offline, deterministically
     /// (event-time mode), writing derived events as NDJSON and a funnel
     /// summary on stderr.
@@ -74,8 +98,30 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.log_format);
+    // The demo draws a live summary on stderr; routine log lines would
+    // interleave with it, so it logs only warnings unless RUST_LOG says more.
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_tracing(cli.log_format, default_level);
     match cli.command {
+        Command::Run { config } => crate::runtime::run(Config::load(config.as_deref())?),
+        Command::Demo {
+            rate,
+            customers,
+            http_port,
+            duration,
+        } => {
+            let options = crate::tools::demo::DemoOptions {
+                rate,
+                customers,
+                http_port,
+                duration: duration.map(std::time::Duration::from_secs),
+            };
+            crate::tools::demo::run(&options)
+        }
         Command::Replay { file, out, config } => {
             let config = Config::load(config.as_deref())?;
             let options = ReplayOptions {
@@ -121,9 +167,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -1,5 +1,6 @@
 //! Tools around the pipeline: the synthetic workload generator.
 
+pub mod demo;
 pub mod generate;
 
 pub use generate::{
