@@ -158,7 +158,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            dedupe_per_customer: 8,
+            dedupe_per_customer: 4,
             max_buffered_events: 1_000_000,
             max_message_bytes: 1 << 20,
         }

@@ -305,10 +305,12 @@ impl Customers {
             .filter(move |(i, _)| !free.contains(i))
     }
 
-    /// The stable timer tie-break of a customer: a hash of their id.
-    pub fn timer_key(&self, slot: Slot) -> u64 {
-        self.hasher
-            .hash_one(self.customers[slot as usize].id.as_str())
+    /// The stable timer tie-break of a customer: a 32-bit hash of their id.
+    pub fn timer_key(&self, slot: Slot) -> u32 {
+        let hash = self
+            .hasher
+            .hash_one(self.customers[slot as usize].id.as_str());
+        (hash >> 32) as u32
     }
 
     /// Bytes held per customer slot, besides long ids: the struct and its words.

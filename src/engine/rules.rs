@@ -434,10 +434,10 @@ mod tests {
             "purchase enters purchase and counts toward retention"
         );
         assert_eq!(rules.action_id("page_view"), ActionId::OTHER);
-        // 3 product views + 2 purchases, 4 churn signals, 8 fingerprints.
+        // 3 product views + 2 purchases, 4 churn signals, 4 fingerprints.
         assert_eq!(
             (rules.layout.churn, rules.layout.dedupe, rules.layout.len),
-            (5, 9, 17)
+            (5, 9, 13)
         );
     }
 

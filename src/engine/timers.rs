@@ -9,8 +9,8 @@
 //! next due time. Only when a due time moves *earlier* than the entry is the
 //! entry moved ([`TimerIndex::reschedule`]).
 //!
-//! Entries due at the same time fire in the order of a hash of the customer
-//! id, not of the slot: slots are handed out in arrival order, and the
+//! Entries due at the same time fire in the order of a 32-bit hash of the
+//! customer id, not of the slot: slots are handed out in arrival order, and the
 //! outcome must not depend on it.
 
 use std::collections::BTreeSet;
@@ -21,7 +21,7 @@ use crate::model::EventTime;
 /// Customers ordered by their next due time.
 #[derive(Debug, Default)]
 pub struct TimerIndex {
-    entries: BTreeSet<(EventTime, u64, Slot)>,
+    entries: BTreeSet<(EventTime, u32, Slot)>,
 }
 
 impl TimerIndex {
@@ -36,7 +36,7 @@ impl TimerIndex {
     pub fn reschedule(
         &mut self,
         slot: Slot,
-        key: u64,
+        key: u32,
         current: EventTime,
         due: EventTime,
     ) -> EventTime {
@@ -77,7 +77,7 @@ impl TimerIndex {
 
     /// Approximate bytes held (B-tree nodes hold ~11 entries of 16 bytes).
     pub fn memory_bytes(&self) -> usize {
-        self.entries.len() * (size_of::<(EventTime, u64, Slot)>() + 8)
+        self.entries.len() * (size_of::<(EventTime, u32, Slot)>() + 8)
     }
 }
 
