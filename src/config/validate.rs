@@ -152,17 +152,21 @@ fn limits(limits: &LimitsConfig, problems: &mut Problems) {
     }
 }
 
+/// Every problem `config` has, for the validation tests of each section.
+#[cfg(test)]
+pub(crate) fn problems_of(config: &Config) -> Vec<String> {
+    config
+        .validate()
+        .err()
+        .map(|e| e.problems)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use super::problems_of as problems;
 
     #[test]
     fn the_default_configuration_is_valid() {

@@ -82,13 +82,7 @@ fn bands(bands: &BandConfig, problems: &mut Problems) {
 mod tests {
     use crate::config::{ChurnParams, Config};
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use crate::config::validate::problems_of as problems;
 
     #[test]
     fn params_must_be_positive_and_finite() {

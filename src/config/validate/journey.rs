@@ -209,13 +209,7 @@ mod tests {
 
     use crate::config::{Config, ConversionConfig, RegressRule};
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use crate::config::validate::problems_of as problems;
 
     #[test]
     fn lapse_is_lowest_and_entry_next() {

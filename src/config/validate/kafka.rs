@@ -90,13 +90,7 @@ mod tests {
 
     use crate::config::{Config, KafkaProperties};
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use crate::config::validate::problems_of as problems;
 
     #[test]
     fn identifiers_are_not_empty() {

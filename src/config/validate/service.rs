@@ -40,13 +40,7 @@ mod tests {
 
     use crate::config::{Config, Secret};
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use crate::config::validate::problems_of as problems;
 
     #[test]
     fn the_token_is_usable_in_a_header_and_never_quoted() {

@@ -145,13 +145,7 @@ mod tests {
 
     use crate::config::{Config, InputConfig, InputEncoding, OutputFormat, OutputSchemaIds};
 
-    fn problems(config: &Config) -> Vec<String> {
-        config
-            .validate()
-            .err()
-            .map(|e| e.problems)
-            .unwrap_or_default()
-    }
+    use crate::config::validate::problems_of as problems;
 
     fn input(topic: &str, encoding: InputEncoding) -> InputConfig {
         InputConfig {
