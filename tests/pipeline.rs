@@ -351,6 +351,27 @@ fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
         "{churn:?}"
     );
 
+    let windows = read_topic(&brokers, "journey.funnel", 1, Duration::from_secs(10));
+    let first = &windows.first().expect("a funnel window").0;
+    assert_eq!(first["type"], "funnel_window");
+    assert_eq!(
+        first["window_start"].as_i64(),
+        Some(BASE),
+        "ana's first touchpoint opens the first window"
+    );
+    let awareness = first["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "awareness")
+        .unwrap();
+    assert_eq!(awareness["count"], 1);
+    assert_eq!(
+        first["pairs"].as_array().unwrap().len(),
+        4,
+        "one row per conversion pair"
+    );
+
     let dead = read_topic(&brokers, "journey.dlq", 6, Duration::from_secs(10));
     let mut reasons: Vec<&str> = dead
         .iter()
