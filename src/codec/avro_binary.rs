@@ -49,7 +49,8 @@ pub fn encode_datum(tp: &Touchpoint<'_>, buf: &mut Vec<u8>) {
     put_long(buf, 0);
 }
 
-fn put_long(buf: &mut Vec<u8>, v: i64) {
+/// A zigzag varint `long`.
+pub(super) fn put_long(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         buf.push((z as u8 & 0x7f) | 0x80);
@@ -58,7 +59,8 @@ fn put_long(buf: &mut Vec<u8>, v: i64) {
     buf.push(z as u8);
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
+/// A `string`: its length as a `long`, then its bytes.
+pub(super) fn put_str(buf: &mut Vec<u8>, s: &str) {
     put_long(buf, s.len() as i64);
     buf.extend_from_slice(s.as_bytes());
 }

@@ -39,6 +39,7 @@
 //! assert_eq!(value[..5], [0, 0, 0, 0, 3]);
 //! ```
 
+use super::avro_binary::{put_long, put_str};
 use super::confluent::MAGIC;
 use super::dlq::Decimal;
 use super::schemas;
@@ -291,16 +292,6 @@ const fn cause_index(c: ChurnCause) -> i64 {
     }
 }
 
-/// A zigzag varint `long`.
-fn put_long(buf: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    buf.push(z as u8);
-}
-
 /// A count as a `long`. Avro has no unsigned type: a count above
 /// `i64::MAX`, which no real stream reaches, is written as `i64::MAX`.
 fn put_count(buf: &mut Vec<u8>, v: u64) {
@@ -310,12 +301,6 @@ fn put_count(buf: &mut Vec<u8>, v: u64) {
 /// A `double`: 8 bytes, little-endian.
 fn put_double(buf: &mut Vec<u8>, v: f64) {
     buf.extend_from_slice(&v.to_le_bytes());
-}
-
-/// A `string`: its byte length, then its UTF-8 bytes.
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    put_long(buf, s.len() as i64);
-    buf.extend_from_slice(s.as_bytes());
 }
 
 /// A `["null", "string"]` union: the branch index, then the string if any.

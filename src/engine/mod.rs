@@ -252,8 +252,13 @@ impl Engine {
         }
     }
 
-    fn process(&mut self, event: PendingEvent, out: &mut impl Emit) {
-        let mut cx = Ctx {
+    /// Lends out what a customer update needs, beside the customers and
+    /// the timer index.
+    fn split<'a, E: Emit>(
+        &'a mut self,
+        out: &'a mut E,
+    ) -> (Ctx<'a, E>, &'a mut Customers, &'a mut TimerIndex) {
+        let cx = Ctx {
             rules: &self.rules,
             churn: &self.churn,
             settings: &self.settings,
@@ -262,45 +267,43 @@ impl Engine {
             detected_at: self.detected_at,
             out,
         };
-        let mut customer = self.customers.get_mut(event.slot);
+        (cx, &mut self.customers, &mut self.timers)
+    }
+
+    fn process(&mut self, event: PendingEvent, out: &mut impl Emit) {
+        let slot = event.slot;
+        let (mut cx, customers, timers) = self.split(out);
+        let mut customer = customers.get_mut(slot);
         journey::apply_event(&mut customer, &event, &mut cx);
         let due = journey::next_due(&customer, &cx);
-        if due < customer.timer_at {
-            let key = self.customers.timer_key(event.slot);
-            let mut customer = self.customers.get_mut(event.slot);
-            customer.timer_at = self
-                .timers
-                .reschedule(event.slot, key, customer.timer_at, due);
+        let current = customer.timer_at;
+        // An entry may stay early (it re-files itself when it fires); it
+        // only moves when something is now due sooner.
+        if due < current {
+            let key = customers.timer_key(slot);
+            customers.get_mut(slot).timer_at = timers.reschedule(slot, key, current, due);
         }
     }
 
     fn fire(&mut self, slot: Slot, now: EventTime, out: &mut impl Emit) {
-        let mut cx = Ctx {
-            rules: &self.rules,
-            churn: &self.churn,
-            settings: &self.settings,
-            funnel: &mut self.funnel,
-            stats: &mut self.stats,
-            detected_at: self.detected_at,
-            out,
-        };
-        let mut customer = self.customers.get_mut(slot);
+        let (mut cx, customers, timers) = self.split(out);
+        let mut customer = customers.get_mut(slot);
         customer.timer_at = EventTime::MAX;
         match journey::fire(&mut customer, now, &mut cx) {
             Fired::Keep => {
                 let due = journey::next_due(&customer, &cx);
-                let key = self.customers.timer_key(slot);
-                let mut customer = self.customers.get_mut(slot);
-                customer.timer_at = self.timers.reschedule(slot, key, EventTime::MAX, due);
+                let key = customers.timer_key(slot);
+                customers.get_mut(slot).timer_at =
+                    timers.reschedule(slot, key, EventTime::MAX, due);
             }
             Fired::Evict => {
                 let gone = if customer.pending == 0 {
-                    self.customers.remove(slot)
+                    customers.remove(slot)
                 } else {
-                    self.customers.reset(slot)
+                    customers.reset(slot)
                 };
-                self.stats.record_removal(gone.stage, gone.band);
-                self.stats.evicted += 1;
+                cx.stats.record_removal(gone.stage, gone.band);
+                cx.stats.evicted += 1;
             }
         }
     }
