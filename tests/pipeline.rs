@@ -113,8 +113,12 @@ group_id = "{GROUP}"
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 
+# Hybrid, the service's default: assigned partitions hold the watermark
+# back until they have data, so the order in which partitions are read does
+# not matter. (In event mode, meant for replays, only partitions that have
+# had data count.)
 [time]
-mode = "event"
+mode = "hybrid"
 
 [http]
 listen = "127.0.0.1:{port}"
