@@ -69,6 +69,16 @@ impl KafkaConfig {
             ("producer_properties", &self.producer_properties),
         ]
     }
+
+    /// The properties one client gets, in the order they apply: the shared
+    /// `properties`, then `per_client` (`consumer_properties` or
+    /// `producer_properties`), whose values override the shared ones.
+    pub fn client_properties<'a>(
+        &'a self,
+        per_client: &'a KafkaProperties,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.properties.iter().chain(per_client.iter())
+    }
 }
 
 /// A table of librdkafka properties, name to value.

@@ -183,11 +183,7 @@ fn producer_config(config: &Config) -> ClientConfig {
                 .max(1_000_000)
                 .to_string(),
         );
-    for (name, value) in kafka
-        .properties
-        .iter()
-        .chain(kafka.producer_properties.iter())
-    {
+    for (name, value) in kafka.client_properties(&kafka.producer_properties) {
         client.set(name, value);
     }
     client

@@ -137,11 +137,7 @@ fn consumer_config(config: &Config) -> ClientConfig {
     if let Some(id) = &kafka.group_instance_id {
         client.set("group.instance.id", id);
     }
-    for (name, value) in kafka
-        .properties
-        .iter()
-        .chain(kafka.consumer_properties.iter())
-    {
+    for (name, value) in kafka.client_properties(&kafka.consumer_properties) {
         client.set(name, value);
     }
     client
