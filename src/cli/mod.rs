@@ -6,12 +6,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod generate;
+
+use self::generate::GenerateArgs;
 use crate::config::Config;
 use crate::replay::{self, ReplayOptions};
-use crate::tools::{GeneratorConfig, write_ndjson};
 
 /// A real-time customer-journey processor.
 #[derive(Debug, Parser)]
@@ -73,27 +74,9 @@ pub enum Command {
         #[arg(long, env = "JOURNEYD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Write a synthetic, realistic clickstream as NDJSON (deterministic per seed).
-    Generate {
-        /// Number of customers to simulate.
-        #[arg(long, default_value_t = 10_000)]
-        customers: u64,
-        /// Output file; standard output if absent.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Random seed: the same seed gives the same file.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Simulated event-time span in days.
-        #[arg(long, default_value_t = 120)]
-        days: u64,
-        /// Share of deliberately invalid records.
-        #[arg(long, default_value_t = 0.002)]
-        invalid_ratio: f64,
-        /// Stop after this many records.
-        #[arg(long)]
-        limit: Option<u64>,
-    },
+    /// Synthetic, realistic touchpoints: NDJSON to a file (deterministic
+    /// per seed), or produced to Kafka at a target rate for load tests.
+    Generate(GenerateArgs),
 }
 
 /// Runs the parsed command line.
@@ -133,37 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             eprint!("{summary}");
             Ok(())
         }
-        Command::Generate {
-            customers,
-            out,
-            seed,
-            days,
-            invalid_ratio,
-            limit,
-        } => {
-            let cfg = GeneratorConfig {
-                customers,
-                seed,
-                span: std::time::Duration::from_secs(days * 86_400),
-                invalid_ratio,
-                ..GeneratorConfig::default()
-            };
-            let stats = match out {
-                Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    write_ndjson(&cfg, limit, file)?
-                }
-                None => write_ndjson(&cfg, limit, std::io::stdout().lock())?,
-            };
-            tracing::info!(
-                records = stats.records,
-                invalid = stats.invalid,
-                customers,
-                "Generated workload."
-            );
-            Ok(())
-        }
+        Command::Generate(args) => generate::run(args),
     }
 }
 

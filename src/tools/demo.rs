@@ -7,7 +7,7 @@
 //!    broker on 127.0.0.1) with the input, output and changelog topics;
 //! 2. the real service ([`Service::start`]) against it: consumer, engine,
 //!    producer, metrics and HTTP on `127.0.0.1:<http-port>`;
-//! 3. a producer thread ([`feed`]) writing the synthetic clickstream live,
+//! 3. a producer thread ([`feed`](crate::tools::feed)) writing the synthetic clickstream live,
 //!    at most `--rate` touchpoints per second;
 //! 4. a consumer thread ([`watch`]) reading `journey.stage-changes` back,
 //!    as any downstream service would;
@@ -31,11 +31,10 @@
 
 mod cluster;
 mod dashboard;
-mod feed;
 mod reading;
 mod screen;
 mod summary;
-mod timescale;
+pub(crate) mod timescale;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -49,11 +48,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use self::cluster::{Cluster, INPUT_PARTITIONS};
 use self::dashboard::{Dashboard, Sources};
-use self::feed::{FeedPlan, FeedStats};
 use self::reading::Layout;
 use self::watch::Recent;
 use crate::config::{Config, TimeMode};
 use crate::runtime::Service;
+use crate::tools::feed::{self, FeedPlan, FeedStats, Timing};
 
 /// How often the summary refreshes.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -165,8 +164,13 @@ impl Helpers {
         let plan = FeedPlan {
             bootstrap: cluster.bootstrap().to_owned(),
             topic: config.inputs[0].topic.clone(),
-            rate: options.rate,
-            customers: options.customers,
+            rate: Some(options.rate),
+            timing: Timing::Live {
+                customers: options.customers,
+            },
+            limit: None,
+            client_id: "journeyd-demo-feed".into(),
+            properties: Vec::new(),
         };
         let (feed_stats, feed_stop) = (Arc::new(FeedStats::default()), Arc::default());
         let feed = match feed::spawn(plan, Arc::clone(&feed_stats), Arc::clone(&feed_stop)) {

@@ -1,6 +1,8 @@
-//! Tools around the pipeline: the synthetic workload generator.
+//! Tools around the pipeline: the synthetic workload generator, the
+//! producer that writes it to Kafka, and the demo.
 
 pub mod demo;
+pub mod feed;
 pub mod generate;
 
 pub use generate::{

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use prometheus::Registry;
 
-use super::feed::FeedStats;
 use super::reading::{Layout, Reading};
 use super::screen::Screen;
 use super::summary::{Frame, line, render};
 use super::watch::{Change, Recent};
 use crate::clock::Stopwatch;
 use crate::http::{NotReady, Readiness};
+use crate::tools::feed::FeedStats;
 
 /// Refreshes the consumption rate is averaged over: records arrive in
 /// batches, so a one-second rate jumps around.

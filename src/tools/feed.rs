@@ -1,20 +1,25 @@
-//! The demo's producer thread: the synthetic clickstream, live, to the
-//! touchpoint topic.
+//! A producer thread writing the synthetic clickstream to a Kafka topic:
+//! the demo's input and `journeyd generate --brokers`.
 //!
-//! Records come from the deterministic [`Generator`] and leave at most
-//! `rate` per second (a token bucket), each at the wall-clock instant its
-//! simulated time maps to ([`Timeline`]), stamped with that instant as
-//! `occurred_at` and keyed by customer id. Invalid records go out unchanged,
-//! keyed by the customer id they still carry, if any.
+//! Records come from the deterministic [`Generator`], keyed by customer id,
+//! at most `rate` per second (a token bucket). Invalid records go out
+//! unchanged, keyed by the customer id they still carry, if any. Two ways
+//! to time them ([`Timing`]):
 //!
-//! The generator's population is sized so that, once the first customers'
-//! journeys are under way, the stream runs at about `rate`: `customers`
-//! arrivals are spread over a simulated span that takes about
-//! `customers * EVENTS_PER_CUSTOMER / rate` seconds to play. The first
-//! simulated weeks are thinner (few customers have arrived yet). When a run
-//! ends, the next one starts at once with a new seed, and its customer,
-//! event and session ids carry a `r<run>-` prefix, so new customers arrive
-//! while the old ones lapse and churn.
+//! - **Live**: each record leaves at the wall-clock instant its simulated
+//!   time maps to on the demo's compressed calendar ([`Timeline`]) and is
+//!   stamped with that instant as `occurred_at`, so the stream looks live.
+//!   The population is sized so that, once the first customers' journeys
+//!   are under way, the stream runs at about `rate`: `customers` arrivals
+//!   are spread over a simulated span that takes about
+//!   `customers * EVENTS_PER_CUSTOMER / rate` seconds to play. When a run
+//!   ends, the next one starts at once with a new seed, and its customer,
+//!   event and session ids carry a `r<run>-` prefix, so new customers
+//!   arrive while the old ones lapse and churn.
+//! - **As generated**: one pass over the generator's output with its own
+//!   (historical) timestamps, as fast as `rate` allows: the same records
+//!   as `journeyd generate --out`, for preloading a topic and for
+//!   comparing `journeyd run` with `journeyd replay` of the same file.
 //!
 //! Memory stays bounded: the generator holds one small record per active
 //! customer, and librdkafka's queue is capped; a full queue makes the
@@ -32,7 +37,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use super::timescale::{SPEEDUP, Timeline};
+use super::demo::timescale::{SPEEDUP, Timeline};
 use crate::clock::{Stopwatch, wall_now};
 use crate::model::EventTime;
 use crate::tools::{GeneratedEvent, GeneratedRecord, Generator, GeneratorConfig};
@@ -59,6 +64,19 @@ const MAX_NAP: Duration = Duration::from_millis(100);
 /// How long the final flush may take.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How records are timed and stamped (see the module docs).
+#[derive(Clone, Debug)]
+pub enum Timing {
+    /// Stamped with the wall clock on the demo's compressed calendar;
+    /// generator runs of `customers` repeat until stopped.
+    Live {
+        /// Customers per generator run.
+        customers: u64,
+    },
+    /// One pass of this generator, with its own timestamps.
+    AsGenerated(GeneratorConfig),
+}
+
 /// What to produce, and where.
 #[derive(Clone, Debug)]
 pub struct FeedPlan {
@@ -66,10 +84,17 @@ pub struct FeedPlan {
     pub bootstrap: String,
     /// The touchpoint topic.
     pub topic: String,
-    /// Records per second, at most.
-    pub rate: u64,
-    /// Customers per generator run.
-    pub customers: u64,
+    /// Records per second, at most; `None`: as fast as the broker takes them.
+    pub rate: Option<u64>,
+    /// Live or as generated.
+    pub timing: Timing,
+    /// Stop after this many records.
+    pub limit: Option<u64>,
+    /// `client.id` of the producer.
+    pub client_id: String,
+    /// More librdkafka properties (security, tuning); they win over the
+    /// defaults set here.
+    pub properties: Vec<(String, String)>,
 }
 
 /// What the producer has done so far; read by the summary.
@@ -107,32 +132,39 @@ impl ProducerContext for FeedContext {
     }
 }
 
-/// Starts the producer thread. It runs until `stop` is set, then flushes.
+/// Starts the producer thread. It runs until `stop` is set, the limit is
+/// reached or an as-generated pass ends; then it flushes.
 pub fn spawn(
     plan: FeedPlan,
     stats: Arc<FeedStats>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    let producer: ThreadedProducer<FeedContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &plan.bootstrap)
-        .set("client.id", "journeyd-demo-feed")
+        .set("client.id", &plan.client_id)
         .set("linger.ms", LINGER_MS)
-        .set("queue.buffering.max.messages", QUEUE_MESSAGES)
+        .set("queue.buffering.max.messages", QUEUE_MESSAGES);
+    for (key, value) in &plan.properties {
+        config.set(key, value);
+    }
+    let producer: ThreadedProducer<FeedContext> = config
         .create_with_context(FeedContext {
             stats: stats.clone(),
         })
-        .context("cannot create the demo's producer")?;
+        .context("cannot create the clickstream producer")?;
     stats.run.store(1, Relaxed);
     let feed = Feed {
         producer,
         pacer: Pacer::new(plan.rate),
-        current: Run::new(1, &plan, wall_now())?,
+        current: Run::first(&plan, wall_now())?,
         plan,
         stats,
+        sent: 0,
         buf: Vec::with_capacity(512),
     };
     let thread = std::thread::Builder::new()
-        .name("journeyd-demo-feed".into())
+        .name("journeyd-feed".into())
         .spawn(move || feed.run(&stop))?;
     Ok(thread)
 }
@@ -149,6 +181,8 @@ struct Feed {
     plan: FeedPlan,
     /// Counters shared with the summary.
     stats: Arc<FeedStats>,
+    /// Records handed to librdkafka so far.
+    sent: u64,
     /// The value of the record being sent.
     buf: Vec<u8>,
 }
@@ -157,15 +191,18 @@ impl Feed {
     fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         let result = self.produce(stop);
         if let Err(error) = self.producer.flush(FLUSH_TIMEOUT) {
-            tracing::warn!(%error, "Demo producer: records left unflushed.");
+            tracing::warn!(%error, "Clickstream producer: records left unflushed.");
         }
         result
     }
 
     fn produce(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
-        while !stop.load(Relaxed) {
+        while !stop.load(Relaxed) && self.plan.limit.is_none_or(|limit| self.sent < limit) {
             let Some(record) = self.current.generator.next() else {
-                self.current = Run::new(self.current.number + 1, &self.plan, wall_now())?;
+                let Some(next) = self.current.next(&self.plan, wall_now())? else {
+                    return Ok(());
+                };
+                self.current = next;
                 self.stats.run.store(self.current.number, Relaxed);
                 continue;
             };
@@ -184,21 +221,28 @@ impl Feed {
                 }
             };
             self.send(key.as_deref(), stop)?;
+            self.sent += 1;
         }
         Ok(())
     }
 
-    /// Waits until `event` is due and the rate allows it, then writes it,
-    /// live-stamped, into `buf`. Returns its key, or `None` on stop.
+    /// Waits until `event` is due and the rate allows it, then writes it
+    /// (live-stamped on a live timeline) into `buf`. Returns its key, or
+    /// `None` on stop.
     fn prepare(&mut self, mut event: GeneratedEvent, stop: &AtomicBool) -> Option<CompactString> {
         let sim = event.occurred_at;
-        if !sleep_until(self.current.timeline.wall_time(sim), stop) || !self.pacer.acquire(stop) {
+        if let Some(timeline) = &self.current.timeline
+            && !sleep_until(timeline.wall_time(sim), stop)
+        {
             return None;
         }
-        event.occurred_at = self.current.timeline.stamp(sim, wall_now());
-        self.stats
-            .sim_day
-            .store(self.current.timeline.sim_day(sim), Relaxed);
+        if !self.pacer.acquire(stop) {
+            return None;
+        }
+        if let Some(timeline) = &mut self.current.timeline {
+            event.occurred_at = timeline.stamp(sim, wall_now());
+            self.stats.sim_day.store(timeline.sim_day(sim), Relaxed);
+        }
         self.current.rename(&mut event);
         self.buf.clear();
         event.write_json(&mut self.buf);
@@ -221,7 +265,7 @@ impl Feed {
                     record = back;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err((error, _)) => return Err(error).context("demo producer"),
+                Err((error, _)) => return Err(error).context("clickstream producer"),
             }
         }
     }
@@ -233,20 +277,47 @@ struct Run {
     number: u64,
     /// The records of this run, in event-time order.
     generator: Generator,
-    /// When each simulated instant of this run is due.
-    timeline: Timeline,
+    /// When each simulated instant of this run is due; `None` as generated.
+    timeline: Option<Timeline>,
 }
 
 impl Run {
-    /// Run `number`, with simulated time zero at wall time `origin`.
-    fn new(number: u64, plan: &FeedPlan, origin: EventTime) -> anyhow::Result<Run> {
-        let config = generator_config(plan, number);
+    /// The first run of `plan`, a live one with simulated time zero at wall
+    /// time `origin`.
+    fn first(plan: &FeedPlan, origin: EventTime) -> anyhow::Result<Run> {
+        match &plan.timing {
+            Timing::Live { customers } => Run::live(1, *customers, plan.rate, origin),
+            Timing::AsGenerated(config) => Ok(Run {
+                number: 1,
+                generator: Generator::try_new(config.clone())?,
+                timeline: None,
+            }),
+        }
+    }
+
+    /// The run after this one: live runs repeat, an as-generated pass ends.
+    fn next(&self, plan: &FeedPlan, origin: EventTime) -> anyhow::Result<Option<Run>> {
+        match &plan.timing {
+            Timing::Live { customers } => {
+                Run::live(self.number + 1, *customers, plan.rate, origin).map(Some)
+            }
+            Timing::AsGenerated(_) => Ok(None),
+        }
+    }
+
+    fn live(
+        number: u64,
+        customers: u64,
+        rate: Option<u64>,
+        origin: EventTime,
+    ) -> anyhow::Result<Run> {
+        let config = live_generator_config(customers, rate, number);
         let timeline = Timeline::new(config.start, origin);
         let generator = Generator::try_new(config)?;
         Ok(Run {
             number,
             generator,
-            timeline,
+            timeline: Some(timeline),
         })
     }
 
@@ -263,13 +334,19 @@ impl Run {
     }
 }
 
-/// The generator settings of run `number`: a new seed per run, and a span
-/// that makes the stream run at about `plan.rate` (see the module docs).
-fn generator_config(plan: &FeedPlan, number: u64) -> GeneratorConfig {
-    let wall_secs = plan.customers as f64 * EVENTS_PER_CUSTOMER / plan.rate.max(1) as f64;
-    let days = (wall_secs * f64::from(SPEEDUP) / 86_400.0).clamp(MIN_SPAN_DAYS, MAX_SPAN_DAYS);
+/// The generator settings of live run `number`: a new seed per run, and a
+/// span that makes the stream run at about `rate` (see the module docs).
+/// Without a rate the span is the shortest.
+fn live_generator_config(customers: u64, rate: Option<u64>, number: u64) -> GeneratorConfig {
+    let days = match rate {
+        Some(rate) => {
+            let wall_secs = customers as f64 * EVENTS_PER_CUSTOMER / rate.max(1) as f64;
+            (wall_secs * f64::from(SPEEDUP) / 86_400.0).clamp(MIN_SPAN_DAYS, MAX_SPAN_DAYS)
+        }
+        None => MIN_SPAN_DAYS,
+    };
     GeneratorConfig {
-        customers: plan.customers,
+        customers,
         seed: SEED.wrapping_add(number - 1),
         span: Duration::from_secs_f64(days * 86_400.0),
         ..GeneratorConfig::default()
@@ -298,9 +375,12 @@ fn sleep_until(due: EventTime, stop: &AtomicBool) -> bool {
 }
 
 /// A token bucket: `rate` tokens per second, holding at most a twentieth
-/// of a second's worth (so a pause is not followed by a burst).
+/// of a second's worth (so a pause is not followed by a burst). Without a
+/// rate every token is granted at once.
 #[derive(Debug)]
 struct Pacer {
+    /// Whether there is a rate to hold.
+    limited: bool,
     /// Tokens per second.
     rate: f64,
     /// Tokens held at most.
@@ -314,10 +394,12 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn new(rate: u64) -> Pacer {
-        let rate = rate.max(1) as f64;
+    fn new(rate: Option<u64>) -> Pacer {
+        let limited = rate.is_some();
+        let rate = rate.unwrap_or(1).max(1) as f64;
         let burst = (rate / 20.0).max(1.0);
         Pacer {
+            limited,
             rate,
             burst,
             tokens: burst,
@@ -328,6 +410,9 @@ impl Pacer {
 
     /// Takes a token, sleeping until one is there; `false` if stopped first.
     fn acquire(&mut self, stop: &AtomicBool) -> bool {
+        if !self.limited {
+            return true;
+        }
         loop {
             let now = self.clock.elapsed();
             let earned = (now - self.refilled).as_secs_f64() * self.rate;
@@ -350,31 +435,64 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    fn plan(customers: u64, rate: u64) -> FeedPlan {
+    fn plan(timing: Timing, rate: Option<u64>) -> FeedPlan {
         FeedPlan {
             bootstrap: String::new(),
             topic: "touchpoints".into(),
             rate,
-            customers,
+            timing,
+            limit: None,
+            client_id: "test".into(),
+            properties: Vec::new(),
         }
     }
 
     #[test]
     fn the_span_spreads_customers_to_match_the_rate() {
         // 200k customers at 2,000/s: about 21.7 minutes, 650 simulated days.
-        let config = generator_config(&plan(200_000, 2_000), 1);
+        let config = live_generator_config(200_000, Some(2_000), 1);
         assert_eq!(config.span.as_secs() / 86_400, 650);
         assert_eq!(config.seed, SEED);
-        // Few customers: the span never drops below 120 days.
-        let config = generator_config(&plan(100, 2_000), 3);
+        // Few customers, or no rate: the span never drops below 120 days.
+        let config = live_generator_config(100, Some(2_000), 3);
         assert_eq!(config.span.as_secs() / 86_400, 120);
         assert_eq!(config.seed, SEED + 2);
         assert!(config.validate().is_ok());
+        let config = live_generator_config(200_000, None, 1);
+        assert_eq!(config.span.as_secs() / 86_400, 120);
+    }
+
+    #[test]
+    fn live_runs_repeat_and_an_as_generated_pass_ends() {
+        let live = plan(Timing::Live { customers: 10 }, Some(100));
+        let first = Run::first(&live, EventTime(0)).expect("valid");
+        assert!(first.timeline.is_some());
+        let second = first
+            .next(&live, EventTime(0))
+            .expect("valid")
+            .expect("a run");
+        assert_eq!(second.number, 2);
+        let config = GeneratorConfig {
+            customers: 10,
+            ..GeneratorConfig::default()
+        };
+        let once = plan(Timing::AsGenerated(config), None);
+        let first = Run::first(&once, EventTime(0)).expect("valid");
+        assert!(first.timeline.is_none());
+        assert!(first.next(&once, EventTime(0)).expect("valid").is_none());
+    }
+
+    #[test]
+    fn without_a_rate_the_pacer_never_waits() {
+        let stop = AtomicBool::new(true);
+        let mut pacer = Pacer::new(None);
+        assert!((0..10_000).all(|_| pacer.acquire(&stop)));
     }
 
     #[test]
     fn later_runs_prefix_their_ids() {
-        let mut run = Run::new(1, &plan(10, 100), EventTime(0)).expect("valid");
+        let live = plan(Timing::Live { customers: 10 }, Some(100));
+        let mut run = Run::first(&live, EventTime(0)).expect("valid");
         let Some(GeneratedRecord::Valid(mut event)) = run.generator.next() else {
             panic!("the first record is valid");
         };
@@ -398,7 +516,7 @@ mod tests {
     #[test]
     fn the_pacer_holds_the_rate() {
         let stop = AtomicBool::new(false);
-        let mut pacer = Pacer::new(1_000);
+        let mut pacer = Pacer::new(Some(1_000));
         let clock = Stopwatch::start();
         for _ in 0..150 {
             assert!(pacer.acquire(&stop));
