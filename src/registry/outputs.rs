@@ -15,14 +15,14 @@ use crate::telemetry::events::{InternalEvent, OutputSchemaRegistered};
 
 /// An output schema could not be registered.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot register the schema of outputs.{key} under subject \"{subject}\": {source}")]
+#[error("cannot register the schema of outputs.{key} under subject \"{subject}\": {error}")]
 pub struct RegistrationError {
     /// The `[outputs]` key of the topic.
     pub key: &'static str,
     /// The subject it was registered under.
     pub subject: String,
     /// What the registry said, or why it could not be asked.
-    pub source: RegistryError,
+    pub error: RegistryError,
 }
 
 /// The subject of the values of `topic` (TopicNameStrategy).
@@ -49,10 +49,10 @@ pub fn register_outputs(
                 .emit(metrics);
                 Ok(id)
             }
-            Err(source) => Err(RegistrationError {
+            Err(error) => Err(RegistrationError {
                 key: kind.as_str(),
                 subject,
-                source,
+                error,
             }),
         }
     };
