@@ -195,7 +195,9 @@ struct Outage {
 
 /// Look-ups in a registry, with their bounds.
 struct Lookup {
+    /// The registry.
     fetch: Box<dyn FetchSchema>,
+    /// The bounds of look-ups.
     policy: LookupPolicy,
     /// Ids the registry does not know, for a while.
     unknown: UnknownIds,
@@ -203,12 +205,15 @@ struct Lookup {
     outage: Option<Outage>,
     /// Look-ups this second.
     throttle: Throttle,
+    /// Where look-ups are counted.
     metrics: Arc<Metrics>,
 }
 
 /// A failed look-up: its metric label and the dead-letter detail.
 struct Failure {
+    /// How the look-up ended.
     result: LookupResult,
+    /// Why the record is dead-lettered: `journeyd.error.detail`.
     detail: String,
 }
 
@@ -235,7 +240,10 @@ impl Lookup {
         known: &mut WriterSchemas,
     ) -> Result<(), Failure> {
         if self.unknown.contains(id, wall) {
-            return Err(unknown(id, "not found in the schema registry"));
+            return Err(unknown(
+                id,
+                "no usable schema in the schema registry at the last look-up",
+            ));
         }
         let retry = match &self.outage {
             Some(outage) if wall < outage.probe_at => {

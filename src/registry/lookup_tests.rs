@@ -163,7 +163,7 @@ fn ids_the_registry_does_not_know_are_remembered_for_a_while() {
     for ms in [1, 1000, 59_999] {
         assert_eq!(
             resolve(&mut source, 40, NOW.plus_ms(ms)).unwrap(),
-            "schema id 40: not found in the schema registry"
+            "schema id 40: no usable schema in the schema registry at the last look-up"
         );
     }
     assert_eq!(registry.requests(), [40], "one request per id and TTL");
