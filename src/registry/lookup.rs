@@ -38,7 +38,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::{RegistryClient, RegistryError};
+use super::client::RegistryClient;
+use super::error::RegistryError;
 use super::retry::Retry;
 use crate::clock::Stopwatch;
 use crate::codec::confluent::{self, WriterSchemas};

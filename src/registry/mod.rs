@@ -17,12 +17,14 @@
 //! records whose schema is known stays allocation-free.
 
 pub mod client;
+mod error;
 pub mod lookup;
 pub mod outputs;
 pub mod retry;
 mod url;
 
-pub use client::{Operation, Outcome, RegistryClient, RegistryError};
+pub use client::RegistryClient;
+pub use error::{Operation, Outcome, RegistryError};
 pub use lookup::{FetchSchema, LookupPolicy, LookupResult, SchemaSource};
 pub use outputs::{RegistrationError, register_outputs, value_subject};
 pub use retry::Retry;

@@ -6,7 +6,8 @@
 //! records. Registering a schema the subject already has is idempotent: the
 //! registry returns its existing id.
 
-use super::client::{RegistryClient, RegistryError};
+use super::client::RegistryClient;
+use super::error::RegistryError;
 use super::retry::Retry;
 use crate::codec::output::{OutputKind, OutputSchemaIds};
 use crate::config::OutputsConfig;

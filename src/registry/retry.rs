@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::client::RegistryError;
+use super::error::RegistryError;
 use crate::clock::Stopwatch;
 
 /// How transient failures are retried.

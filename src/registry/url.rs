@@ -6,7 +6,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use super::client::RegistryError;
+use super::error::RegistryError;
 use crate::config::Secret;
 
 /// A registry URL, split.
