@@ -11,6 +11,9 @@
 //! - [`codec`]: bytes -> [`model::Touchpoint`]: JSON, Avro (plain, object
 //!   container files, Confluent wire format) and input validation. Every
 //!   rejected record carries an [`codec::InvalidReason`].
+//! - [`registry`]: the Confluent Schema Registry client: writer schemas
+//!   looked up by id for the decoders, output schemas registered at
+//!   start-up.
 //! - [`engine`]: the pure journey engine. Touchpoints and time go in, derived
 //!   outputs come out; no I/O, no clock reads, no async. Inside: per-customer
 //!   state, compiled rules, the stage machine, watermarks, the event-time
@@ -33,6 +36,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod model;
+pub mod registry;
 pub mod replay;
 pub mod runtime;
 pub mod sink;

@@ -1,7 +1,8 @@
 //! `journeyd run` against librdkafka's in-process mock cluster: derived
 //! events on every topic, dead letters with their headers, commits only
 //! behind acknowledged outputs, a crash (kill -9) that reprocesses instead of
-//! skipping, and SIGTERM that drains and commits.
+//! skipping, SIGTERM that drains and commits, and Confluent-framed input and
+//! Avro outputs through a (fake) schema registry.
 //!
 //! The mock cluster lives in the test process and listens on loopback; the
 //! journeyd under test is the real binary in a child process, so a crash is
@@ -15,6 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+#[path = "common/registry.rs"]
+mod fake_registry;
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value as AvroValue;
 use journeyd::clock::Stopwatch;
 
 use rdkafka::config::ClientConfig;
@@ -24,6 +30,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
+
+use fake_registry::FakeRegistry;
 
 const INPUT: &str = "touchpoints";
 const PARTITIONS: i32 = 3;
@@ -102,6 +110,11 @@ fn free_port() -> u16 {
 }
 
 fn write_config(dir: &Path, brokers: &str, commit_interval: &str) -> PathBuf {
+    write_config_with(dir, brokers, commit_interval, "")
+}
+
+/// A config file for the mock cluster, with `extra` TOML sections.
+fn write_config_with(dir: &Path, brokers: &str, commit_interval: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("journeyd-{commit_interval}.toml"));
     let text = format!(
         r#"
@@ -126,6 +139,7 @@ listen = "127.0.0.1:{port}"
 [runtime]
 commit_interval = "{commit_interval}"
 shutdown_timeout = "10s"
+{extra}
 "#,
         port = free_port()
     );
@@ -176,6 +190,11 @@ fn input() -> Vec<(String, Vec<u8>)> {
 /// last touchpoints to be processed. The clock touchpoints themselves stay
 /// buffered (and uncommitted): nothing passes them.
 fn clocks(brokers: &str) {
+    clocks_encoded(brokers, &|v| v.to_string().into_bytes());
+}
+
+/// [`clocks`], each touchpoint encoded by `encode`.
+fn clocks_encoded(brokers: &str, encode: &dyn Fn(&Value) -> Vec<u8>) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -187,8 +206,8 @@ fn clocks(brokers: &str) {
             &customer,
             BASE + 30 * DAY,
             "page_view",
-        )
-        .to_string();
+        );
+        let value = encode(&value);
         producer
             .send(
                 BaseRecord::to(INPUT)
@@ -217,13 +236,31 @@ fn produce(brokers: &str, records: &[(String, Vec<u8>)]) {
 /// Distinct group ids for readers.
 static READERS: AtomicUsize = AtomicUsize::new(0);
 
-/// Everything on `topic` so far, as (value, headers), read with a fresh group.
+/// Everything on `topic` so far, as (JSON value, headers), read with a
+/// fresh group.
 fn read_topic(
     brokers: &str,
     topic: &str,
     at_least: usize,
     timeout: Duration,
 ) -> Vec<(Value, BTreeMap<String, String>)> {
+    read_raw(brokers, topic, at_least, timeout)
+        .into_iter()
+        .map(|(bytes, headers)| {
+            let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (value, headers)
+        })
+        .collect()
+}
+
+/// Everything on `topic` so far, as (value bytes, headers), read with a
+/// fresh group.
+fn read_raw(
+    brokers: &str,
+    topic: &str,
+    at_least: usize,
+    timeout: Duration,
+) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set(
@@ -239,8 +276,7 @@ fn read_topic(
     let mut records = Vec::new();
     while records.len() < at_least && clock.elapsed() < timeout {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let value =
-                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
+            let value = m.payload().unwrap_or_default().to_vec();
             let headers = m
                 .headers()
                 .map(|h| {
@@ -459,5 +495,186 @@ fn a_crash_between_output_and_commit_reprocesses_and_never_skips() {
     assert_eq!(
         committed(&brokers).iter().sum::<i64>(),
         end_offsets(&brokers) - i64::from(PARTITIONS)
+    );
+}
+
+/// `touchpoint` as the Confluent wire format with schema id `id`.
+fn framed(id: u32, touchpoint: &Value) -> Vec<u8> {
+    let text = touchpoint.to_string();
+    let decoded = journeyd::codec::json::decode(text.as_bytes()).unwrap();
+    let mut body = Vec::new();
+    journeyd::codec::avro::encode_datum(&decoded, &mut body);
+    let mut out = Vec::new();
+    journeyd::codec::confluent::frame(id, &body, &mut out);
+    out
+}
+
+/// The fields of an Avro record in the Confluent wire format, read with
+/// the schema the registry has for the id of its header.
+fn registered_record(
+    registry: &FakeRegistry,
+    subject: &str,
+    bytes: &[u8],
+) -> BTreeMap<String, AvroValue> {
+    let (id, body) = journeyd::codec::confluent::split(bytes).unwrap();
+    assert_eq!(
+        registry.subject(subject),
+        [id],
+        "the id registered for {subject}"
+    );
+    let schema = apache_avro::Schema::parse_str(&registry.schema(id).unwrap()).unwrap();
+    let reader = GenericDatumReader::builder(&schema).build().unwrap();
+    let mut rest = body;
+    let AvroValue::Record(fields) = reader.read_value(&mut rest).unwrap() else {
+        panic!("not a record");
+    };
+    assert!(rest.is_empty());
+    fields.into_iter().collect()
+}
+
+/// A string field, or a union of null and string.
+fn avro_str(value: &AvroValue) -> String {
+    match value {
+        AvroValue::String(s) => s.clone(),
+        AvroValue::Union(_, inner) => avro_str(inner),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn confluent_input_and_avro_outputs_go_through_the_schema_registry() {
+    const WRITER_ID: u32 = 4242;
+    // Below WRITER_ID: the output schemas registered at start-up get the
+    // ids after it.
+    const UNKNOWN_ID: u32 = 17;
+    let registry = FakeRegistry::start();
+    registry.add_schema(WRITER_ID, journeyd::codec::schemas::TOUCHPOINT);
+    registry.require_basic_auth("journeyd", "s3cret/pw");
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut records: Vec<(String, Vec<u8>)> = [
+        touchpoint("a1", "ana", BASE, "ad_click"),
+        touchpoint("a2", "ana", BASE + DAY, "pricing_view"),
+        touchpoint("b1", "bob", BASE + DAY, "purchase"),
+        touchpoint("a3", "ana", BASE + 2 * DAY, "purchase"),
+    ]
+    .iter()
+    .map(|v| {
+        (
+            v["customer_id"].as_str().unwrap().to_owned(),
+            framed(WRITER_ID, v),
+        )
+    })
+    .collect();
+    let stray = touchpoint("x1", "bad", BASE, "page_view");
+    records.push(("bad".into(), framed(UNKNOWN_ID, &stray)));
+    produce(&brokers, &records);
+    clocks_encoded(&brokers, &|v| framed(WRITER_ID, v));
+
+    let url = registry.url().replace("://", "://journeyd:s3cret%2Fpw@");
+    let extra = format!(
+        "[[inputs]]\ntopic = \"{INPUT}\"\nencoding = \"confluent\"\n\n\
+         [outputs]\nformat = \"avro\"\n\n\
+         [schema_registry]\nurl = \"{url}\"\ntimeout = \"2s\"\n"
+    );
+    let config = write_config_with(dir.path(), &brokers, "200ms", &extra);
+    let mut journeyd = Journeyd::start(&config);
+
+    let changes = read_raw(
+        &brokers,
+        "journey.stage-changes",
+        4,
+        Duration::from_secs(30),
+    );
+    let mut got: Vec<(String, String, String)> = changes
+        .iter()
+        .map(|(bytes, _)| {
+            let fields = registered_record(&registry, "journey.stage-changes-value", bytes);
+            let field = |name: &str| avro_str(&fields[name]);
+            (
+                field("customer_id"),
+                field("to_stage"),
+                field("trigger_event_id"),
+            )
+        })
+        .collect();
+    got.sort();
+    for want in [
+        ("ana", "awareness", "a1"),
+        ("ana", "consideration", "a2"),
+        ("ana", "purchase", "a3"),
+        ("bob", "purchase", "b1"),
+    ] {
+        let want = (want.0.to_owned(), want.1.to_owned(), want.2.to_owned());
+        assert!(got.contains(&want), "missing {want:?} in {got:?}");
+    }
+    let churn = read_raw(&brokers, "journey.churn-risk", 1, Duration::from_secs(10));
+    let fields = registered_record(&registry, "journey.churn-risk-value", &churn[0].0);
+    assert!(fields.contains_key("p_alive"));
+
+    let dead = read_topic(&brokers, "journey.dlq", 1, Duration::from_secs(10));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let headers = &dead[0].1;
+    assert_eq!(
+        headers["journeyd.error.reason"], "unknown_schema_id",
+        "{headers:?}"
+    );
+    assert_eq!(
+        headers["journeyd.error.detail"],
+        format!(
+            "schema id {UNKNOWN_ID}: not found (HTTP 404, error 40403): Schema {UNKNOWN_ID} not found"
+        )
+    );
+
+    journeyd.signal("-TERM");
+    assert!(journeyd.wait_exit(Duration::from_secs(30)).success());
+    let lookups = registry
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /schemas/ids/"))
+        .count();
+    assert_eq!(
+        lookups,
+        2,
+        "one look-up per unknown id: {:?}",
+        registry.requests()
+    );
+}
+
+#[test]
+fn a_registry_that_cannot_register_the_outputs_stops_start_up_naming_the_key() {
+    let registry = FakeRegistry::start();
+    registry.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url().replace("://", "://journeyd:s3cret-pw@");
+    let extra = format!(
+        "[outputs]\nformat = \"avro\"\n\n\
+         [schema_registry]\nurl = \"{url}\"\nretry_for = \"300ms\"\n"
+    );
+    let config = write_config_with(dir.path(), "127.0.0.1:9", "1s", &extra);
+    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .output()
+        .expect("journeyd runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "schema_registry.url: registering the output schemas with {}",
+            registry.url()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 503"), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+    assert!(
+        registry.requests().len() >= 2,
+        "retried: {:?}",
+        registry.requests()
     );
 }

@@ -3,7 +3,7 @@
 //!
 //! This module frames and unframes, and keeps the writer schemas known by
 //! id. It does not talk to a schema registry: whoever fetches schemas
-//! registers them in [`WriterSchemas`].
+//! (`crate::registry`) registers them in [`WriterSchemas`].
 
 use std::collections::HashMap;
 
@@ -40,6 +40,16 @@ pub fn split(bytes: &[u8]) -> Result<(u32, &[u8]), Invalid> {
         ));
     }
     Ok((u32::from_be_bytes([a, b, c, d]), body))
+}
+
+/// The schema id of a framed message, or `None` when it is not framed
+/// (too short, or a first byte other than 0). Allocation-free, for
+/// routing; [`split`] says what is wrong with an unframed message.
+pub fn schema_id(bytes: &[u8]) -> Option<u32> {
+    match bytes.split_first_chunk::<HEADER_LEN>() {
+        Some((&[MAGIC, a, b, c, d], _)) => Some(u32::from_be_bytes([a, b, c, d])),
+        _ => None,
+    }
 }
 
 /// Appends the Confluent header for `schema_id` and then `body` to `out`.
@@ -117,6 +127,9 @@ mod tests {
         assert_eq!(out, [9, 0, 1, 2, 3, 4, b'b', b'o', b'd', b'y']);
         assert_eq!(split(&out[1..]), Ok((0x0102_0304, &b"body"[..])));
         assert_eq!(split(&[0, 0, 0, 0, 1]), Ok((1, &[][..])));
+        assert_eq!(schema_id(&out[1..]), Some(0x0102_0304));
+        assert_eq!(schema_id(&[0, 0, 0, 1]), None);
+        assert_eq!(schema_id(&[1, 0, 0, 0, 1]), None);
     }
 
     #[test]

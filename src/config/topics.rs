@@ -140,7 +140,19 @@ pub struct SchemaRegistryConfig {
     /// The longest a request to the registry may take.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// How long a look-up of an unknown schema id keeps retrying a registry
+    /// that cannot be reached before the record is dead-lettered; also how
+    /// long start-up keeps trying to register the output schemas. The
+    /// processing thread waits meanwhile, so this stays well below the
+    /// consumer's `max.poll.interval.ms`.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
 }
+
+/// The longest `schema_registry.retry_for` accepted: the processing thread
+/// does not poll while it waits, and a consumer that does not poll within
+/// `max.poll.interval.ms` (5 minutes by default) leaves its group.
+pub const MAX_REGISTRY_RETRY: Duration = Duration::from_secs(120);
 
 impl Default for SchemaRegistryConfig {
     fn default() -> Self {
@@ -149,6 +161,7 @@ impl Default for SchemaRegistryConfig {
             schemas_dir: None,
             output_schema_ids: None,
             timeout: Duration::from_secs(5),
+            retry_for: Duration::from_secs(10),
         }
     }
 }
@@ -161,6 +174,7 @@ impl fmt::Debug for SchemaRegistryConfig {
             .field("schemas_dir", &self.schemas_dir)
             .field("output_schema_ids", &self.output_schema_ids)
             .field("timeout", &self.timeout)
+            .field("retry_for", &self.retry_for)
             .finish()
     }
 }

@@ -32,13 +32,13 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::clock::Stopwatch;
-use crate::codec::confluent::WriterSchemas;
 use crate::codec::dlq::DeadLetter;
 use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
 use crate::codec::{Encoding, Validator};
 use crate::config::{Config, InputEncoding};
 use crate::engine::Engine;
 use crate::model::{EventTime, Output};
+use crate::registry::SchemaSource;
 use crate::runtime::acks::{CommitTracker, Position};
 use crate::sink::kafka::{Delivery, OutputMeta, Sink, owned_headers};
 use crate::telemetry::events::{InternalEvent, InvalidRecord};
@@ -63,7 +63,7 @@ pub struct Pipeline {
     deliveries: Receiver<Delivery>,
     encoder: OutputEncoder,
     validator: Validator,
-    schemas: WriterSchemas,
+    schemas: SchemaSource,
     inputs: HashMap<String, InputEncoding>,
     topics: OutputTopics,
     partitions: PartitionMap,
@@ -84,7 +84,7 @@ pub struct PipelineParts {
     pub sink: Arc<Sink>,
     pub deliveries: Receiver<Delivery>,
     pub encoder: OutputEncoder,
-    pub schemas: WriterSchemas,
+    pub schemas: SchemaSource,
     pub metrics: Arc<Metrics>,
     pub consumed: ConsumedCounters,
 }
@@ -133,17 +133,23 @@ impl Pipeline {
         self.tracker.in_flight()
     }
 
-    /// Processes one consumed record.
+    /// Processes one consumed record. A Confluent-framed record whose
+    /// schema id is new waits for its registry look-up
+    /// ([`SchemaSource::resolve`]).
     pub fn handle(&mut self, message: &BorrowedMessage<'_>, polled: Stopwatch, wall: EventTime) {
         let index = self.partitions.index(message.topic(), message.partition());
         self.partitions.consumed(index, message.offset());
         let payload = message.payload().unwrap_or_default();
         let encoding = match self.inputs.get(message.topic()) {
-            Some(InputEncoding::Avro) => Encoding::Avro,
-            Some(InputEncoding::Confluent) => Encoding::Confluent(&self.schemas),
-            _ => Encoding::Json,
+            Some(InputEncoding::Avro) => Ok(Encoding::Avro),
+            Some(InputEncoding::Confluent) => self
+                .validator
+                .check_size(payload.len())
+                .and_then(|()| self.schemas.resolve(payload, wall))
+                .map(Encoding::Confluent),
+            _ => Ok(Encoding::Json),
         };
-        match self.validator.decode(encoding, payload, wall) {
+        match encoding.and_then(|encoding| self.validator.decode(encoding, payload, wall)) {
             Ok(tp) => {
                 let action = self.engine.rules().action_id(&tp.action);
                 self.consumed.inc(message.topic(), action);

@@ -20,6 +20,7 @@ use crate::codec::output::OutputEncoder;
 use crate::config::{Config, InputEncoding, OutputFormat};
 use crate::engine::Engine;
 use crate::http::{HttpState, Readiness};
+use crate::registry::{LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs};
 use crate::sink::kafka::Sink;
 use crate::source::kafka;
 use crate::telemetry::{Metrics, rule_actions};
@@ -143,6 +144,9 @@ impl Service {
 
 fn build_pipeline(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
     let engine = Engine::new(config)?;
+    let registry = registry_client(config, &metrics)?;
+    let encoder = output_encoder(config, registry.as_ref(), &metrics)?;
+    let schemas = schema_source(config, registry, metrics.clone())?;
     let (sink, deliveries) =
         Sink::new(config, metrics.clone()).context("cannot create the Kafka producer (kafka.*)")?;
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
@@ -151,33 +155,67 @@ fn build_pipeline(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Pipe
         engine,
         sink: Arc::new(sink),
         deliveries,
-        encoder: output_encoder(config)?,
-        schemas: writer_schemas(config)?,
+        encoder,
+        schemas,
         metrics,
         consumed,
     };
     Ok(Pipeline::new(config, parts))
 }
 
+/// The client of `schema_registry.url`, when one is configured. Nothing is
+/// sent yet.
+fn registry_client(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<RegistryClient>> {
+    let registry = &config.schema_registry;
+    let Some(url) = &registry.url else {
+        return Ok(None);
+    };
+    let client = RegistryClient::new(url, registry.timeout, metrics.clone())
+        .map_err(|e| anyhow::anyhow!("schema_registry.url: {e}"))?;
+    Ok(Some(client))
+}
+
 /// The encoder of derived records. Avro values carry the schema ids of
-/// `schema_registry.output_schema_ids`.
-fn output_encoder(config: &Config) -> anyhow::Result<OutputEncoder> {
-    match (
-        config.outputs.format,
-        config.schema_registry.output_schema_ids,
-    ) {
-        (OutputFormat::Json, _) => Ok(OutputEncoder::json()),
-        (OutputFormat::Avro, Some(ids)) => Ok(OutputEncoder::new(OutputFormat::Avro, ids)),
-        (OutputFormat::Avro, None) => anyhow::bail!(
-            "schema_registry.output_schema_ids: outputs.format = \"avro\" needs the schema ids to write \
-             (registering the output schemas with schema_registry.url is not supported yet)"
+/// `schema_registry.output_schema_ids` or, without them, the ids the
+/// registry gives the output schemas when they are registered now.
+fn output_encoder(
+    config: &Config,
+    registry: Option<&RegistryClient>,
+    metrics: &Metrics,
+) -> anyhow::Result<OutputEncoder> {
+    let ids = config.schema_registry.output_schema_ids;
+    match (config.outputs.format, ids, registry) {
+        (OutputFormat::Json, _, _) => Ok(OutputEncoder::json()),
+        (OutputFormat::Avro, Some(ids), _) => Ok(OutputEncoder::new(OutputFormat::Avro, ids)),
+        (OutputFormat::Avro, None, Some(client)) => {
+            let retry = Retry::new(config.schema_registry.retry_for);
+            let ids =
+                register_outputs(client, &config.outputs, retry, metrics).with_context(|| {
+                    format!(
+                        "schema_registry.url: registering the output schemas with {}",
+                        client.base_url()
+                    )
+                })?;
+            Ok(OutputEncoder::new(OutputFormat::Avro, ids))
+        }
+        (OutputFormat::Avro, None, None) => anyhow::bail!(
+            "schema_registry.output_schema_ids: outputs.format = \"avro\" needs the schema ids \
+             to write, or schema_registry.url to register the output schemas with"
         ),
     }
 }
 
-/// Writer schemas for Confluent-framed inputs, from `schema_registry.schemas_dir`
-/// (files named `<id>.avsc`).
-fn writer_schemas(config: &Config) -> anyhow::Result<WriterSchemas> {
+/// Writer schemas for Confluent-framed inputs: those of
+/// `schema_registry.schemas_dir` (files named `<id>.avsc`) first, then,
+/// with `schema_registry.url`, those the registry has.
+fn schema_source(
+    config: &Config,
+    registry: Option<RegistryClient>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<SchemaSource> {
     let mut schemas = WriterSchemas::new();
     let confluent = config
         .inputs
@@ -186,7 +224,13 @@ fn writer_schemas(config: &Config) -> anyhow::Result<WriterSchemas> {
     if let (true, Some(dir)) = (confluent, &config.schema_registry.schemas_dir) {
         load_schema_dir(dir, &mut schemas)?;
     }
-    Ok(schemas)
+    Ok(match registry {
+        Some(client) if confluent => {
+            let policy = LookupPolicy::new(config.schema_registry.retry_for);
+            SchemaSource::with_registry(schemas, Box::new(client), policy, metrics)
+        }
+        _ => SchemaSource::local(schemas),
+    })
 }
 
 fn load_schema_dir(dir: &Path, schemas: &mut WriterSchemas) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::Metrics;
 use crate::codec::InvalidReason;
 use crate::model::FunnelWindow;
+use crate::registry::{LookupResult, Operation, Outcome, RegistryError};
 
 /// Something that happened, to be logged and counted.
 pub trait InternalEvent {
@@ -183,5 +184,124 @@ impl InternalEvent for FunnelWindowClosed<'_> {
             "Funnel window closed."
         );
         metrics.observe_funnel_window(self.window);
+    }
+}
+
+/// One request to the schema registry ended. Failures are logged at WARN
+/// (but an unknown id, a property of the data, at DEBUG).
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaRegistryRequest<'a> {
+    /// What was asked.
+    pub operation: Operation,
+    /// Why it failed; `None` when it succeeded.
+    pub error: Option<&'a RegistryError>,
+}
+
+impl InternalEvent for SchemaRegistryRequest<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        let operation = self.operation.as_str();
+        let outcome = self.error.map_or(Outcome::Ok, RegistryError::outcome);
+        match self.error {
+            None => tracing::debug!(operation, "Schema registry request succeeded."),
+            Some(error @ RegistryError::NotFound { .. }) => {
+                tracing::debug!(operation, %error, "Schema registry request found nothing.");
+            }
+            Some(error) => {
+                tracing::warn!(operation, %error, "Schema registry request failed.");
+            }
+        }
+        metrics
+            .schema_registry
+            .request(self.operation, outcome)
+            .inc();
+    }
+}
+
+/// A record's schema id was not known locally and was looked up.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaLookup {
+    /// The schema id.
+    pub id: u32,
+    /// How the look-up ended.
+    pub result: LookupResult,
+}
+
+impl InternalEvent for SchemaLookup {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::debug!(
+            id = self.id,
+            result = self.result.as_str(),
+            "Schema id looked up."
+        );
+        metrics.schema_registry.lookup(self.result).inc();
+    }
+}
+
+/// A writer schema was fetched from the registry and is kept from now on.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaFetched {
+    /// The schema id.
+    pub id: u32,
+}
+
+impl InternalEvent for SchemaFetched {
+    fn emit(&self, _metrics: &Metrics) {
+        tracing::info!(
+            id = self.id,
+            "Writer schema fetched from the schema registry."
+        );
+    }
+}
+
+/// The schema registry could not be reached even after retrying: records
+/// with schema ids not known locally are dead-lettered until it answers.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaRegistryUnreachable<'a> {
+    /// The last failure.
+    pub error: &'a RegistryError,
+    /// How long the look-up was retried.
+    pub retried_for: Duration,
+    /// When the registry is asked again.
+    pub probe_in: Duration,
+}
+
+impl InternalEvent for SchemaRegistryUnreachable<'_> {
+    fn emit(&self, _metrics: &Metrics) {
+        tracing::error!(
+            error = %self.error,
+            retried_ms = self.retried_for.as_millis() as u64,
+            probe_in_ms = self.probe_in.as_millis() as u64,
+            "The schema registry is unreachable; records with schema ids not seen before go \
+             to the dead-letter topic until it answers."
+        );
+    }
+}
+
+/// The schema registry answered again after being unreachable.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaRegistryRecovered;
+
+impl InternalEvent for SchemaRegistryRecovered {
+    fn emit(&self, _metrics: &Metrics) {
+        tracing::info!("The schema registry answers again.");
+    }
+}
+
+/// An output schema was registered (or found registered) at start-up.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputSchemaRegistered<'a> {
+    /// The subject, `<topic>-value`.
+    pub subject: &'a str,
+    /// The id written in the records of that topic.
+    pub id: u32,
+}
+
+impl InternalEvent for OutputSchemaRegistered<'_> {
+    fn emit(&self, _metrics: &Metrics) {
+        tracing::info!(
+            subject = self.subject,
+            id = self.id,
+            "Output schema registered."
+        );
     }
 }

@@ -12,7 +12,8 @@
 //! handles are resolved once ([`super::ConsumedCounters`],
 //! [`super::OutputCounters`]), and the rest are single atomic operations.
 //! The families live beside their update helpers: [`super::funnel`] and
-//! [`super::kafka`] (Kafka, outputs and readiness).
+//! [`super::kafka`] (Kafka, outputs and readiness) and
+//! [`super::schema_registry`].
 
 use std::sync::{Mutex, PoisonError};
 
@@ -24,6 +25,7 @@ use super::engine::EngineObserver;
 use super::funnel::FunnelMetrics;
 use super::kafka::{KafkaMetrics, ReadinessMetrics};
 use super::registry::{Made, Reg};
+use super::schema_registry::SchemaRegistryMetrics;
 use crate::codec::InvalidReason;
 use crate::model::Band;
 
@@ -192,6 +194,7 @@ pub struct Metrics {
     pub(super) state: StateMetrics,
     pub(super) kafka: KafkaMetrics,
     pub(super) readiness: ReadinessMetrics,
+    pub(super) schema_registry: SchemaRegistryMetrics,
     /// Rule-dependent handles and the previous engine snapshot, created on
     /// the first [`Metrics::observe_engine`].
     pub(super) observer: Mutex<Option<EngineObserver>>,
@@ -223,6 +226,7 @@ impl Metrics {
             state: StateMetrics::new(&r)?,
             kafka: KafkaMetrics::new(&r)?,
             readiness: ReadinessMetrics::new(&r)?,
+            schema_registry: SchemaRegistryMetrics::new(&r)?,
             observer: Mutex::new(None),
             registry,
         })

@@ -19,6 +19,7 @@ mod funnel;
 mod kafka;
 mod metrics;
 mod registry;
+mod schema_registry;
 
 #[cfg(test)]
 mod metrics_tests;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::Problems;
+use crate::config::topics::MAX_REGISTRY_RETRY;
 use crate::config::{Config, InputEncoding, OutputFormat, SchemaRegistryConfig};
 
 /// Kafka's limit on the length of a topic name.
@@ -88,6 +89,17 @@ fn schema_registry(config: &Config, problems: &mut Problems) {
         );
     }
     problems.positive_duration("schema_registry.timeout", registry.timeout);
+    if registry.retry_for > MAX_REGISTRY_RETRY {
+        problems.add(
+            "schema_registry.retry_for",
+            format_args!(
+                "must be at most \"{}\", got \"{}\": the processing thread waits meanwhile, \
+                 and a consumer that does not poll within max.poll.interval.ms leaves its group",
+                humantime::format_duration(MAX_REGISTRY_RETRY),
+                humantime::format_duration(registry.retry_for)
+            ),
+        );
+    }
     required_sources(config, registry, problems);
 }
 
@@ -103,6 +115,11 @@ fn registry_url(url: &str, problems: &mut Problems) {
         problems.add(
             "schema_registry.url",
             "must be an http:// or https:// URL with a host, e.g. \"http://registry:8081\"",
+        );
+    } else if url.contains(['?', '#']) {
+        problems.add(
+            "schema_registry.url",
+            "must not have a query or fragment: journeyd appends the API paths to it",
         );
     }
 }
@@ -231,5 +248,29 @@ mod tests {
         }
         config.schema_registry.url = Some("https://key:s3cret@registry.example.com".into());
         assert_eq!(problems(&config), Vec::<String>::new());
+        config.schema_registry.url = Some("https://key:s3cret@registry/?x=1".into());
+        assert_eq!(
+            problems(&config),
+            [
+                "schema_registry.url: must not have a query or fragment: journeyd appends the API \
+              paths to it"
+            ]
+        );
+    }
+
+    #[test]
+    fn registry_retries_stay_below_the_poll_interval() {
+        let mut config = Config::default();
+        config.schema_registry.retry_for = std::time::Duration::ZERO;
+        assert_eq!(problems(&config), Vec::<String>::new());
+        config.schema_registry.retry_for = std::time::Duration::from_secs(121);
+        assert_eq!(
+            problems(&config),
+            [
+                "schema_registry.retry_for: must be at most \"2m\", got \"2m 1s\": the processing \
+              thread waits meanwhile, and a consumer that does not poll within \
+              max.poll.interval.ms leaves its group"
+            ]
+        );
     }
 }

@@ -1,0 +1,260 @@
+//! The schema registry client, the schema look-ups of the pipeline and the
+//! registration of output schemas, against a Confluent-compatible fake
+//! registry on 127.0.0.1.
+
+#[path = "common/registry.rs"]
+mod fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use journeyd::clock::Stopwatch;
+use journeyd::codec::avro;
+use journeyd::codec::confluent::{self, WriterSchemas};
+use journeyd::codec::schemas::{STAGE_CHANGED, TOUCHPOINT};
+use journeyd::codec::{InvalidReason, into_owned};
+use journeyd::config::OutputsConfig;
+use journeyd::model::{Channel, EventTime, Touchpoint};
+use journeyd::registry::{
+    LookupPolicy, RegistryClient, RegistryError, Retry, SchemaSource, register_outputs,
+};
+use journeyd::telemetry::Metrics;
+
+use fake::FakeRegistry;
+
+const NOW: EventTime = EventTime(1_767_225_600_000);
+
+fn metrics() -> Arc<Metrics> {
+    Arc::new(Metrics::new().unwrap())
+}
+
+fn client(url: &str) -> RegistryClient {
+    RegistryClient::new(url, Duration::from_secs(5), metrics()).unwrap()
+}
+
+/// A URL nothing listens on.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+fn touchpoint() -> Touchpoint<'static> {
+    Touchpoint {
+        event_id: "e1".into(),
+        customer_id: "c1".into(),
+        occurred_at: NOW,
+        channel: Channel::App,
+        action: "login".into(),
+        value: Some(4.5),
+        session_id: None,
+    }
+}
+
+fn framed(id: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    avro::encode_datum(&touchpoint(), &mut body);
+    let mut out = Vec::new();
+    confluent::frame(id, &body, &mut out);
+    out
+}
+
+#[test]
+fn schemas_are_fetched_by_id_with_typed_errors() {
+    let registry = FakeRegistry::start();
+    registry.add_schema(7, TOUCHPOINT);
+    registry.add_typed_schema(8, "syntax = \"proto3\";", Some("PROTOBUF"));
+    let client = client(&format!("{}/", registry.url()));
+    assert_eq!(client.schema(7).unwrap(), TOUCHPOINT);
+    assert_eq!(
+        client.schema(9).unwrap_err(),
+        RegistryError::NotFound {
+            code: Some(40403),
+            message: "Schema 9 not found".into()
+        }
+    );
+    assert!(matches!(
+        client.schema(8).unwrap_err(),
+        RegistryError::Unsupported(_)
+    ));
+    assert_eq!(
+        registry.requests(),
+        [
+            "GET /schemas/ids/7",
+            "GET /schemas/ids/9",
+            "GET /schemas/ids/8"
+        ]
+    );
+}
+
+#[test]
+fn registering_returns_the_id_and_is_idempotent() {
+    let registry = FakeRegistry::start();
+    let client = client(&registry.url());
+    let id = client
+        .register("journey.stage-changes-value", STAGE_CHANGED)
+        .unwrap();
+    let again = client
+        .register("journey.stage-changes-value", STAGE_CHANGED)
+        .unwrap();
+    assert_eq!(id, again);
+    assert_eq!(registry.schema(id).as_deref(), Some(STAGE_CHANGED));
+    assert_eq!(registry.subject("journey.stage-changes-value"), [id]);
+}
+
+#[test]
+fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
+    let registry = FakeRegistry::start();
+    registry.add_schema(1, TOUCHPOINT);
+    registry.require_basic_auth("journeyd", "pa/ss@word");
+    let anonymous = client(&registry.url());
+    let refused = anonymous.schema(1).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "refused (HTTP 401, error 40101): Unauthorized"
+    );
+    let url = registry.url().replace("://", "://journeyd:pa%2Fss%40word@");
+    let client = client(&url);
+    assert_eq!(client.schema(1).unwrap(), TOUCHPOINT);
+    assert_eq!(client.base_url(), registry.url());
+    let shown = format!("{client:?}");
+    assert!(
+        !shown.contains("pa%2Fss") && !shown.contains("cGEv"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn each_request_is_bounded_by_the_timeout() {
+    let registry = FakeRegistry::start();
+    let client =
+        RegistryClient::new(&registry.slow_url(), Duration::from_millis(200), metrics()).unwrap();
+    let clock = Stopwatch::start();
+    let error = client.schema(1).unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        clock.elapsed() < Duration::from_secs(9),
+        "the slow endpoint answers after 10 s"
+    );
+}
+
+#[test]
+fn a_registry_that_is_down_or_unreachable_is_transient() {
+    let registry = FakeRegistry::start();
+    registry.set_down(true);
+    let error = client(&registry.url()).schema(1).unwrap_err();
+    assert_eq!(
+        error,
+        RegistryError::Unavailable(
+            "HTTP 503, error 50003: Error while forwarding the request to the leader".into()
+        )
+    );
+    let error = client(&closed_url()).schema(1).unwrap_err();
+    assert!(error.is_transient(), "{error}");
+}
+
+#[test]
+fn requests_are_counted_by_operation_and_outcome() {
+    let registry = FakeRegistry::start();
+    let metrics = metrics();
+    let client =
+        RegistryClient::new(&registry.url(), Duration::from_secs(5), metrics.clone()).unwrap();
+    let _ = client.schema(3);
+    let _ = client.register("s-value", "\"string\"");
+    let text = metrics.encode_text();
+    for line in [
+        "journeyd_schema_registry_requests_total{operation=\"get_schema\",outcome=\"not_found\"} 1",
+        "journeyd_schema_registry_requests_total{operation=\"register\",outcome=\"ok\"} 1",
+        "journeyd_schema_registry_requests_total{operation=\"get_schema\",outcome=\"ok\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+fn source(url: &str) -> SchemaSource {
+    let mut policy = LookupPolicy::new(Duration::from_millis(50));
+    policy.retry.first_backoff = Duration::from_millis(5);
+    SchemaSource::with_registry(
+        WriterSchemas::new(),
+        Box::new(client(url)),
+        policy,
+        metrics(),
+    )
+}
+
+#[test]
+fn records_with_ids_only_the_registry_knows_decode() {
+    let registry = FakeRegistry::start();
+    registry.add_schema(21, TOUCHPOINT);
+    let mut source = source(&registry.url());
+    let bytes = framed(21);
+    for _ in 0..3 {
+        let schemas = source.resolve(&bytes, NOW).unwrap();
+        let decoded = into_owned(schemas.decode(&bytes).unwrap());
+        assert_eq!(decoded, touchpoint());
+    }
+    assert_eq!(registry.requests(), ["GET /schemas/ids/21"]);
+
+    let unknown = framed(22);
+    let invalid = source.resolve(&unknown, NOW).unwrap_err();
+    assert_eq!(invalid.reason, InvalidReason::UnknownSchemaId);
+    assert_eq!(
+        invalid.detail,
+        "schema id 22: not found (HTTP 404, error 40403): Schema 22 not found"
+    );
+    for _ in 0..2 {
+        let invalid = source.resolve(&unknown, NOW).unwrap_err();
+        assert_eq!(invalid.reason, InvalidReason::UnknownSchemaId);
+    }
+    assert_eq!(registry.requests().len(), 2, "unknown ids are remembered");
+}
+
+#[test]
+fn an_unreachable_registry_dead_letters_with_a_detail_that_says_so() {
+    let mut source = source(&closed_url());
+    let invalid = source.resolve(&framed(5), NOW).unwrap_err();
+    assert_eq!(invalid.reason, InvalidReason::UnknownSchemaId);
+    assert!(
+        invalid
+            .detail
+            .starts_with("schema id 5: the schema registry is unreachable (unavailable: "),
+        "{invalid}"
+    );
+}
+
+#[test]
+fn output_schemas_are_registered_under_the_topic_subjects() {
+    let registry = FakeRegistry::start();
+    let outputs = OutputsConfig {
+        funnel: "analytics.funnel".into(),
+        ..OutputsConfig::default()
+    };
+    let metrics = metrics();
+    let client = client(&registry.url());
+    let ids = register_outputs(&client, &outputs, Retry::ONCE, &metrics).unwrap();
+    assert_eq!(
+        registry.subject("journey.stage-changes-value"),
+        [ids.stage_changes]
+    );
+    assert_eq!(
+        registry.subject("journey.churn-risk-value"),
+        [ids.churn_risk]
+    );
+    assert_eq!(registry.subject("analytics.funnel-value"), [ids.funnel]);
+    assert_eq!(
+        registry.schema(ids.stage_changes).as_deref(),
+        Some(STAGE_CHANGED)
+    );
+    let again = register_outputs(&client, &outputs, Retry::ONCE, &metrics).unwrap();
+    assert_eq!(again, ids);
+
+    registry.set_down(true);
+    let error = register_outputs(&client, &outputs, Retry::ONCE, &metrics).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot register the schema of outputs.stage_changes under subject \
+         \"journey.stage-changes-value\": unavailable: HTTP 503, error 50003: Error while \
+         forwarding the request to the leader"
+    );
+}
