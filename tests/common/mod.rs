@@ -1,5 +1,8 @@
-//! Shared helpers for the engine tests: a small story-telling harness.
+//! Shared helpers for the tests: a small story-telling harness for the
+//! engine, and [`service`], the real binary against a mock Kafka cluster.
 #![allow(dead_code)]
+
+pub mod service;
 
 use std::borrow::Cow;
 
