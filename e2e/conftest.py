@@ -1,0 +1,23 @@
+"""Fixtures of the end-to-end suite: one tansu broker for the session."""
+
+import itertools
+
+import pytest
+
+from harness import Broker, JOURNEYD, Topics
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    assert JOURNEYD.exists(), f"{JOURNEYD} is missing: build journeyd first (scripts/e2e does)"
+    broker = Broker(tmp_path_factory.mktemp("broker"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def topics(request):
+    """Topic names of their own for each test."""
+    return Topics(prefix=f"e2e{next(_names)}")
