@@ -19,7 +19,8 @@
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
 //! state), [`journey`] (the stage machine), [`reorder`], [`timers`],
-//! [`watermark`], [`funnel`] and [`churn`].
+//! [`watermark`], [`funnel`] and [`churn`]; [`snapshot`] (a customer's state
+//! as versioned bytes).
 
 pub mod churn;
 pub mod customer;
@@ -28,6 +29,7 @@ pub mod journey;
 pub mod offsets;
 pub mod reorder;
 pub mod rules;
+pub mod snapshot;
 pub mod stats;
 pub mod timers;
 pub mod watermark;
