@@ -1,6 +1,9 @@
 //! Shared helpers for the engine tests: a small story-telling harness.
 #![allow(dead_code)]
 
+pub mod restore;
+pub mod streams;
+
 use std::borrow::Cow;
 
 use journeyd::config::{Config, TimeMode};
