@@ -5,61 +5,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::streams::{ACTIONS, gap, stream};
 use common::*;
 use journeyd::engine::Engine;
 use journeyd::model::{EventTime, Output};
 use proptest::prelude::*;
-
-const ACTIONS: &[(&str, Option<f64>)] = &[
-    ("ad_click", None),
-    ("page_view", None),
-    ("product_view", None),
-    ("product_view", None),
-    ("pricing_view", None),
-    ("add_to_cart", None),
-    ("purchase", Some(40.0)),
-    ("purchase", Some(15.0)),
-    ("subscription_renewed", None),
-    ("referral_sent", None),
-    ("review_posted", Some(5.0)),
-    ("nps_response", Some(3.0)),
-    ("nps_response", Some(10.0)),
-    ("support_ticket", None),
-    ("payment_failed", None),
-    ("unsubscribe", None),
-    ("subscription_cancelled", None),
-    ("account_closed", None),
-];
-
-/// Gaps between consecutive events: none (equal timestamps, as from a
-/// source with second resolution), seconds, hours or months, so that streams
-/// exercise ties, reordering, windows, deadlines and lapses.
-fn gap() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        2 => Just(0),
-        4 => 0..60 * SECOND,
-        3 => 0..2 * DAY,
-        1 => 0..120 * DAY,
-    ]
-}
-
-/// A time-ordered stream over a handful of customers.
-fn stream(max_len: usize) -> impl Strategy<Value = Vec<Ev>> {
-    prop::collection::vec((0..6usize, 0..ACTIONS.len(), gap()), 1..max_len).prop_map(|steps| {
-        let mut at = BASE;
-        steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, (customer, action, gap))| {
-                at = at.plus_ms(gap);
-                let (name, value) = ACTIONS[action];
-                let mut ev = Ev::new(format!("e{i}"), &format!("c{customer}"), at, name);
-                ev.value = value;
-                ev
-            })
-            .collect()
-    })
-}
 
 fn run(events: &[Ev]) -> Vec<Output> {
     run_with(event_config(), events)

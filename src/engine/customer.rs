@@ -52,6 +52,11 @@ pub struct Customer {
     pub stage_seq: u32,
     /// Sequence of the last `ChurnRiskChanged` emitted.
     pub churn_seq: u32,
+    /// Offset of the newest touchpoint ingested from `partition`; negative
+    /// if none (or offsets are not tracked). A touchpoint read again at or
+    /// below it, as after a restore, was ingested before (see
+    /// [`super::changelog`]).
+    pub fence: i64,
     /// Touchpoints processed.
     pub touchpoints: u32,
     /// Purchases seen (for the churn model; x = purchases - 1).
@@ -62,7 +67,9 @@ pub struct Customer {
     pub stage_since: EventTime,
     /// Latest event time of a processed touchpoint.
     pub last_seen: EventTime,
+    /// Event time of the first purchase; `MIN` before it.
     pub first_purchase: EventTime,
+    /// Event time of the latest purchase; `MIN` before the first.
     pub last_purchase: EventTime,
     /// Next churn-band change by time alone (or a signal expiring).
     pub churn_due: EventTime,
@@ -81,6 +88,7 @@ impl Customer {
             dedupe_cursor: 0,
             partition: 0,
             pending: 0,
+            fence: -1,
             stage_seq: 0,
             churn_seq: 0,
             touchpoints: 0,
@@ -126,6 +134,16 @@ impl DerefMut for CustomerMut<'_> {
 }
 
 impl CustomerMut<'_> {
+    /// The customer's words (see [`SlotLayout`]).
+    pub fn words(&self) -> &[i64] {
+        self.words
+    }
+
+    /// The customer's words, mutably.
+    pub fn words_mut(&mut self) -> &mut [i64] {
+        self.words
+    }
+
     /// Records `fingerprint` unless it is among the recent ones; returns
     /// `false` for a duplicate. Fingerprint 0 is reserved for "empty".
     pub fn remember(&mut self, fingerprint: u64, layout: &SlotLayout) -> bool {
@@ -243,7 +261,8 @@ impl Customers {
         (slot, true)
     }
 
-    fn reset_words(&mut self, slot: Slot) {
+    /// Returns the words of `slot` to their fresh values.
+    pub fn reset_words(&mut self, slot: Slot) {
         let layout = self.layout;
         let words = &mut self.words[slot as usize * layout.len..][..layout.len];
         words[..layout.dedupe].fill(i64::MIN);
@@ -264,12 +283,14 @@ impl Customers {
 
     /// Ends the customer's journey but keeps the slot, for a customer whose
     /// later touchpoints are already buffered: the fresh state keeps the id,
-    /// the pending count and the de-duplication memory. Returns the old state.
+    /// the pending count, the de-duplication memory and the replay fence.
+    /// Returns the old state.
     pub fn reset(&mut self, slot: Slot) -> Customer {
         let current = &mut self.customers[slot as usize];
         let fresh = Customer {
             pending: current.pending,
             partition: current.partition,
+            fence: current.fence,
             dedupe_cursor: current.dedupe_cursor,
             ..Customer::new(&current.id)
         };
@@ -293,6 +314,24 @@ impl Customers {
             state: &mut self.customers[slot as usize],
             words: &mut self.words[slot as usize * len..][..len],
         }
+    }
+
+    /// The words of the customer in `slot`.
+    pub fn words(&self, slot: Slot) -> &[i64] {
+        let len = self.layout.len;
+        &self.words[slot as usize * len..][..len]
+    }
+
+    /// Whether `slot` holds a customer (it may have been freed).
+    pub fn is_live(&self, slot: Slot) -> bool {
+        self.customers
+            .get(slot as usize)
+            .is_some_and(|c| self.find(&c.id) == Some(slot))
+    }
+
+    /// The layout of every customer's words.
+    pub fn layout(&self) -> &SlotLayout {
+        &self.layout
     }
 
     /// Every live customer, in slot order.

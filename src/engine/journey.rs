@@ -29,8 +29,11 @@ use crate::model::{ChurnCause, ChurnRiskChanged, Direction, EventTime, Output, S
 /// Durations the stage machine needs, in milliseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
+    /// `time.lapse_after`: inactivity that lapses a customer.
     pub lapse_after_ms: i64,
+    /// `time.state_ttl`: inactivity after which a customer is evicted.
     pub state_ttl_ms: i64,
+    /// `churn.signal_window`: how long a negative signal raises the risk.
     pub signal_window_ms: i64,
 }
 
@@ -178,7 +181,7 @@ fn transition<E: Emit>(
     c.stage_since = at;
     c.conversion_pending =
         to != rules.lapse_stage && rules.conversion_from[usize::from(to)].is_some();
-    c.stage_seq += 1;
+    c.stage_seq = c.stage_seq.saturating_add(1);
     cx.out.emit(Output::StageChanged(StageChanged {
         customer_id: c.id.clone(),
         sequence: u64::from(c.stage_seq),
@@ -265,7 +268,7 @@ fn assess_churn<E: Emit>(
     let band = cx.churn.band(assessment.risk, c.band);
     if c.band != Some(band) {
         cx.stats.record_band(c.band, Some(band));
-        c.churn_seq += 1;
+        c.churn_seq = c.churn_seq.saturating_add(1);
         cx.out.emit(Output::ChurnRiskChanged(ChurnRiskChanged {
             customer_id: c.id.clone(),
             sequence: u64::from(c.churn_seq),
@@ -349,7 +352,7 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
         cx.stats.dropoffs += 1;
         cx.funnel.dropoff(deadline, conv.index);
     }
-    if let Some(due) = lapse_due(c, cx).filter(|&d| d <= now) {
+    if let Some(due) = lapse_due(c, cx.rules, cx.settings).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);
     }
     if c.last_seen.plus_ms(cx.settings.state_ttl_ms) <= now {
@@ -369,13 +372,15 @@ fn conversion_deadline(c: &Customer, rules: &Rules) -> Option<EventTime> {
     Some(c.stage_since.plus_ms(conv.timeout_ms))
 }
 
-fn lapse_due<E: Emit>(c: &Customer, cx: &Ctx<'_, E>) -> Option<EventTime> {
-    let active = c.stage != NO_STAGE && c.stage != cx.rules.lapse_stage;
-    active.then(|| c.last_seen.plus_ms(cx.settings.lapse_after_ms))
+fn lapse_due(c: &Customer, rules: &Rules, settings: &Settings) -> Option<EventTime> {
+    let active = c.stage != NO_STAGE && c.stage != rules.lapse_stage;
+    active.then(|| c.last_seen.plus_ms(settings.lapse_after_ms))
 }
 
 /// The earliest time anything is due for this customer; `MAX` if nothing.
-pub fn next_due<E: Emit>(c: &Customer, cx: &Ctx<'_, E>) -> EventTime {
+/// A function of the customer's state alone, so that a restored customer's
+/// timer is derived rather than persisted.
+pub fn next_due(c: &Customer, rules: &Rules, settings: &Settings) -> EventTime {
     if c.stage == NO_STAGE {
         return EventTime::MAX;
     }
@@ -384,8 +389,8 @@ pub fn next_due<E: Emit>(c: &Customer, cx: &Ctx<'_, E>) -> EventTime {
     } else {
         EventTime::MAX
     };
-    let ttl = c.last_seen.plus_ms(cx.settings.state_ttl_ms);
-    [conversion_deadline(c, cx.rules), lapse_due(c, cx)]
+    let ttl = c.last_seen.plus_ms(settings.state_ttl_ms);
+    [conversion_deadline(c, rules), lapse_due(c, rules, settings)]
         .into_iter()
         .flatten()
         .fold(churn.min(ttl), EventTime::min)

@@ -19,8 +19,11 @@
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
 //! state), [`journey`] (the stage machine), [`reorder`], [`timers`],
-//! [`watermark`], [`funnel`] and [`churn`].
+//! [`watermark`], [`funnel`] and [`churn`]; [`snapshot`] (a customer's state
+//! as versioned bytes) and [`changelog`] (dirty tracking, restore, erasure:
+//! what the changelog topic needs from the engine).
 
+pub mod changelog;
 pub mod churn;
 pub mod customer;
 pub mod funnel;
@@ -28,6 +31,7 @@ pub mod journey;
 pub mod offsets;
 pub mod reorder;
 pub mod rules;
+pub mod snapshot;
 pub mod stats;
 pub mod timers;
 pub mod watermark;
@@ -36,6 +40,8 @@ use std::hash::BuildHasher;
 
 use crate::config::{Config, ConfigError};
 use crate::model::{EventTime, Output, Touchpoint};
+pub use changelog::{Change, Checkpoint, RestoreError};
+use changelog::{ChangeTracker, ReplayLists, Scratch};
 use churn::ChurnModel;
 use customer::{Customer, Customers, Slot};
 use funnel::{Funnel, FunnelTotals};
@@ -67,7 +73,8 @@ pub enum Ingested {
     /// Older than the watermark: applied to the customer at once, excluded
     /// from closed funnel windows.
     Late,
-    /// A redelivery of a recent `event_id` of this customer: ignored.
+    /// A redelivery of a recent `event_id` of this customer, or input read
+    /// again after a restore that was applied before: ignored.
     Duplicate,
 }
 
@@ -93,6 +100,16 @@ pub struct Engine {
     detected_at: EventTime,
     fingerprints: foldhash::fast::FixedState,
     stats: EngineStats,
+    /// Customers changed or removed since the last [`Engine::take_dirty`].
+    changes: ChangeTracker,
+    /// Restored customers' touchpoints that are to be applied when read again.
+    replay: ReplayLists,
+    /// Something is due before `frontier` (a restored customer's timer, a
+    /// late touchpoint's deadline, a resumed watermark): the next call
+    /// processes it even if the watermark does not move.
+    catch_up: bool,
+    /// Reused buffers for encoding drained customers.
+    scratch: Scratch,
 }
 
 impl Engine {
@@ -119,6 +136,10 @@ impl Engine {
             detected_at: EventTime::MIN,
             fingerprints: foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED),
             stats: EngineStats::new(rules.stages.len()),
+            changes: ChangeTracker::default(),
+            replay: ReplayLists::default(),
+            catch_up: false,
+            scratch: Scratch::default(),
             rules,
         })
     }
@@ -148,15 +169,13 @@ impl Engine {
         out: &mut impl Emit,
     ) -> Ingested {
         self.detected_at = self.detected_at.max(wall);
+        if self.catch_up {
+            self.advance(self.watermarks.current(), out);
+        }
         self.watermarks.observe(partition, tp.occurred_at, wall);
         let (slot, _) = self.customers.find_or_insert(&tp.customer_id);
-        self.customers.get_mut(slot).partition = u16::try_from(partition).unwrap_or(u16::MAX);
         let fingerprint = self.fingerprints.hash_one(tp.event_id.as_ref());
-        if !self
-            .customers
-            .get_mut(slot)
-            .remember(fingerprint, &self.rules.layout)
-        {
+        if !self.admit(slot, partition, offset, fingerprint) {
             self.stats.duplicates += 1;
             return Ingested::Duplicate;
         }
@@ -216,7 +235,13 @@ impl Engine {
     /// order (events before timers at equal times), emitting the funnel
     /// windows that close on the way.
     fn advance(&mut self, limit: EventTime, out: &mut impl Emit) {
-        if limit <= self.frontier {
+        if limit <= self.frontier && !self.catch_up {
+            return;
+        }
+        let limit = limit.max(self.frontier);
+        if limit == EventTime::MIN {
+            // Nothing is before the beginning of time.
+            self.catch_up = false;
             return;
         }
         loop {
@@ -235,6 +260,7 @@ impl Engine {
         }
         self.close_windows(limit, out);
         self.frontier = limit;
+        self.catch_up = false;
     }
 
     fn close_windows(&mut self, frontier: EventTime, out: &mut impl Emit) {
@@ -272,16 +298,21 @@ impl Engine {
 
     fn process(&mut self, event: PendingEvent, out: &mut impl Emit) {
         let slot = event.slot;
+        self.changes.mark(slot);
+        let frontier = self.frontier;
         let (mut cx, customers, timers) = self.split(out);
         let mut customer = customers.get_mut(slot);
         journey::apply_event(&mut customer, &event, &mut cx);
-        let due = journey::next_due(&customer, &cx);
+        let due = journey::next_due(&customer, cx.rules, cx.settings);
         let current = customer.timer_at;
         // An entry may stay early (it re-files itself when it fires); it
         // only moves when something is now due sooner.
         if due < current {
             let key = customers.timer_key(slot);
             customers.get_mut(slot).timer_at = timers.reschedule(slot, key, current, due);
+            // A late touchpoint's deadline may already be behind the
+            // frontier: it fires before this call returns.
+            self.catch_up |= due < frontier;
         }
     }
 
@@ -291,19 +322,25 @@ impl Engine {
         customer.timer_at = EventTime::MAX;
         match journey::fire(&mut customer, now, &mut cx) {
             Fired::Keep => {
-                let due = journey::next_due(&customer, &cx);
+                let due = journey::next_due(&customer, cx.rules, cx.settings);
                 let key = customers.timer_key(slot);
                 customers.get_mut(slot).timer_at =
                     timers.reschedule(slot, key, EventTime::MAX, due);
+                self.changes.mark(slot);
             }
-            Fired::Evict => {
-                let gone = if customer.pending == 0 {
-                    customers.remove(slot)
-                } else {
-                    customers.reset(slot)
-                };
+            Fired::Evict if customer.pending == 0 => {
+                let gone = customers.remove(slot);
                 cx.stats.record_removal(gone.stage, gone.band);
                 cx.stats.evicted += 1;
+                self.changes.removed(&gone.id, u32::from(gone.partition));
+                self.replay.forget(slot);
+            }
+            Fired::Evict => {
+                // Later touchpoints are buffered: a new journey starts in place.
+                let gone = customers.reset(slot);
+                cx.stats.record_removal(gone.stage, gone.band);
+                cx.stats.evicted += 1;
+                self.changes.mark(slot);
             }
         }
     }
@@ -322,14 +359,19 @@ impl Engine {
 
     /// `partition` moved elsewhere: its buffered touchpoints and its
     /// customers (with their timers) are dropped, to be rebuilt by the new
-    /// owner from the committed offsets. Returns the customers dropped.
+    /// owner from the changelog and the committed offsets. Their changes
+    /// not yet taken by [`Engine::take_dirty`] are dropped too: take them
+    /// (and commit) first, as [`changelog`] describes. Returns the
+    /// customers dropped.
     pub fn revoke(&mut self, partition: u32) -> usize {
         self.watermarks.revoke(partition);
         self.offsets.forget(partition);
         for event in self.buffer.extract(|e| e.partition != partition) {
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
+            self.changes.mark(event.slot);
         }
+        self.changes.forget_partition(partition);
         let owned = u16::try_from(partition).unwrap_or(u16::MAX);
         let leaving: Vec<Slot> = self
             .customers
@@ -343,6 +385,7 @@ impl Engine {
                 .reschedule(slot, key, self.customers.get(slot).timer_at, EventTime::MAX);
             let gone = self.customers.remove(slot);
             self.stats.record_removal(gone.stage, gone.band);
+            self.replay.forget(slot);
         }
         leaving.len()
     }

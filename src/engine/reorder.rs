@@ -93,6 +93,11 @@ impl ReorderBuffer {
         self.heap.len()
     }
 
+    /// Every buffered event, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &PendingEvent> {
+        self.heap.iter()
+    }
+
     /// Removes every event `keep` rejects, returning them.
     pub fn extract(&mut self, mut keep: impl FnMut(&PendingEvent) -> bool) -> Vec<PendingEvent> {
         let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heap)

@@ -180,6 +180,18 @@ impl Rules {
         &self.stages[usize::from(stage)].name
     }
 
+    /// Looks a stage up by its ordinal (the config's stable number).
+    pub fn stage_by_ordinal(&self, ordinal: u8) -> Option<StageIdx> {
+        let idx = self.stages.iter().position(|s| s.ordinal == ordinal)?;
+        StageIdx::try_from(idx).ok()
+    }
+
+    /// The windowed entry signals' windows, in config order (and in the
+    /// order of their words).
+    pub fn windows(&self) -> impl Iterator<Item = &Window> {
+        self.signals.iter().filter_map(|s| s.window.as_ref())
+    }
+
     /// Looks a stage up by name.
     pub fn stage_by_name(&self, name: &str) -> Option<StageIdx> {
         let idx = self.stages.iter().position(|s| s.name == name)?;

@@ -27,6 +27,13 @@ pub struct EngineStats {
     pub timers_fired: u64,
     /// Customers evicted after `state_ttl`.
     pub evicted: u64,
+    /// Customers loaded from the changelog.
+    pub restored: u64,
+    /// Customers erased on request.
+    pub erased: u64,
+    /// Touchpoints a restored customer had buffered that were not read
+    /// again (the input resumed past them): their effect is lost.
+    pub replay_missed: u64,
     /// Customers currently in each stage (by stage index).
     pub customers_per_stage: Vec<u64>,
     /// Customers currently in each churn band (low, medium, high).
@@ -81,6 +88,16 @@ impl EngineStats {
         }
         if let Some(b) = band {
             self.customers_per_band[b as usize] -= 1;
+        }
+    }
+
+    /// A customer was loaded in `stage` and `band`.
+    pub fn record_restored(&mut self, stage: StageIdx, band: Option<Band>) {
+        if stage != NO_STAGE {
+            self.customers_per_stage[usize::from(stage)] += 1;
+        }
+        if let Some(b) = band {
+            self.customers_per_band[b as usize] += 1;
         }
     }
 

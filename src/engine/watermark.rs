@@ -119,6 +119,11 @@ pub struct Watermarks {
     /// While no partition holds: the wall time from which the stream is
     /// quiet, and the watermark then, which it follows the wall clock from.
     quiet: Option<(EventTime, EventTime)>,
+    /// After [`Watermarks::resume`] and until the next event: when the
+    /// resumed partitions were committed (wall time) and the watermark they
+    /// resumed at. If the stream turns out quiet, it has been quiet since
+    /// then, outage included, and follows the wall clock from there.
+    resumed: Option<(EventTime, EventTime)>,
     /// Newest `occurred_at` observed on any partition, for `finish`.
     max_seen: EventTime,
     /// The processor's watermark: starts at `MIN`, never decreases.
@@ -136,6 +141,7 @@ impl Watermarks {
             partitions: Vec::new(),
             held_min: None,
             quiet: None,
+            resumed: None,
             max_seen: EventTime::MIN,
             current: EventTime::MIN,
         }
@@ -154,6 +160,7 @@ impl Watermarks {
         p.max_seen = p.max_seen.max(occurred_at);
         let after = p.max_seen.minus_ms(lateness);
         self.max_seen = self.max_seen.max(occurred_at);
+        self.resumed = None;
         if !was_holding {
             self.join(after);
         } else if after != before && self.held_min == Some(before) {
@@ -229,6 +236,51 @@ impl Watermarks {
         }
     }
 
+    /// Partitions continue from checkpoints: each `(partition, max_seen,
+    /// committed_at)` has read up to `max_seen` before (in an earlier
+    /// process, or on another instance) and was committed at wall time
+    /// `committed_at`. Each holds the watermark at `max_seen -
+    /// allowed_lateness` rather than from nothing, and in `hybrid` mode a
+    /// stream that stays quiet is taken to have been quiet since the
+    /// earliest `committed_at`: once idle it follows the wall clock from
+    /// then, so inactivity timers that fell due during an outage fire
+    /// instead of waiting out the outage again. Partitions assigned
+    /// together resume in one call: one at a time, the first would raise
+    /// the watermark (which never goes back) past a second one's hold.
+    /// Assigns a partition if needed; never lowers what it has seen.
+    pub fn resume(&mut self, checkpoints: impl IntoIterator<Item = (u32, EventTime, EventTime)>) {
+        let mode = self.mode;
+        let mut newly_holding = false;
+        let mut committed: Option<EventTime> = None;
+        for (partition, max_seen, committed_at) in checkpoints {
+            if max_seen == EventTime::MIN {
+                continue;
+            }
+            let p = self.slot(partition);
+            let was_holding = p.holds(mode);
+            p.assigned = true;
+            p.max_seen = p.max_seen.max(max_seen);
+            newly_holding |= !was_holding && p.holds(mode);
+            self.max_seen = self.max_seen.max(max_seen);
+            committed = Some(committed.map_or(committed_at, |c| c.min(committed_at)));
+        }
+        self.recompute();
+        if newly_holding {
+            self.quiet = None;
+        }
+        self.raise_to_held();
+        if let Some(since) = committed.filter(|_| mode == TimeMode::Hybrid) {
+            self.resumed = Some((since, self.current));
+        }
+    }
+
+    /// The newest `occurred_at` of an assigned `partition`, `None` if it
+    /// has seen none.
+    pub fn partition_max_seen(&self, partition: u32) -> Option<EventTime> {
+        let p = self.partitions.get(partition as usize)?;
+        (p.assigned && p.max_seen != EventTime::MIN).then_some(p.max_seen)
+    }
+
     /// `partition` was revoked: it no longer holds the watermark back, and
     /// starts afresh if it is assigned again.
     pub fn revoke(&mut self, partition: u32) {
@@ -286,9 +338,10 @@ impl Watermarks {
     /// so how often this runs does not matter. A watermark at `MIN` has no
     /// event time to move from and stays.
     fn advance_quiet(&mut self, idle_from: EventTime, wall: EventTime) {
+        let resumed = self.resumed.take();
         let (since, from) = *self
             .quiet
-            .get_or_insert((idle_from.min(wall), self.current));
+            .get_or_insert_with(|| resumed.unwrap_or((idle_from.min(wall), self.current)));
         if from != EventTime::MIN {
             let elapsed = wall.since(since).max(0);
             let target = from
@@ -432,6 +485,77 @@ mod tests {
         w.tick(at(10, 0, 10));
         w.tick(at(10, 1, 10));
         assert_eq!(w.current(), at(9, 1, 0));
+    }
+
+    #[test]
+    fn a_resumed_partition_holds_from_its_checkpoint() {
+        for mode in [TimeMode::Hybrid, TimeMode::Event] {
+            let mut w = watermarks(mode);
+            w.assign(0, at(10, 0, 0));
+            w.assign(1, at(10, 0, 0));
+            w.observe(0, at(10, 5, 0), at(10, 0, 1));
+            assert_eq!(w.partition_max_seen(1), None);
+            w.resume([(1, at(10, 2, 0), at(10, 0, 0))]);
+            // Event mode: p1 had no say without data, and the watermark
+            // never goes back.
+            let expected = match mode {
+                TimeMode::Hybrid => at(10, 1, 30),
+                TimeMode::Event => at(10, 4, 30),
+            };
+            assert_eq!(w.current(), expected, "{mode:?}");
+            assert_eq!(w.partition_max_seen(1), Some(at(10, 2, 0)));
+            w.resume([(1, at(9, 0, 0), at(10, 0, 0))]);
+            assert_eq!(w.partition_max_seen(1), Some(at(10, 2, 0)), "never lowered");
+            w.observe(1, at(10, 6, 0), at(10, 0, 2));
+            assert_eq!(w.current(), at(10, 4, 30));
+        }
+    }
+
+    #[test]
+    fn partitions_resumed_together_hold_at_their_minimum() {
+        let mut w = watermarks(TimeMode::Event);
+        let wall = at(10, 6, 0);
+        w.resume([
+            (0, at(10, 5, 0), wall),
+            (1, at(10, 2, 0), wall),
+            (2, EventTime::MIN, wall),
+        ]);
+        assert_eq!(w.current(), at(10, 1, 30));
+        assert_eq!(w.partition_max_seen(2), None);
+    }
+
+    #[test]
+    fn a_resumed_quiet_stream_counts_the_outage() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        // Committed at 10:00:00 with events up to 09:59:50; back at 12:00.
+        w.assign(0, at(12, 0, 0));
+        w.resume([(0, at(9, 59, 50), at(10, 0, 0))]);
+        assert_eq!(w.current(), at(9, 59, 20));
+        w.tick(at(12, 0, 59));
+        assert_eq!(
+            w.current(),
+            at(9, 59, 20),
+            "not idle yet: a backlog may come"
+        );
+        w.tick(at(12, 1, 0));
+        assert_eq!(
+            w.current(),
+            at(12, 0, 20),
+            "09:59:20 plus 2 h 1 min since the commit"
+        );
+
+        let mut backlog = watermarks(TimeMode::Hybrid);
+        backlog.assign(0, at(12, 0, 0));
+        backlog.resume([(0, at(9, 59, 50), at(10, 0, 0))]);
+        backlog.observe(0, at(10, 30, 0), at(12, 0, 1));
+        backlog.tick(at(12, 1, 1));
+        assert_eq!(
+            backlog.current(),
+            at(10, 29, 30),
+            "data came: it was not quiet"
+        );
+        backlog.tick(at(12, 1, 31));
+        assert_eq!(backlog.current(), at(10, 30, 0), "quiet from 12:01:01 only");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! engine, and [`service`], the real binary against a mock Kafka cluster.
 #![allow(dead_code)]
 
+pub mod restore;
 pub mod service;
+pub mod streams;
 
 use std::borrow::Cow;
 

@@ -1,0 +1,216 @@
+//! Between a customer in the arena and its layout-independent
+//! [`CustomerState`].
+//!
+//! Capturing reuses the state's vectors, so a warm drain allocates nothing.
+//! Installing adapts a state written under another journey model: the
+//! stage is found by ordinal (an unknown one is refused by the caller),
+//! and the word sections are fitted to the current layout (see
+//! [`install`]).
+
+use crate::engine::customer::{Customer, CustomerMut, NO_STAGE};
+use crate::engine::rules::{Rules, StageIdx};
+use crate::engine::snapshot::{CustomerState, WindowState};
+use crate::model::EventTime;
+
+/// Fills `state` from a customer and its words; `awaiting` are the offsets
+/// it ingested but has not applied, ascending and distinct.
+pub fn capture(
+    state: &mut CustomerState,
+    c: &Customer,
+    words: &[i64],
+    rules: &Rules,
+    awaiting: impl Iterator<Item = i64>,
+) {
+    let layout = rules.layout;
+    state.stage = (c.stage != NO_STAGE).then(|| rules.stages[usize::from(c.stage)].ordinal);
+    state.stage_since = c.stage_since;
+    state.band = c.band;
+    state.conversion_pending = c.conversion_pending;
+    state.cancelled = c.cancelled;
+    state.stage_seq = c.stage_seq;
+    state.churn_seq = c.churn_seq;
+    state.touchpoints = c.touchpoints;
+    state.purchases = c.purchases;
+    state.active_window = c.active_window;
+    state.last_seen = c.last_seen;
+    state.first_purchase = c.first_purchase;
+    state.last_purchase = c.last_purchase;
+    state.churn_due = c.churn_due;
+    state
+        .windows
+        .resize_with(rules.windows().count(), WindowState::default);
+    for (kept, window) in state.windows.iter_mut().zip(rules.windows()) {
+        kept.capacity = window.count;
+        kept.times.clear();
+        let times = &words[window.offset..][..window.count as usize];
+        kept.times.extend(
+            times
+                .iter()
+                .filter(|&&t| t != i64::MIN)
+                .map(|&t| EventTime(t)),
+        );
+    }
+    state.churn_signals.clear();
+    state.churn_signals.extend(
+        words[layout.churn..layout.dedupe]
+            .iter()
+            .map(|&t| (t != i64::MIN).then_some(EventTime(t))),
+    );
+    state.dedupe.clear();
+    state
+        .dedupe
+        .extend(words[layout.dedupe..].iter().map(|&fp| fp as u64));
+    state.dedupe_cursor = c.dedupe_cursor;
+    state.fence = (c.fence >= 0).then_some(c.fence);
+    state.awaiting.clear();
+    if let Some(fence) = state.fence {
+        // Only offsets the fence covers can be read again as awaited.
+        state
+            .awaiting
+            .extend(awaiting.filter(|&o| (0..=fence).contains(&o)));
+    }
+}
+
+/// Writes `state` into a customer whose words are fresh, in `stage` (the
+/// index of the state's ordinal). The id, partition and pending count are
+/// the caller's. Word sections written under another layout are fitted:
+/// windowed-signal times are kept per signal (the latest that fit) when
+/// the number of windowed signals is unchanged and dropped otherwise;
+/// churn-signal times are kept by position; the de-duplication ring keeps
+/// its most recent fingerprints.
+pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, rules: &Rules) {
+    c.stage = stage;
+    c.stage_since = state.stage_since;
+    c.band = state.band;
+    c.conversion_pending = state.conversion_pending;
+    c.cancelled = state.cancelled;
+    c.stage_seq = state.stage_seq;
+    c.churn_seq = state.churn_seq;
+    c.touchpoints = state.touchpoints;
+    c.purchases = state.purchases;
+    c.active_window = state.active_window;
+    c.last_seen = state.last_seen;
+    c.first_purchase = state.first_purchase;
+    c.last_purchase = state.last_purchase;
+    c.churn_due = state.churn_due;
+    c.fence = state.fence.unwrap_or(-1);
+    c.timer_at = EventTime::MAX;
+    install_windows(c, state, rules);
+    let layout = rules.layout;
+    let words = c.words_mut();
+    for (word, t) in words[layout.churn..layout.dedupe]
+        .iter_mut()
+        .zip(&state.churn_signals)
+    {
+        *word = t.map_or(i64::MIN, |t| t.0);
+    }
+    c.dedupe_cursor = install_ring(&mut words[layout.dedupe..], state);
+}
+
+fn install_windows(c: &mut CustomerMut<'_>, state: &CustomerState, rules: &Rules) {
+    if state.windows.len() != rules.windows().count() {
+        return;
+    }
+    let words = c.words_mut();
+    for (kept, window) in state.windows.iter().zip(rules.windows()) {
+        let slots = &mut words[window.offset..][..window.count as usize];
+        let latest = &kept.times[kept.times.len().saturating_sub(slots.len())..];
+        let start = slots.len() - latest.len();
+        slots[..start].fill(i64::MIN);
+        for (slot, t) in slots[start..].iter_mut().zip(latest) {
+            *slot = t.0;
+        }
+    }
+}
+
+/// Fills `ring` from the state's ring; returns the cursor.
+fn install_ring(ring: &mut [i64], state: &CustomerState) -> u8 {
+    if ring.len() == state.dedupe.len() {
+        for (word, &fp) in ring.iter_mut().zip(&state.dedupe) {
+            *word = fp as i64;
+        }
+        return state.dedupe_cursor;
+    }
+    // Oldest first: the entries from the cursor on, then those before it.
+    let cursor = usize::from(state.dedupe_cursor).min(state.dedupe.len());
+    let (newer, older) = state.dedupe.split_at(cursor);
+    let chronological: Vec<u64> = older
+        .iter()
+        .chain(newer)
+        .copied()
+        .filter(|&fp| fp != 0)
+        .collect();
+    let kept = &chronological[chronological.len().saturating_sub(ring.len())..];
+    ring.fill(0);
+    for (word, &fp) in ring.iter_mut().zip(kept) {
+        *word = fp as i64;
+    }
+    (kept.len() % ring.len()) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::customer::Customers;
+
+    fn rules(dedupe: usize) -> Rules {
+        let mut config = Config::default();
+        config.limits.dedupe_per_customer = dedupe;
+        Rules::compile(&config).unwrap()
+    }
+
+    #[test]
+    fn capture_then_install_gives_the_same_customer() {
+        let rules = rules(4);
+        let mut customers = Customers::new(rules.layout);
+        let (slot, _) = customers.find_or_insert("ann");
+        {
+            let mut c = customers.get_mut(slot);
+            c.stage = 2;
+            c.stage_seq = 3;
+            c.fence = 41;
+            c.last_seen = EventTime(5_000);
+            for fp in [10u64, 20, 30, 40, 50] {
+                assert!(c.remember(fp, &rules.layout));
+            }
+            let window = rules.windows().next().copied().unwrap();
+            c.count_in_window(&window, EventTime(4_000));
+            c.set_churn_signal(&rules.layout, 1, EventTime(4_500));
+        }
+        let mut state = CustomerState::default();
+        let c = customers.get(slot).clone();
+        capture(
+            &mut state,
+            &c,
+            customers.words(slot),
+            &rules,
+            [40, 41].into_iter(),
+        );
+        assert_eq!(state.awaiting, [40, 41]);
+        let (copy, _) = customers.find_or_insert("copy");
+        install(&mut customers.get_mut(copy), &state, 2, &rules);
+        assert_eq!(customers.words(copy), customers.words(slot));
+        let installed = customers.get(copy);
+        assert_eq!(
+            (installed.stage, installed.stage_seq, installed.fence),
+            (2, 3, 41)
+        );
+        assert_eq!(installed.dedupe_cursor, c.dedupe_cursor);
+    }
+
+    #[test]
+    fn a_smaller_ring_keeps_the_most_recent_fingerprints() {
+        let state = CustomerState {
+            dedupe: vec![50, 20, 30, 40],
+            dedupe_cursor: 1,
+            ..CustomerState::default()
+        };
+        let mut ring = [0i64; 2];
+        let cursor = install_ring(&mut ring, &state);
+        assert_eq!((ring, cursor), ([40, 50], 0));
+        let mut bigger = [0i64; 6];
+        let cursor = install_ring(&mut bigger, &state);
+        assert_eq!((bigger, cursor), ([20, 30, 40, 50, 0, 0], 4));
+    }
+}

@@ -1,0 +1,242 @@
+use proptest::prelude::*;
+
+use super::*;
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+const DAY: i64 = 86_400_000;
+
+fn sample() -> CustomerState {
+    CustomerState {
+        stage: Some(3),
+        stage_since: EventTime(T0 - 2 * DAY),
+        band: Some(Band::Medium),
+        conversion_pending: true,
+        cancelled: false,
+        stage_seq: 4,
+        churn_seq: 2,
+        touchpoints: 17,
+        purchases: 2,
+        active_window: 29_453_760,
+        last_seen: EventTime(T0),
+        first_purchase: EventTime(T0 - 40 * DAY),
+        last_purchase: EventTime(T0 - 2 * DAY),
+        churn_due: EventTime(T0 + 90 * DAY),
+        windows: vec![
+            WindowState {
+                capacity: 3,
+                times: vec![EventTime(T0 - DAY), EventTime(T0)],
+            },
+            WindowState {
+                capacity: 2,
+                times: vec![EventTime(T0 - 40 * DAY), EventTime(T0 - 2 * DAY)],
+            },
+        ],
+        churn_signals: vec![None, Some(EventTime(T0 - 3 * DAY)), None, None],
+        dedupe: vec![0x1234_5678_9abc_def1, 0xfeed_f00d_0000_0001, 0, 0],
+        dedupe_cursor: 2,
+        fence: Some(81_234),
+        awaiting: vec![81_230, 81_234],
+    }
+}
+
+fn round_trip(state: &CustomerState) -> Result<CustomerState, DecodeError> {
+    let mut bytes = Vec::new();
+    encode(state, &mut bytes);
+    decode(&bytes)
+}
+
+#[test]
+fn a_customer_round_trips_in_few_bytes() {
+    let state = sample();
+    let mut bytes = Vec::new();
+    encode(&state, &mut bytes);
+    assert_eq!(bytes[0], FORMAT_VERSION);
+    assert!(bytes.len() < 100, "{} bytes", bytes.len());
+    assert_eq!(decode(&bytes), Ok(state));
+}
+
+#[test]
+fn a_fresh_customer_round_trips() {
+    let fresh = CustomerState {
+        churn_due: EventTime::MAX,
+        active_window: u32::MAX,
+        stage_since: EventTime::MIN,
+        last_seen: EventTime::MIN,
+        first_purchase: EventTime::MIN,
+        last_purchase: EventTime::MIN,
+        dedupe: vec![0; 4],
+        ..CustomerState::default()
+    };
+    assert_eq!(round_trip(&fresh), Ok(fresh));
+}
+
+#[test]
+fn unknown_versions_are_refused() {
+    let mut bytes = Vec::new();
+    encode(&sample(), &mut bytes);
+    for version in [0, 2, 0xff] {
+        bytes[0] = version;
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(version)));
+    }
+    assert_eq!(decode(&[]), Err(DecodeError::Empty));
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let mut bytes = Vec::new();
+    encode(&sample(), &mut bytes);
+    for len in 1..bytes.len() {
+        let err = decode(&bytes[..len]).expect_err("a prefix is not a state");
+        assert!(
+            matches!(err, DecodeError::Truncated(_) | DecodeError::Invalid(_)),
+            "{len}: {err:?}"
+        );
+    }
+    bytes.push(0);
+    assert_eq!(decode(&bytes), Err(DecodeError::Trailing(1)));
+}
+
+#[test]
+fn stray_bits_and_impossible_values_are_invalid() {
+    let mut bytes = Vec::new();
+    encode(&sample(), &mut bytes);
+    let mut flags = bytes.clone();
+    flags[1] |= 0x80;
+    assert_eq!(decode(&flags), Err(DecodeError::Invalid("flags")));
+    // Awaiting offsets without a fence: version, flags, then change the fence.
+    let no_fence = CustomerState {
+        fence: None,
+        awaiting: Vec::new(),
+        ..sample()
+    };
+    let mut bytes = Vec::new();
+    encode(&no_fence, &mut bytes);
+    let last = bytes.len() - 1;
+    bytes[last] = 1;
+    bytes.push(0);
+    assert_eq!(decode(&bytes), Err(DecodeError::Invalid("awaiting")));
+}
+
+#[test]
+fn reasons_are_stable_labels() {
+    assert_eq!(DecodeError::Truncated("x").reason(), "truncated");
+    assert_eq!(DecodeError::UnknownVersion(9).reason(), "unknown_version");
+    assert_eq!(
+        DecodeError::UnknownVersion(9).to_string(),
+        "unknown customer state format version 9"
+    );
+}
+
+fn time() -> impl Strategy<Value = EventTime> {
+    prop_oneof![
+        4 => (T0 - 1000 * DAY..T0 + 1000 * DAY).prop_map(EventTime),
+        1 => any::<i64>().prop_map(EventTime),
+    ]
+}
+
+fn window() -> impl Strategy<Value = WindowState> {
+    (1u32..6)
+        .prop_flat_map(|capacity| {
+            let times = prop::collection::vec(T0 - 1000 * DAY..T0, 0..=capacity as usize);
+            (Just(capacity), times)
+        })
+        .prop_map(|(capacity, mut times)| {
+            times.sort_unstable();
+            WindowState {
+                capacity,
+                times: times.into_iter().map(EventTime).collect(),
+            }
+        })
+}
+
+fn awaiting() -> impl Strategy<Value = (Option<i64>, Vec<i64>)> {
+    prop_oneof![
+        Just((None, Vec::new())),
+        (
+            0i64..i64::MAX,
+            prop::collection::btree_set(0i64..1_000, 0..6)
+        )
+            .prop_map(|(fence, back)| {
+                let awaiting: Vec<i64> = back
+                    .iter()
+                    .rev()
+                    .filter_map(|b| fence.checked_sub(*b))
+                    .filter(|&o| o >= 0)
+                    .collect();
+                (Some(fence), awaiting)
+            }),
+    ]
+}
+
+prop_compose! {
+    fn state()(
+        stage in prop::option::of(any::<u8>()),
+        band in prop::option::of(prop_oneof![Just(Band::Low), Just(Band::Medium), Just(Band::High)]),
+        flags in any::<(bool, bool)>(),
+        counters in any::<(u32, u32, u32, u32, u32)>(),
+        times in (time(), time(), time(), time(), time()),
+        absent in any::<[bool; 5]>(),
+        windows in prop::collection::vec(window(), 0..4),
+        churn in prop::collection::vec(prop::option::of((T0 - 1000 * DAY..T0).prop_map(EventTime)), 0..10),
+        ring in (1usize..70).prop_flat_map(|n| (prop::collection::vec(prop_oneof![Just(0u64), any::<u64>()], n), 0..n)),
+        (fence, awaiting) in awaiting(),
+    ) -> CustomerState {
+        let pick = |i: usize, t: EventTime, none: EventTime| if absent[i] { none } else { t };
+        CustomerState {
+            stage,
+            stage_since: pick(1, times.1, EventTime::MIN),
+            band,
+            conversion_pending: flags.0,
+            cancelled: flags.1,
+            stage_seq: counters.0,
+            churn_seq: counters.1,
+            touchpoints: counters.2,
+            purchases: counters.3,
+            active_window: counters.4,
+            last_seen: pick(0, times.0, EventTime::MIN),
+            first_purchase: pick(2, times.2, EventTime::MIN),
+            last_purchase: pick(3, times.3, EventTime::MIN),
+            churn_due: pick(4, times.4, EventTime::MAX),
+            windows,
+            churn_signals: churn,
+            dedupe: ring.0,
+            dedupe_cursor: ring.1 as u8,
+            fence,
+            awaiting,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_state_round_trips(state in state()) {
+        prop_assert_eq!(round_trip(&state), Ok(state));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode(&bytes);
+        let mut versioned = bytes.clone();
+        versioned.insert(0, FORMAT_VERSION);
+        let _ = decode(&versioned);
+    }
+
+    #[test]
+    fn corrupted_states_never_panic(
+        state in state(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = Vec::new();
+        encode(&state, &mut bytes);
+        for (at, value) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let _ = decode(&bytes);
+        let _ = decode(&bytes[..cut.index(bytes.len())]);
+    }
+}

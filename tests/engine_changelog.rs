@@ -1,0 +1,405 @@
+//! The engine's side of the changelog, story by story: timers across an
+//! outage, tombstones from eviction and erasure, the replay fence, revoked
+//! partitions, and the version-1 value checked in for good.
+
+mod common;
+
+use common::restore::*;
+use common::streams::Read;
+use common::*;
+use journeyd::config::{Config, TimeMode};
+use journeyd::engine::snapshot::{self, CustomerState, WindowState};
+use journeyd::engine::{Engine, Ingested};
+use journeyd::model::{Band, Direction, EventTime, Output};
+
+fn read(partition: u32, offset: i64, ev: Ev) -> Read {
+    Read {
+        partition,
+        offset,
+        ev,
+    }
+}
+
+fn lapses(outputs: &[Output], customer: &str) -> usize {
+    outputs
+        .iter()
+        .filter(|o| {
+            matches!(o, Output::StageChanged(s)
+            if s.customer_id == customer && s.direction == Direction::Lapse)
+        })
+        .count()
+}
+
+/// Runs `reads` into a fresh engine that tracks changes.
+fn engine_with(config: &Config, reads: &[Read]) -> (Engine, Vec<Output>) {
+    let mut engine = Engine::new(config).unwrap();
+    engine.track_changes(true);
+    let mut out = Vec::new();
+    for r in reads {
+        ingest(&mut engine, r, &mut out);
+    }
+    (engine, out)
+}
+
+#[test]
+fn a_timer_due_during_an_outage_fires_once_when_the_backlog_is_read() {
+    let config = event_config();
+    let reads = [
+        read(0, 0, Ev::new("a1", "ann", day(0.0), "pricing_view")),
+        read(0, 1, Ev::new("k1", "clock", day(0.1), "page_view")),
+        // Written while nobody owned the partition; ann lapses on day 90.
+        read(0, 2, Ev::new("k2", "clock", day(100.0), "page_view")),
+        read(0, 3, Ev::new("k3", "clock", day(100.1), "page_view")),
+    ];
+    let (mut b, b_out) = engine_with(&config, &reads[..2]);
+    let mut changelog = Changelog::new();
+    drain(&mut b, &mut changelog);
+    let commits = checkpoint(&b, &reads[..2]);
+    assert_eq!(
+        commits[&0].offset, 1,
+        "the clock's touchpoint is still buffered"
+    );
+
+    let mut c = restart(&config, &changelog, &commits);
+    let mut c_out = Vec::new();
+    for r in reread(&reads, &commits) {
+        ingest(&mut c, r, &mut c_out);
+    }
+    c.finish(&mut c_out);
+    assert_eq!(lapses(&c_out, "ann"), 1);
+
+    let (mut a, mut a_out) = engine_with(&config, &reads);
+    a.finish(&mut a_out);
+    let mut joined = customer_outputs(&b_out);
+    joined.extend(customer_outputs(&c_out));
+    assert_eq!(joined, customer_outputs(&a_out));
+}
+
+#[test]
+fn a_quiet_partition_restored_after_an_outage_fires_a_due_timer_once() {
+    let mut config = Config::default();
+    config.time.mode = TimeMode::Hybrid;
+    let start = day(0.0);
+    let mut b = Engine::new(&config).unwrap();
+    b.track_changes(true);
+    b.assign(0, start);
+    let mut out = Vec::new();
+    let ann = Ev::new("a1", "ann", start, "pricing_view");
+    b.ingest_at(0, 0, &ann.touchpoint(), start, &mut out);
+    let committed_at = start.plus_ms(2 * MINUTE);
+    b.tick(committed_at, &mut out);
+    assert_eq!(b.buffered(), 0, "the quiet stream's watermark passed ann");
+    let mut changelog = Changelog::new();
+    drain(&mut b, &mut changelog);
+    let checkpoint = b.checkpoint(0, committed_at).unwrap();
+
+    // 100 days later, nothing new on the partition.
+    let back = day(100.0);
+    let mut c = Engine::new(&config).unwrap();
+    c.assign(0, back);
+    for (id, (partition, value)) in &changelog {
+        c.restore(*partition, id, Some(value)).unwrap();
+    }
+    c.resume([(0, checkpoint)]);
+    let mut c_out = Vec::new();
+    c.tick(back.plus_ms(30 * SECOND), &mut c_out);
+    assert_eq!(lapses(&c_out, "ann"), 0, "not idle yet: a backlog may come");
+    c.tick(back.plus_ms(MINUTE), &mut c_out);
+    assert_eq!(
+        lapses(&c_out, "ann"),
+        1,
+        "quiet since the commit: ann lapsed"
+    );
+    c.tick(back.plus_ms(HOUR), &mut c_out);
+    assert_eq!(lapses(&c_out, "ann"), 1);
+}
+
+#[test]
+fn a_timer_already_due_when_restored_fires_on_the_next_tick_once() {
+    let config = event_config();
+    let (mut x, _) = engine_with(
+        &config,
+        &[
+            read(0, 0, Ev::new("a1", "ann", day(0.0), "pricing_view")),
+            read(0, 1, Ev::new("k1", "clock", day(0.1), "page_view")),
+        ],
+    );
+    let value = x.snapshot("ann").unwrap();
+
+    // Another instance is already at day 100 with its other partition.
+    let (mut y, _) = engine_with(
+        &config,
+        &[
+            read(1, 0, Ev::new("b1", "bob", day(100.0), "page_view")),
+            read(1, 1, Ev::new("b2", "bob", day(100.1), "page_view")),
+        ],
+    );
+    y.restore(0, "ann", Some(&value)).unwrap();
+    let mut out = Vec::new();
+    y.tick(EventTime(0), &mut out);
+    assert_eq!(lapses(&out, "ann"), 1, "fired on the next tick");
+    y.tick(EventTime(0), &mut out);
+    let later = Ev::new("b3", "bob", day(101.0), "page_view");
+    y.ingest_at(1, 2, &later.touchpoint(), EventTime(0), &mut out);
+    y.finish(&mut out);
+    assert_eq!(lapses(&out, "ann"), 1, "and only once");
+}
+
+#[test]
+fn eviction_after_the_ttl_yields_a_tombstone() {
+    let config = event_config();
+    let reads = [
+        read(0, 0, Ev::new("a1", "ann", day(0.0), "ad_click")),
+        read(0, 1, Ev::new("k1", "clock", day(1.0), "page_view")),
+    ];
+    let (mut engine, _) = engine_with(&config, &reads);
+    let mut changelog = Changelog::new();
+    drain(&mut engine, &mut changelog);
+    assert!(changelog.contains_key("ann"));
+    let earlier = changelog.clone();
+
+    let mut out = Vec::new();
+    for (offset, d) in [(2, 402.0), (3, 402.1)] {
+        let ev = Ev::new(format!("k{offset}"), "clock", day(d), "page_view");
+        engine.ingest_at(0, offset, &ev.touchpoint(), EventTime(0), &mut out);
+    }
+    assert!(engine.customer("ann").is_none(), "evicted after 400 days");
+    let drained = drain(&mut engine, &mut changelog);
+    assert!(drained.contains(&("ann".to_owned(), true)), "{drained:?}");
+    assert!(!changelog.contains_key("ann"));
+
+    // Restoring the log in order: the old value, then the tombstone.
+    let mut restored = Engine::new(&config).unwrap();
+    let (partition, value) = &earlier["ann"];
+    restored.restore(*partition, "ann", Some(value)).unwrap();
+    assert!(restored.customer("ann").is_some());
+    restored.restore(*partition, "ann", None).unwrap();
+    assert!(restored.customer("ann").is_none());
+    assert_eq!(restored.stats().customers_per_stage.iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn erasure_forgets_the_customer_everywhere() {
+    let config = event_config();
+    let first = Ev::new("a1", "ann", day(0.0), "purchase").value(20.0);
+    let reads = [
+        read(0, 0, first.clone()),
+        read(0, 1, Ev::new("b1", "bea", day(1.0), "ad_click")),
+        read(0, 2, Ev::new("a2", "ann", day(1.0), "page_view")),
+    ];
+    let (mut engine, _) = engine_with(&config, &reads);
+    let mut changelog = Changelog::new();
+    drain(&mut engine, &mut changelog);
+    assert_eq!(
+        engine.buffered_low(0),
+        Some(1),
+        "a2 and b1 wait for the watermark"
+    );
+
+    assert!(engine.erase("ann"));
+    assert!(!engine.erase("ann"));
+    assert!(!engine.erase("nobody"));
+    assert!(engine.customer("ann").is_none());
+    assert_eq!(
+        engine.buffered_low(0),
+        Some(1),
+        "a2 went with ann, b1 stays"
+    );
+    assert_eq!(engine.stats().erased, 1);
+    assert_eq!(
+        drain(&mut engine, &mut changelog),
+        [("ann".to_owned(), true)]
+    );
+    assert!(!changelog.contains_key("ann"));
+
+    // The same event id again: no memory of it, a new journey.
+    let mut out = Vec::new();
+    let again = first.touchpoint();
+    assert_ne!(
+        engine.ingest_at(0, 3, &again, EventTime(0), &mut out),
+        Ingested::Duplicate
+    );
+    engine.finish(&mut out);
+    let journey: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::StageChanged(s) if s.customer_id == "ann" => {
+                Some((s.sequence, s.from_stage.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(journey, [(1, None)]);
+}
+
+#[test]
+fn the_fence_stops_a_replay_from_applying_touchpoints_twice() {
+    let config = event_config();
+    // Zed's clock runs ten minutes fast: his touchpoint holds the commit at
+    // offset 0 while Ann's six page views after it are applied, more than
+    // the four event ids her de-duplication ring remembers.
+    let t0 = day(0.0);
+    let mut reads = vec![read(
+        0,
+        0,
+        Ev::new("z1", "zed", t0.plus_ms(10 * MINUTE), "ad_click"),
+    )];
+    for i in 1..=6 {
+        let ev = Ev::new(
+            format!("a{i}"),
+            "ann",
+            t0.plus_ms(i * 30 * SECOND),
+            "page_view",
+        );
+        reads.push(read(0, i, ev));
+    }
+    reads.push(read(
+        0,
+        7,
+        Ev::new("k1", "clock", t0.plus_ms(8 * MINUTE), "page_view"),
+    ));
+    let (mut b, b_out) = engine_with(&config, &reads);
+    assert_eq!(b.customer("ann").unwrap().touchpoints, 6);
+    let mut changelog = Changelog::new();
+    drain(&mut b, &mut changelog);
+    let commits = checkpoint(&b, &reads);
+    assert_eq!(commits[&0].offset, 0);
+
+    let mut c = restart(&config, &changelog, &commits);
+    let mut c_out = Vec::new();
+    for r in reread(&reads, &commits) {
+        ingest(&mut c, r, &mut c_out);
+    }
+    assert_eq!(
+        c.customer("ann").unwrap().touchpoints,
+        6,
+        "none applied twice"
+    );
+    assert_eq!(
+        c.stats().duplicates,
+        7,
+        "ann's six and the clock's were applied"
+    );
+    c.finish(&mut c_out);
+    let (mut a, mut a_out) = engine_with(&config, &reads);
+    a.finish(&mut a_out);
+    let mut joined = customer_outputs(&b_out);
+    joined.extend(customer_outputs(&c_out));
+    assert_eq!(joined, customer_outputs(&a_out));
+    assert_eq!(summary(&c), summary(&a));
+}
+
+#[test]
+fn revoking_a_partition_drops_its_pending_changes() {
+    let config = event_config();
+    let reads = [
+        read(0, 0, Ev::new("a1", "ann", day(0.0), "ad_click")),
+        read(1, 0, Ev::new("b1", "bea", day(0.0), "ad_click")),
+        read(1, 1, Ev::new("c1", "cal", day(0.0), "ad_click")),
+    ];
+    let (mut engine, _) = engine_with(&config, &reads);
+    assert!(engine.erase("cal"));
+    assert_eq!(engine.revoke(1), 1);
+    let mut changelog = Changelog::new();
+    let drained = drain(&mut engine, &mut changelog);
+    assert_eq!(
+        drained,
+        [("ann".to_owned(), false)],
+        "bea and cal's tombstone belong to the next owner"
+    );
+}
+
+#[test]
+fn a_drained_value_is_the_customers_snapshot() {
+    let (mut engine, _) = engine_with(
+        &event_config(),
+        &[read(0, 0, Ev::new("a1", "ann", day(0.0), "ad_click"))],
+    );
+    let snapshot = engine.snapshot("ann").unwrap();
+    let mut changelog = Changelog::new();
+    drain(&mut engine, &mut changelog);
+    assert_eq!(changelog["ann"], (0, snapshot));
+    assert_eq!(engine.dirty_len(), 0);
+    assert!(
+        drain(&mut engine, &mut changelog).is_empty(),
+        "nothing changed since"
+    );
+}
+
+/// The version-1 value in `tests/golden/state-v1.bin` (described beside it).
+fn golden_v1() -> CustomerState {
+    let purchase = EventTime(1_772_446_500_000);
+    CustomerState {
+        stage: Some(3),
+        stage_since: purchase,
+        band: Some(Band::Medium),
+        conversion_pending: true,
+        cancelled: false,
+        stage_seq: 3,
+        churn_seq: 1,
+        touchpoints: 6,
+        purchases: 1,
+        active_window: 29_540_775,
+        last_seen: purchase,
+        first_purchase: purchase,
+        last_purchase: purchase,
+        churn_due: EventTime(1_774_949_400_000),
+        windows: vec![
+            WindowState {
+                capacity: 3,
+                times: vec![
+                    EventTime(1_772_355_900_000),
+                    EventTime(1_772_356_200_000),
+                    EventTime(1_772_356_800_000),
+                ],
+            },
+            WindowState {
+                capacity: 2,
+                times: vec![purchase],
+            },
+        ],
+        churn_signals: vec![Some(EventTime(1_772_357_400_000)), None, None, None],
+        dedupe: vec![
+            0x4347_ee87_54c9_d4e5,
+            0x2392_f7eb_50f6_7655,
+            0x4f2a_0a31_dbe4_bb1b,
+            0xb528_7f38_530d_49af,
+        ],
+        dedupe_cursor: 3,
+        fence: Some(1006),
+        awaiting: vec![1006],
+    }
+}
+
+#[test]
+fn the_checked_in_version_1_value_decodes_forever() {
+    let bytes = include_bytes!("golden/state-v1.bin");
+    assert_eq!(snapshot::decode(bytes), Ok(golden_v1()));
+}
+
+#[test]
+fn the_version_1_value_restores_and_continues() {
+    let mut engine = Engine::new(&event_config()).unwrap();
+    engine
+        .restore(0, "golden-1", Some(include_bytes!("golden/state-v1.bin")))
+        .unwrap();
+    let c = engine.customer("golden-1").unwrap();
+    assert_eq!(engine.rules().stage_name(c.stage), "purchase");
+    assert_eq!((c.stage_seq, c.churn_seq, c.touchpoints), (3, 1, 6));
+    assert_eq!(c.band, Some(Band::Medium));
+
+    // Offsets 1000 to 1005 were applied; 1006 was waiting and is applied now.
+    let mut out = Vec::new();
+    let applied = Ev::new("evt-1005", "golden-1", day(0.0), "purchase");
+    let waiting = Ev::new(
+        "evt-1006",
+        "golden-1",
+        EventTime(1_772_446_545_000),
+        "page_view",
+    );
+    let ingested = [(1005, &applied), (1006, &waiting)]
+        .map(|(offset, ev)| engine.ingest_at(0, offset, &ev.touchpoint(), EventTime(0), &mut out));
+    assert_eq!(ingested, [Ingested::Duplicate, Ingested::Accepted]);
+    engine.finish(&mut out);
+    assert_eq!(engine.customer("golden-1").unwrap().touchpoints, 7);
+}
