@@ -30,6 +30,15 @@
 //! only when it is higher than the last offset it returned for that
 //! partition: commits never go backwards and are never repeated.
 //!
+//! # Metadata
+//!
+//! A checkpoint may carry metadata per partition (`M`, `()` by default),
+//! which comes back with the offset it was taken with: the service stores
+//! where the partition's event time stood in the offset commit. When
+//! entries merge (below), the metadata of the entry whose offset is kept
+//! is kept with it, so an offset is never committed with another
+//! checkpoint's metadata.
+//!
 //! # Failed deliveries
 //!
 //! Every id from `sent` or `resend` must get exactly one report: `acked(id)`
@@ -161,33 +170,48 @@ impl Position {
     }
 }
 
-/// Tracks unsettled outputs and pending checkpoints; see the module docs.
+/// Tracks unsettled outputs and pending checkpoints, each checkpoint
+/// entry carrying metadata `M`; see the module docs.
 #[derive(Debug)]
-pub struct CommitTracker {
+pub struct CommitTracker<M = ()> {
     /// Outputs sent and not yet settled.
     unsettled: Unsettled,
     /// Re-sends not yet settled, each mapped to the failed id it replaces.
     replaces: BTreeMap<OutputId, OutputId>,
     /// Checkpoints and commit progress per partition, in partition order.
-    lanes: BTreeMap<u32, Lane>,
+    lanes: BTreeMap<u32, Lane<M>>,
     /// Most pending checkpoints per partition before the newest absorbs the
     /// next one.
     pending_limit: usize,
 }
 
-impl Default for CommitTracker {
+impl<M: Copy> Default for CommitTracker<M> {
     fn default() -> Self {
-        CommitTracker::new()
+        CommitTracker::with_pending_limit(DEFAULT_PENDING_LIMIT)
     }
 }
 
-impl CommitTracker {
+impl CommitTracker<()> {
     /// An empty tracker keeping [`DEFAULT_PENDING_LIMIT`] pending
-    /// checkpoints per partition.
+    /// checkpoints per partition, without metadata.
     pub fn new() -> Self {
         CommitTracker::with_pending_limit(DEFAULT_PENDING_LIMIT)
     }
 
+    /// Records a checkpoint: every position is committable once all outputs
+    /// sent so far are settled.
+    pub fn checkpoint(&mut self, positions: impl IntoIterator<Item = Position>) {
+        self.checkpoint_with(positions.into_iter().map(|p| (p, ())));
+    }
+
+    /// Appends to `out`, in partition order, `(partition, offset)` for every
+    /// partition whose committable offset rose since the last call.
+    pub fn committable(&mut self, out: &mut Vec<(u32, i64)>) {
+        self.committable_with(|partition, offset, ()| out.push((partition, offset)));
+    }
+}
+
+impl<M: Copy> CommitTracker<M> {
     /// An empty tracker keeping at most `limit` pending checkpoints per
     /// partition (at least 2, see the module docs).
     pub fn with_pending_limit(limit: usize) -> Self {
@@ -202,6 +226,17 @@ impl CommitTracker {
     /// An output is about to be sent; returns its id.
     pub fn sent(&mut self) -> OutputId {
         self.unsettled.push()
+    }
+
+    /// The id the next output will get: a barrier for
+    /// [`CommitTracker::settled_before`].
+    pub fn next_id(&self) -> OutputId {
+        self.unsettled.next
+    }
+
+    /// Whether every output with an id below `barrier` is settled.
+    pub fn settled_before(&self, barrier: OutputId) -> bool {
+        self.unsettled.low() >= barrier
     }
 
     /// Kafka acknowledged output `id`. Settles it and, if it is a re-send,
@@ -230,26 +265,27 @@ impl CommitTracker {
         id
     }
 
-    /// Records a checkpoint: every position is committable once all outputs
-    /// sent so far are settled.
-    pub fn checkpoint(&mut self, positions: impl IntoIterator<Item = Position>) {
+    /// Records a checkpoint with metadata per position: every position is
+    /// committable, with its metadata, once all outputs sent so far are
+    /// settled.
+    pub fn checkpoint_with(&mut self, positions: impl IntoIterator<Item = (Position, M)>) {
         let barrier = self.unsettled.next;
         let low = self.unsettled.low();
-        for position in positions {
+        for (position, meta) in positions {
             let lane = self.lanes.entry(position.partition).or_default();
             lane.settle(low);
-            lane.push(barrier, position.commit_offset(), self.pending_limit);
+            lane.push(barrier, position.commit_offset(), meta, self.pending_limit);
         }
     }
 
-    /// Appends to `out`, in partition order, `(partition, offset)` for every
-    /// partition whose committable offset rose since the last call.
-    pub fn committable(&mut self, out: &mut Vec<(u32, i64)>) {
+    /// Calls `commit(partition, offset, metadata)`, in partition order, for
+    /// every partition whose committable offset rose since the last call.
+    pub fn committable_with(&mut self, mut commit: impl FnMut(u32, i64, M)) {
         let low = self.unsettled.low();
         for (&partition, lane) in &mut self.lanes {
             lane.settle(low);
-            if let Some(offset) = lane.take() {
-                out.push((partition, offset));
+            if let Some((offset, meta)) = lane.take() {
+                commit(partition, offset, meta);
             }
         }
     }
@@ -274,49 +310,66 @@ impl CommitTracker {
 }
 
 /// One partition's checkpoints and commit progress.
-#[derive(Debug, Default)]
-struct Lane {
-    /// `(barrier, offset)` not yet known to be settled, oldest first;
-    /// barriers are non-decreasing.
-    pending: VecDeque<(OutputId, i64)>,
-    /// The highest offset whose barrier is settled.
-    safe: Option<i64>,
+#[derive(Debug)]
+struct Lane<M> {
+    /// `(barrier, offset, metadata)` not yet known to be settled, oldest
+    /// first; barriers are non-decreasing.
+    pending: VecDeque<(OutputId, i64, M)>,
+    /// The highest offset whose barrier is settled, with its metadata.
+    safe: Option<(i64, M)>,
     /// The highest offset `committable` has returned.
     returned: Option<i64>,
 }
 
-impl Lane {
+impl<M> Default for Lane<M> {
+    fn default() -> Self {
+        Lane {
+            pending: VecDeque::new(),
+            safe: None,
+            returned: None,
+        }
+    }
+}
+
+impl<M: Copy> Lane<M> {
     /// Moves entries whose barrier is at or below `low` into `safe`.
     fn settle(&mut self, low: OutputId) {
-        while let Some(&(barrier, offset)) = self.pending.front() {
+        while let Some(&(barrier, offset, meta)) = self.pending.front() {
             if barrier > low {
                 break;
             }
             self.pending.pop_front();
-            self.safe = self.safe.max(Some(offset));
+            if self.safe.is_none_or(|(safe, _)| offset >= safe) {
+                self.safe = Some((offset, meta));
+            }
         }
     }
 
     /// Queues `offset` behind `barrier`, merging into the newest entry when
-    /// it has the same barrier or the queue is full.
-    fn push(&mut self, barrier: OutputId, offset: i64, limit: usize) {
+    /// it has the same barrier or the queue is full. A merged entry keeps
+    /// the higher offset with its own metadata (the newer one on a tie).
+    fn push(&mut self, barrier: OutputId, offset: i64, meta: M, limit: usize) {
         let full = self.pending.len() >= limit;
         match self.pending.back_mut() {
             Some(back) if full || back.0 == barrier => {
-                *back = (barrier, back.1.max(offset));
+                back.0 = barrier;
+                if offset >= back.1 {
+                    (back.1, back.2) = (offset, meta);
+                }
             }
-            _ => self.pending.push_back((barrier, offset)),
+            _ => self.pending.push_back((barrier, offset, meta)),
         }
     }
 
-    /// The safe offset, if it is higher than the last one returned.
-    fn take(&mut self) -> Option<i64> {
-        let safe = self.safe?;
+    /// The safe offset and its metadata, if the offset is higher than the
+    /// last one returned.
+    fn take(&mut self) -> Option<(i64, M)> {
+        let (safe, meta) = self.safe?;
         if self.returned.is_some_and(|returned| returned >= safe) {
             return None;
         }
         self.returned = Some(safe);
-        Some(safe)
+        Some((safe, meta))
     }
 }
 

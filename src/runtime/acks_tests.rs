@@ -31,6 +31,30 @@ fn ids_are_dense_and_increasing() {
 }
 
 #[test]
+fn metadata_comes_back_with_its_offset_through_merges() {
+    let mut tracker: CommitTracker<char> = CommitTracker::with_pending_limit(2);
+    let mut commits = Vec::new();
+    let first = tracker.sent();
+    tracker.checkpoint_with([(at(0, 10, None), 'a')]);
+    let second = tracker.sent();
+    tracker.checkpoint_with([(at(0, 12, None), 'b')]);
+    tracker.sent();
+    // The queue is full: the newest entry takes the higher offset with
+    // its metadata, and keeps its own against a lower offset.
+    tracker.checkpoint_with([(at(0, 15, None), 'c')]);
+    tracker.checkpoint_with([(at(0, 14, None), 'd')]);
+    assert!(!tracker.settled_before(tracker.next_id()));
+    tracker.acked(first);
+    tracker.committable_with(|p, o, m| commits.push((p, o, m)));
+    assert_eq!(commits, [(0, 10, 'a')]);
+    tracker.acked(second);
+    tracker.acked(second + 1);
+    assert!(tracker.settled_before(tracker.next_id()));
+    tracker.committable_with(|p, o, m| commits.push((p, o, m)));
+    assert_eq!(commits, [(0, 10, 'a'), (0, 15, 'c')]);
+}
+
+#[test]
 fn commit_offset_is_held_back_by_the_buffer() {
     assert_eq!(at(0, 42, None).commit_offset(), 42);
     assert_eq!(at(0, 42, Some(40)).commit_offset(), 40);
