@@ -89,6 +89,10 @@ impl Journeyd {
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
+    // The mock cluster does not create topics through the admin API.
+    cluster
+        .create_topic("journeyd.state-changelog", PARTITIONS, 1)
+        .unwrap();
     for topic in [
         "journey.stage-changes",
         "journey.churn-risk",

@@ -2,9 +2,13 @@
 //!
 //! Spawning a task per record would lose per-customer order; instead one
 //! thread polls, decodes, runs the engine and hands outputs to the producer,
-//! and between polls does the periodic work: ticking the clock (idle
+//! and between polls does the periodic work: reading a batch of changelog
+//! records for partitions being restored, ticking the clock (idle
 //! partitions, hybrid time), publishing metrics, answering customer lookups
-//! and committing. Backpressure: while `runtime.max_in_flight` outputs are
+//! and committing (with the changelog writes behind it). While a restore
+//! runs, polls do not wait for input, so the loop alternates quickly
+//! between the group consumer (liveness, the partitions already restored)
+//! and the changelog. Backpressure: while `runtime.max_in_flight` outputs are
 //! unacknowledged, the loop waits for delivery reports instead of polling.
 //!
 //! Shutdown (`stop` set by the service on SIGTERM/SIGINT): stop polling,
@@ -14,7 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
 use tokio::sync::mpsc;
 
 use crate::clock::{Stopwatch, wall_now};
@@ -91,12 +97,14 @@ impl Driver {
             } else {
                 self.poll_once();
             }
+            self.pipeline().restore_step(&self.consumer);
             if since_metrics.elapsed() >= self.intervals.metrics {
                 self.periodic();
                 since_metrics = Stopwatch::start();
             }
             if since_commit.elapsed() >= self.intervals.commit {
-                self.pipeline().commit(&self.consumer, CommitMode::Async);
+                self.pipeline()
+                    .commit(&self.consumer, CommitMode::Async, wall_now());
                 since_commit = Stopwatch::start();
             }
         }
@@ -104,13 +112,32 @@ impl Driver {
     }
 
     fn poll_once(&mut self) {
-        match self.consumer.poll(self.intervals.poll) {
+        let timeout = if self.pipeline().is_restoring() {
+            Duration::ZERO
+        } else {
+            self.intervals.poll
+        };
+        match self.consumer.poll(timeout) {
             Some(Ok(message)) => {
                 let polled = Stopwatch::start();
-                self.pipeline().handle(&message, polled, wall_now());
+                if !self.pipeline().handle(&message, polled, wall_now()) {
+                    self.read_again(&message);
+                }
             }
             Some(Err(error)) => ConsumeFailed { error: &error }.emit(&self.metrics),
             None => self.pipeline().tick(wall_now()),
+        }
+    }
+
+    /// Seeks back to a record that arrived before its partition's state was
+    /// restored, so that it is read again once the partition resumes.
+    fn read_again(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        if let Err(error) =
+            self.consumer
+                .seek(topic, partition, Offset::Offset(offset), Duration::ZERO)
+        {
+            tracing::error!(%error, topic, partition, offset, "Cannot seek back to a record read before its partition's state was restored.");
         }
     }
 
@@ -122,6 +149,7 @@ impl Driver {
         pipeline.drain_deliveries();
         self.metrics
             .observe_engine(&EngineSnapshot::of(pipeline.engine(), wall));
+        self.metrics.observe_changelog(pipeline.engine().stats());
         answer_queries(&mut self.queries, pipeline.engine(), 64);
     }
 
@@ -129,7 +157,7 @@ impl Driver {
         self.readiness.set_stopping();
         tracing::info!("Stopping: delivering outputs in flight and committing.");
         self.pipeline()
-            .shutdown(&self.consumer, self.intervals.shutdown);
+            .shutdown(&self.consumer, self.intervals.shutdown, wall_now());
         self.consumer.unsubscribe();
         self.metrics
             .observe_engine(&EngineSnapshot::of(self.pipeline().engine(), wall_now()));

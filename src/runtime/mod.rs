@@ -4,15 +4,23 @@
 //!   and shutdown.
 //! - [`driver`]: the single processing thread: poll, process, periodic work.
 //! - [`pipeline`]: one record in, derived records out, commits behind acks.
+//! - [`changelog`]: customer state to the changelog topic, offsets
+//!   committed behind it, and the crash-safety argument.
+//! - [`restore`]: assigned partitions' state read back from the
+//!   changelog, a batch at a time between polls.
+//! - [`provision`]: the changelog topic created or checked at start-up.
 //! - [`partitions`]: dense engine indices for `(topic, partition)`.
 //! - [`acks`]: which input offsets may be committed, given the outputs
 //!   Kafka has acknowledged so far and what the engine still buffers (pure,
 //!   property-tested).
 
 pub mod acks;
+pub mod changelog;
 pub mod driver;
 pub mod partitions;
 pub mod pipeline;
+pub mod provision;
+pub mod restore;
 pub mod service;
 
 pub use service::{Service, run};

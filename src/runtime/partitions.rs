@@ -36,6 +36,12 @@ impl PartitionMap {
         index
     }
 
+    /// The index of `(topic, partition)` if it has one.
+    pub fn find(&self, topic: &str, partition: i32) -> Option<u32> {
+        let slot = usize::try_from(partition).ok()?;
+        *self.by_topic.get(topic)?.get(slot)?
+    }
+
     /// The topic and partition of an index.
     pub fn name(&self, index: u32) -> Option<(&str, i32)> {
         self.names
@@ -77,6 +83,10 @@ mod tests {
         assert_eq!(map.index("b", 0), 1);
         assert_eq!(map.index("a", 3), 0);
         assert_eq!(map.name(1), Some(("b", 0)));
+        assert_eq!(
+            (map.find("b", 0), map.find("b", 1), map.find("c", 0)),
+            (Some(1), None, None)
+        );
         map.consumed(0, 41);
         assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 42)]);
         map.revoked(0);

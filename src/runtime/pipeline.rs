@@ -1,10 +1,11 @@
 //! The processing core of `journeyd run`: one consumed record in, derived
 //! records out, offsets committed only behind acknowledged outputs.
 //!
-//! [`Pipeline`] owns the engine, the commit tracker and the partition map.
-//! The driver thread calls it between polls, and the consumer's rebalance
-//! callbacks (which librdkafka runs inside `poll`, on the same thread) call
-//! [`Pipeline::assign`] and [`Pipeline::revoke`].
+//! [`Pipeline`] owns the engine, the commit tracker, the changelog writer,
+//! the restorer and the partition map. The driver thread calls it between
+//! polls, and the consumer's rebalance callbacks (which librdkafka runs
+//! inside `poll`, on the same thread) call [`Pipeline::assign`] and
+//! [`Pipeline::revoke`].
 //!
 //! # Commit protocol (at-least-once)
 //!
@@ -12,15 +13,27 @@
 //! poll ─► decode ─► engine ─► outputs ─► sink.send(id = tracker.sent())
 //!                                             │ delivery report
 //!          every commit_interval:             ▼
-//!          tracker.checkpoint(positions) ◄─ tracker.acked(id)
-//!          tracker.committable() ─► consumer.commit(offsets)
+//!          capture drain D (changes,     tracker.acked(id)
+//!            positions, barrier)              │ outputs before D acked
+//!          send D's changelog records ◄───────┘
+//!          tracker.checkpoint(positions) ◄─ D's records acked
+//!          tracker.committable() ─► consumer.commit(offsets + checkpoints)
 //! ```
 //!
 //! A partition's position is the lowest offset still in the engine's reorder
 //! buffer, or the next offset to read when nothing is buffered; it becomes
-//! committable once every output sent before the checkpoint is acknowledged.
-//! A crash therefore re-reads from a committed offset whose effects were all
-//! delivered, and re-derives anything after it.
+//! committable once every output sent before it, and the changelog records
+//! of the customers that changed before it, are acknowledged. A crash
+//! therefore restores the state the committed offsets left behind (or a
+//! later one) and re-reads from them; [`super::changelog`] says why that
+//! neither loses nor repeats anything.
+//!
+//! # Rebalances
+//!
+//! An assigned input partition is paused and restored from the changelog
+//! ([`super::restore`]) while the others keep flowing. A revoked one is
+//! settled first: outputs flushed, the final drain written and flushed,
+//! offsets committed synchronously; only then are its customers dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,11 +53,13 @@ use crate::engine::Engine;
 use crate::model::{EventTime, Output};
 use crate::registry::SchemaSource;
 use crate::runtime::acks::{CommitTracker, Position};
-use crate::sink::kafka::{Delivery, OutputMeta, Sink, owned_headers};
+use crate::sink::kafka::{Delivery, Outgoing, OutputMeta, Sink, owned_headers};
 use crate::telemetry::events::{InternalEvent, InvalidRecord};
 use crate::telemetry::{ConsumedCounters, Metrics};
 
+use super::changelog::{ChangelogWriter, CommitMeta, encode_checkpoint};
 use super::partitions::PartitionMap;
+use super::restore::Restorer;
 
 /// Topic names of the outputs.
 #[derive(Clone, Debug)]
@@ -58,7 +73,11 @@ struct OutputTopics {
 /// The processing core; see the module docs.
 pub struct Pipeline {
     engine: Engine,
-    tracker: CommitTracker,
+    tracker: CommitTracker<CommitMeta>,
+    /// Changed customers on their way to the changelog.
+    changelog: ChangelogWriter,
+    /// Assigned partitions on their way back from the changelog.
+    restorer: Restorer,
     sink: Arc<Sink>,
     deliveries: Receiver<Delivery>,
     encoder: OutputEncoder,
@@ -73,7 +92,8 @@ pub struct Pipeline {
     outputs: Vec<Output>,
     key: Vec<u8>,
     value: Vec<u8>,
-    committable: Vec<(u32, i64)>,
+    committable: Vec<(u32, i64, CommitMeta)>,
+    positions: Vec<Position>,
     /// Dead letters keep at most this many bytes of the original record.
     max_message_bytes: usize,
 }
@@ -81,6 +101,7 @@ pub struct Pipeline {
 /// What the pipeline is built from.
 pub struct PipelineParts {
     pub engine: Engine,
+    pub restorer: Restorer,
     pub sink: Arc<Sink>,
     pub deliveries: Receiver<Delivery>,
     pub encoder: OutputEncoder,
@@ -93,9 +114,13 @@ impl Pipeline {
     /// A pipeline for `config` from its parts.
     pub fn new(config: &Config, parts: PipelineParts) -> Pipeline {
         let outputs = &config.outputs;
+        let mut engine = parts.engine;
+        engine.track_changes(true);
         Pipeline {
-            engine: parts.engine,
-            tracker: CommitTracker::new(),
+            engine,
+            tracker: CommitTracker::default(),
+            changelog: ChangelogWriter::new(&config.runtime.changelog_topic),
+            restorer: parts.restorer,
             sink: parts.sink,
             deliveries: parts.deliveries,
             encoder: parts.encoder,
@@ -119,6 +144,7 @@ impl Pipeline {
             key: Vec::new(),
             value: Vec::new(),
             committable: Vec::new(),
+            positions: Vec::new(),
             max_message_bytes: config.limits.max_message_bytes,
         }
     }
@@ -133,11 +159,27 @@ impl Pipeline {
         self.tracker.in_flight()
     }
 
+    /// Whether some assigned partition still waits for its state.
+    pub fn is_restoring(&self) -> bool {
+        self.restorer.is_active()
+    }
+
     /// Processes one consumed record. A Confluent-framed record whose
     /// schema id is new waits for its registry look-up
-    /// ([`SchemaSource::resolve`]).
-    pub fn handle(&mut self, message: &BorrowedMessage<'_>, polled: Stopwatch, wall: EventTime) {
+    /// ([`SchemaSource::resolve`]). Returns `false`, leaving the record
+    /// unread, when its partition's state is still being restored (it is
+    /// paused then, so that only happens if librdkafka had fetched before
+    /// the pause): the caller seeks back to it.
+    pub fn handle(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        polled: Stopwatch,
+        wall: EventTime,
+    ) -> bool {
         let index = self.partitions.index(message.topic(), message.partition());
+        if self.restorer.is_restoring(index) {
+            return false;
+        }
         self.partitions.consumed(index, message.offset());
         let payload = message.payload().unwrap_or_default();
         let encoding = match self.inputs.get(message.topic()) {
@@ -180,6 +222,7 @@ impl Pipeline {
                 self.send_dead_letter(&letter, polled);
             }
         }
+        true
     }
 
     /// Wall-clock progress with no record: idle partitions stop holding the
@@ -272,7 +315,8 @@ impl Pipeline {
         }
     }
 
-    /// Applies delivery reports: acks settle outputs, failures are re-sent.
+    /// Applies delivery reports (acks settle outputs, failures are re-sent),
+    /// then sends the pending changelog drain if its barrier is settled.
     pub fn drain_deliveries(&mut self) {
         while let Ok(delivery) = self.deliveries.try_recv() {
             match delivery {
@@ -281,41 +325,85 @@ impl Pipeline {
                 }
                 Delivery::Failed { mut meta, record } => {
                     meta.id = self.tracker.resend(meta.id);
-                    let key = record.key.as_deref();
-                    if let Err(error) =
-                        self.sink
-                            .send(&record.topic, key, &record.payload, record.headers, meta)
-                    {
+                    let out = Outgoing {
+                        topic: &record.topic,
+                        partition: record.partition,
+                        key: record.key.as_deref(),
+                        payload: record.payload.as_deref(),
+                        headers: record.headers,
+                    };
+                    if let Err(error) = self.sink.send_record(out, meta) {
                         tracing::error!(%error, topic = record.topic.as_str(), "Re-send could not be queued.");
                     }
                 }
             }
         }
+        self.changelog.send_ready(
+            &mut self.tracker,
+            &self.sink,
+            &self.partitions,
+            &self.metrics,
+        );
     }
 
-    /// Takes a checkpoint of every partition and commits what has become
-    /// committable (asynchronously, or synchronously with `mode`).
-    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, mode: CommitMode) {
+    /// Once per commit interval: captures a changelog drain (unless one is
+    /// still pending), sends it if it is ready, and commits what has become
+    /// committable (asynchronously, or synchronously with `mode`), each
+    /// offset with its checkpoint in the commit metadata.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        mode: CommitMode,
+        wall: EventTime,
+    ) {
         self.drain_deliveries();
-        let positions: Vec<Position> = self
-            .partitions
-            .consumed_positions()
-            .map(|(partition, next_offset)| Position {
+        self.capture(wall);
+        self.drain_deliveries();
+        self.commit_committable(consumer, mode);
+    }
+
+    /// Captures a drain of the engine's changes with every read
+    /// partition's position ([`ChangelogWriter::capture`]).
+    fn capture(&mut self, wall: EventTime) {
+        self.positions.clear();
+        for (partition, next_offset) in self.partitions.consumed_positions() {
+            self.positions.push(Position {
                 partition,
                 next_offset,
                 buffered_low: self.engine.buffered_low(partition),
-            })
-            .collect();
-        self.tracker.checkpoint(positions);
+            });
+        }
+        let barrier = self.tracker.next_id();
+        let positions = self.positions.iter().copied();
+        self.changelog
+            .capture(&mut self.engine, positions, barrier, wall);
+    }
+
+    /// Commits every offset that has become committable.
+    fn commit_committable<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        mode: CommitMode,
+    ) {
         self.committable.clear();
-        self.tracker.committable(&mut self.committable);
+        let committable = &mut self.committable;
+        self.tracker.committable_with(|partition, offset, meta| {
+            committable.push((partition, offset, meta))
+        });
         if self.committable.is_empty() {
             return;
         }
         let mut list = TopicPartitionList::new();
-        for &(index, offset) in &self.committable {
-            if let Some((topic, partition)) = self.partitions.name(index) {
-                let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset));
+        for &(index, offset, checkpoint) in &self.committable {
+            let Some((topic, partition)) = self.partitions.name(index) else {
+                continue;
+            };
+            let mut element = list.add_partition(topic, partition);
+            if element.set_offset(Offset::Offset(offset)).is_err() {
+                continue;
+            }
+            if let Some(checkpoint) = checkpoint {
+                element.set_metadata(encode_checkpoint(&checkpoint));
             }
         }
         if let Err(error) = consumer.commit(&list, mode) {
@@ -323,49 +411,130 @@ impl Pipeline {
         }
     }
 
-    /// Partitions were assigned to this instance.
-    pub fn assign(&mut self, list: &TopicPartitionList, wall: EventTime) {
+    /// Reads the next batch of changelog records for partitions being
+    /// restored, and resumes them when all are complete.
+    pub fn restore_step<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.restorer
+            .step(&mut self.engine, &self.partitions, consumer);
+    }
+
+    /// Partitions were assigned to this instance: input partitions are
+    /// paused until their state is restored from the changelog.
+    pub fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        list: &TopicPartitionList,
+        wall: EventTime,
+    ) {
+        let mut paused = TopicPartitionList::new();
         for element in list.elements() {
-            let index = self.partitions.index(element.topic(), element.partition());
+            let (topic, partition) = (element.topic(), element.partition());
+            let index = self.partitions.index(topic, partition);
             self.engine.assign(index, wall);
+            if self.inputs.contains_key(topic) {
+                self.restorer.start(index, topic, partition);
+                paused.add_partition(topic, partition);
+            }
+        }
+        if paused.count() > 0
+            && let Err(error) = consumer.pause(&paused)
+        {
+            // Records fetched anyway are handed back (`handle`) and read
+            // again once the restore is complete.
+            tracing::warn!(%error, "Cannot pause partitions while their state is restored.");
         }
     }
 
-    /// Partitions are being revoked: deliver everything in flight, commit
-    /// their final positions synchronously, then drop their state.
+    /// Partitions are being revoked. Those still restoring are dropped at
+    /// once. For the others: deliver everything in flight, write and
+    /// deliver the final changelog drain, commit synchronously, and only
+    /// then drop their customers, timers and buffered touchpoints, which
+    /// the next owner rebuilds from the changelog and the commit.
     pub fn revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         list: &TopicPartitionList,
         flush_timeout: std::time::Duration,
+        wall: EventTime,
     ) {
-        if let Err(error) = self.sink.flush(flush_timeout) {
-            tracing::warn!(%error, "Flushing outputs before a revocation timed out.");
-        }
-        self.commit(consumer, CommitMode::Sync);
+        let mut settled = Vec::new();
         for element in list.elements() {
             let index = self.partitions.index(element.topic(), element.partition());
-            let dropped = self.engine.revoke(index);
-            self.tracker.forget_partition(index);
-            self.partitions.revoked(index);
+            if self.restorer.cancel(index) {
+                self.drop_partition(index);
+            } else {
+                settled.push(index);
+            }
+        }
+        if settled.is_empty() {
+            return;
+        }
+        self.flush_and_commit(consumer, flush_timeout, wall);
+        for index in settled {
+            self.drop_partition(index);
+        }
+    }
+
+    /// Forgets a revoked partition's customers, checkpoints and position.
+    fn drop_partition(&mut self, index: u32) {
+        let dropped = self.engine.revoke(index);
+        self.tracker.forget_partition(index);
+        self.changelog.forget_partition(index);
+        self.partitions.revoked(index);
+        if let Some((topic, partition)) = self.partitions.name(index) {
             tracing::debug!(
-                topic = element.topic(),
-                partition = element.partition(),
+                topic,
+                partition,
                 customers = dropped,
                 "Dropped a revoked partition's state."
             );
         }
     }
 
-    /// Final flush and synchronous commit on shutdown.
+    /// Final flush, changelog drain and synchronous commit on shutdown.
     pub fn shutdown<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         timeout: std::time::Duration,
+        wall: EventTime,
     ) {
-        if let Err(error) = self.sink.flush(timeout) {
-            tracing::warn!(%error, "Not every output was delivered before the shutdown timeout.");
+        self.flush_and_commit(consumer, timeout, wall);
+    }
+
+    /// Delivers the outputs in flight, then the pending drain, then a
+    /// final drain of every change so far, and commits synchronously; all
+    /// within about `timeout`. When outputs are not delivered in time the
+    /// newest state is not written and the commit stays where the
+    /// delivered ones allow.
+    fn flush_and_commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        timeout: std::time::Duration,
+        wall: EventTime,
+    ) {
+        let clock = Stopwatch::start();
+        let left = || timeout.saturating_sub(clock.elapsed());
+        // Outputs, then the pending drain they held back.
+        self.flush(left());
+        self.flush(left());
+        if self.changelog.is_pending() {
+            tracing::warn!(
+                "Outputs were not all delivered in time: the newest customer state is not                  written, and the commit stays behind it."
+            );
+        } else {
+            self.capture(wall);
+            self.drain_deliveries();
+            self.flush(left());
         }
-        self.commit(consumer, CommitMode::Sync);
+        self.commit_committable(consumer, CommitMode::Sync);
+    }
+
+    /// Waits for the producer's queue to empty (or `timeout`), then
+    /// applies the delivery reports.
+    fn flush(&mut self, timeout: std::time::Duration) {
+        if let Err(error) = self.sink.flush(timeout) {
+            tracing::warn!(%error, "Not every record was delivered before the timeout.");
+        }
+        self.drain_deliveries();
     }
 }

@@ -1,7 +1,8 @@
 //! `journeyd run`: wiring the service together and taking it down.
 //!
 //! [`Service::start`] builds metrics, the HTTP server (on a small tokio
-//! runtime of its own), the producer, the pipeline, the consumer and the
+//! runtime of its own), the producer, the pipeline, checks or creates the
+//! changelog topic ([`super::provision`]), then the consumer and the
 //! driver thread; [`Service::stop`] asks the driver to finish and joins
 //! everything, reporting how each part ended. [`run`] is `start`, wait for
 //! SIGTERM or SIGINT, `stop`.
@@ -27,6 +28,8 @@ use crate::telemetry::{Metrics, rule_actions};
 
 use super::driver::Driver;
 use super::pipeline::{Pipeline, PipelineParts};
+use super::provision::ensure_changelog;
+use super::restore::Restorer;
 
 /// Customer lookups waiting for the driver, at most.
 const QUERY_QUEUE: usize = 64;
@@ -73,7 +76,15 @@ impl Service {
                 tracing::error!(%error, "HTTP server failed.");
             }
         });
-        let pipeline = Arc::new(Mutex::new(build_pipeline(&config, metrics.clone())?));
+        let pipeline = build_pipeline(&config, metrics.clone(), readiness.clone())?;
+        let changelog = runtime.block_on(ensure_changelog(&config))?;
+        tracing::debug!(
+            topic = config.runtime.changelog_topic.as_str(),
+            partitions = changelog.partitions,
+            created = changelog.created,
+            "Changelog topic checked."
+        );
+        let pipeline = Arc::new(Mutex::new(pipeline));
         let consumer = kafka::subscribe(
             &config,
             pipeline.clone(),
@@ -142,8 +153,14 @@ impl Service {
     }
 }
 
-fn build_pipeline(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
+fn build_pipeline(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+) -> anyhow::Result<Pipeline> {
     let engine = Engine::new(config)?;
+    let restorer = Restorer::new(config, metrics.clone(), readiness)
+        .context("cannot create the changelog consumer (kafka.*)")?;
     let registry = registry_client(config, &metrics)?;
     let encoder = output_encoder(config, registry.as_ref(), &metrics)?;
     let schemas = schema_source(config, registry, metrics.clone())?;
@@ -153,6 +170,7 @@ fn build_pipeline(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Pipe
     let consumed = metrics.consumed_counters(&topics, engine.rules(), rule_actions(config));
     let parts = PipelineParts {
         engine,
+        restorer,
         sink: Arc::new(sink),
         deliveries,
         encoder,

@@ -8,6 +8,12 @@
 //! bytes, so the processing thread can send it again: an input offset is
 //! never committed past an output that was not delivered.
 //!
+//! Records of the state changelog (`runtime.changelog_topic`) go through
+//! the same producer and the same acknowledgements, to an explicit
+//! partition, and may be tombstones (no value); their acknowledgements
+//! count as changelog records rather than derived events and observe no
+//! latency.
+//!
 //! The delivery channel is unbounded, but the processing thread stops
 //! polling input while `runtime.max_in_flight` outputs are unacknowledged,
 //! which bounds it.
@@ -43,9 +49,30 @@ pub struct OutputMeta {
 /// A record owned by the sink, for re-sending after a failed delivery.
 #[derive(Debug)]
 pub struct OwnedRecord {
+    /// The topic it was sent to.
     pub topic: String,
+    /// The partition it was sent to, when known: a re-send goes there too.
+    pub partition: Option<i32>,
+    /// The record key.
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// The value; `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+    /// The headers.
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// A record to send, borrowed.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// An explicit partition; `None` lets the partitioner pick by key.
+    pub partition: Option<i32>,
+    /// The record key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` for a tombstone.
+    pub payload: Option<&'a [u8]>,
+    /// The headers.
     pub headers: Option<OwnedHeaders>,
 }
 
@@ -65,6 +92,8 @@ pub enum Delivery {
 pub struct SinkContext {
     deliveries: Sender<Delivery>,
     metrics: Arc<Metrics>,
+    /// `runtime.changelog_topic`: its records are state, not derived events.
+    changelog_topic: String,
 }
 
 impl ClientContext for SinkContext {}
@@ -74,6 +103,11 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, meta: Box<OutputMeta>) {
         match result {
+            Ok(message) if message.topic() == self.changelog_topic => {
+                self.metrics
+                    .changelog_record_acked(message.payload().is_none());
+                let _ = self.deliveries.send(Delivery::Acked(meta.id));
+            }
             Ok(message) => {
                 self.metrics
                     .observe_processing_latency(meta.polled.elapsed().as_secs_f64());
@@ -96,8 +130,9 @@ impl ProducerContext for SinkContext {
                 .emit(&self.metrics);
                 let record = OwnedRecord {
                     topic: message.topic().to_owned(),
+                    partition: (message.partition() >= 0).then_some(message.partition()),
                     key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().unwrap_or_default().to_vec(),
+                    payload: message.payload().map(<[u8]>::to_vec),
                     headers: message.headers().map(|h| h.detach()),
                 };
                 let _ = self.deliveries.send(Delivery::Failed { meta, record });
@@ -122,6 +157,7 @@ impl Sink {
         let context = SinkContext {
             deliveries,
             metrics,
+            changelog_topic: config.runtime.changelog_topic.clone(),
         };
         let producer = producer_config(config).create_with_context(context)?;
         Ok((Sink { producer }, reports))
@@ -137,11 +173,32 @@ impl Sink {
         headers: Option<OwnedHeaders>,
         meta: Box<OutputMeta>,
     ) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::with_opaque_to(topic, meta).payload(payload);
-        if let Some(key) = key {
+        let record = Outgoing {
+            topic,
+            partition: None,
+            key,
+            payload: Some(payload),
+            headers,
+        };
+        self.send_record(record, meta)
+    }
+
+    /// Sends one record, to an explicit partition and as a tombstone when
+    /// asked; waits while the producer's queue is full, like
+    /// [`Sink::send`].
+    pub fn send_record(&self, out: Outgoing<'_>, meta: Box<OutputMeta>) -> Result<(), KafkaError> {
+        let mut record: BaseRecord<'_, [u8], [u8], Box<OutputMeta>> =
+            BaseRecord::with_opaque_to(out.topic, meta);
+        if let Some(payload) = out.payload {
+            record = record.payload(payload);
+        }
+        if let Some(key) = out.key {
             record = record.key(key);
         }
-        if let Some(headers) = headers {
+        if let Some(partition) = out.partition {
+            record = record.partition(partition);
+        }
+        if let Some(headers) = out.headers {
             record = record.headers(headers);
         }
         loop {

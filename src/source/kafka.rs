@@ -5,10 +5,13 @@
 //! thread, so the pipeline can act on them before the group moves on:
 //!
 //! - **revoke** (before librdkafka releases the partitions): deliver every
-//!   output in flight, commit the partitions' final positions synchronously,
+//!   output in flight, write and deliver the changed customers' state to
+//!   the changelog, commit the partitions' final positions synchronously,
 //!   then drop their customers, timers and buffered touchpoints;
 //! - **assign** (after): register the partitions with the engine, which
-//!   holds the watermark back for them until they have data or go idle.
+//!   holds the watermark back for them until they have data or go idle,
+//!   and pause them until their state is restored from the changelog
+//!   (read between polls, see [`crate::runtime::restore`]).
 //!
 //! Assignment is incremental (cooperative-sticky): partitions that stay keep
 //! flowing while others move. Offsets are committed only by the pipeline,
@@ -86,7 +89,8 @@ impl ConsumerContext for SourceContext {
                 partitions: &as_refs(&names(list)),
             }
             .emit(&self.metrics);
-            self.pipeline().revoke(consumer, list, self.flush_timeout);
+            self.pipeline()
+                .revoke(consumer, list, self.flush_timeout, wall_now());
         }
     }
 
@@ -96,7 +100,7 @@ impl ConsumerContext for SourceContext {
                 partitions: &as_refs(&names(list)),
             }
             .emit(&self.metrics);
-            self.pipeline().assign(list, wall_now());
+            self.pipeline().assign(consumer, list, wall_now());
         }
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.readiness.set_assigned_partitions(assigned as u64);

@@ -143,28 +143,61 @@ impl InternalEvent for PartitionsRevoked<'_> {
     }
 }
 
-/// The state of one partition was restored from the changelog. The
-/// restore counters themselves follow the shared readiness state.
+/// The state of one input partition was restored from its changelog
+/// partition. The record and partition counts behind `/readyz` follow the
+/// shared readiness state; this event adds the customers and the duration.
 #[derive(Clone, Copy, Debug)]
 pub struct RestoreCompleted<'a> {
-    /// The changelog topic and partition.
+    /// The input topic and partition whose state was restored.
     pub topic: &'a str,
     pub partition: i32,
     /// Changelog records read for it.
     pub records: u64,
+    /// Customers held for it afterwards.
+    pub customers: u64,
     /// How long the restore took.
     pub elapsed: Duration,
 }
 
 impl InternalEvent for RestoreCompleted<'_> {
-    fn emit(&self, _metrics: &Metrics) {
+    fn emit(&self, metrics: &Metrics) {
         tracing::info!(
             topic = self.topic,
             partition = self.partition,
             records = self.records,
+            customers = self.customers,
             elapsed_ms = self.elapsed.as_millis() as u64,
             "Partition state restored."
         );
+        metrics.observe_restore(self.customers, self.elapsed);
+    }
+}
+
+/// A changelog record could not be restored and was skipped: its customer
+/// starts afresh when their next touchpoint arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct RestoreRecordSkipped<'a> {
+    /// The metric label.
+    pub reason: &'static str,
+    /// What was wrong; logged, never a label.
+    pub error: &'a (dyn std::error::Error + 'a),
+    /// Where the record is.
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl InternalEvent for RestoreRecordSkipped<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::error!(
+            reason = self.reason,
+            error = %self.error,
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "A changelog record cannot be restored; its customer starts afresh."
+        );
+        metrics.restore_error(self.reason);
     }
 }
 

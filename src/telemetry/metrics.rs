@@ -21,6 +21,7 @@ use prometheus::{
     Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
 
+use super::changelog::ChangelogMetrics;
 use super::engine::EngineObserver;
 use super::funnel::FunnelMetrics;
 use super::kafka::{KafkaMetrics, ReadinessMetrics};
@@ -195,6 +196,7 @@ pub struct Metrics {
     pub(super) kafka: KafkaMetrics,
     pub(super) readiness: ReadinessMetrics,
     pub(super) schema_registry: SchemaRegistryMetrics,
+    pub(super) changelog: ChangelogMetrics,
     /// Rule-dependent handles and the previous engine snapshot, created on
     /// the first [`Metrics::observe_engine`].
     pub(super) observer: Mutex<Option<EngineObserver>>,
@@ -227,6 +229,7 @@ impl Metrics {
             kafka: KafkaMetrics::new(&r)?,
             readiness: ReadinessMetrics::new(&r)?,
             schema_registry: SchemaRegistryMetrics::new(&r)?,
+            changelog: ChangelogMetrics::new(&r)?,
             observer: Mutex::new(None),
             registry,
         })

@@ -12,6 +12,7 @@
 //!
 //! Nothing here reads a clock, holds customer ids in labels or logs secrets.
 
+mod changelog;
 mod consumed;
 mod engine;
 pub mod events;
@@ -24,6 +25,7 @@ mod schema_registry;
 #[cfg(test)]
 mod metrics_tests;
 
+pub use changelog::RESTORE_ERROR_REASONS;
 pub use consumed::{ConsumedCounters, OTHER_ACTION, rule_actions};
 pub use engine::{ENTRY_LABEL, EngineSnapshot};
 pub use events::InternalEvent;

@@ -9,13 +9,16 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use journeyd::clock::Stopwatch;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
 /// The input topic of every test config.
@@ -30,11 +33,17 @@ pub const OUTPUTS: [&str; 5] = [
     "journey.audit",
 ];
 
-/// A mock cluster with the input topic (`partitions` partitions) and every
-/// output topic.
+/// The state changelog topic of the default configuration.
+pub const CHANGELOG: &str = "journeyd.state-changelog";
+
+/// A mock cluster with the input topic (`partitions` partitions), the
+/// changelog co-partitioned with it, and every output topic. (The mock
+/// cluster does not implement topic creation through the admin API, so
+/// journeyd cannot create the changelog itself here.)
 pub fn mock_cluster(partitions: i32) -> MockCluster<'static, DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(INPUT, partitions, 1).unwrap();
+    cluster.create_topic(CHANGELOG, partitions, 1).unwrap();
     for topic in OUTPUTS {
         cluster.create_topic(topic, 1, 1).unwrap();
     }
@@ -109,6 +118,12 @@ pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String
     Ok((status, body.to_owned()))
 }
 
+/// journeyd's log filter: `warn`, or `JOURNEYD_TEST_LOG` when set (e.g.
+/// `JOURNEYD_TEST_LOG=journeyd=debug` to follow a failing test).
+pub fn log_filter() -> String {
+    std::env::var("JOURNEYD_TEST_LOG").unwrap_or_else(|_| "warn".to_owned())
+}
+
 /// A running `journeyd run`, killed on drop.
 pub struct Journeyd {
     child: Child,
@@ -142,7 +157,7 @@ listen = "{http}"
         let child = Command::new(env!("CARGO_BIN_EXE_journeyd"))
             .args(["run", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_filter())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -163,6 +178,58 @@ listen = "{http}"
         }
     }
 
+    /// `GET path` on journeyd's HTTP port: the status and the body (status
+    /// 0 when it does not answer).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path).unwrap_or((0, String::new()))
+    }
+
+    /// Kills journeyd with SIGKILL (`kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for journeyd to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        wait_for(timeout, "journeyd to exit after SIGTERM", || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Panics if journeyd has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("journeyd exited early: {status}");
+        }
+    }
+
+    /// The sum of every sample of metric `name` (all label sets).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(series, _)| series.split('{').next() == Some(name))
+            .filter_map(|(_, value)| value.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until `partitions` partitions are assigned, their state
+    /// restored and `/readyz` answers 200.
+    pub fn wait_assigned(&mut self, partitions: usize, timeout: Duration) {
+        wait_for(timeout, "partitions assigned and restored", || {
+            self.assert_running();
+            let (status, body) = self.get("/readyz");
+            let ready: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let assigned = ready["assigned_partitions"].as_u64()?;
+            (status == 200 && assigned == partitions as u64).then_some(())
+        });
+    }
+
     /// Waits until `/readyz` answers 200: partitions assigned, consuming.
     pub fn wait_ready(&mut self, timeout: Duration) {
         wait_for(timeout, "journeyd's /readyz to answer 200", || {
@@ -179,4 +246,82 @@ impl Drop for Journeyd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One record read back from a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Every record of `topic` (`partitions` partitions) up to its end
+/// offsets when called.
+pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "journeyd-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let timeout = Duration::from_secs(10);
+    let mut list = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout).unwrap();
+        if high > low {
+            list.add_partition_offset(topic, p, Offset::Offset(low))
+                .unwrap();
+            ends.push((p, high));
+        }
+    }
+    consumer.assign(&list).unwrap();
+    let mut records = Vec::new();
+    let clock = Stopwatch::start();
+    let done = |records: &[Record]| {
+        ends.iter().all(|&(p, end)| {
+            records
+                .iter()
+                .any(|r| r.partition == p && r.offset + 1 >= end)
+        })
+    };
+    while !done(&records) {
+        assert!(clock.elapsed() < timeout, "reading {topic} took too long");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
+        }
+    }
+    records
+}
+
+/// The group's committed offset per partition of `topic` (`-1`: none).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("offset reader");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
 }

@@ -1,0 +1,471 @@
+//! Restoring assigned partitions' customers from the changelog, a bounded
+//! batch at a time between polls (SPEC section 6).
+//!
+//! On assignment the pipeline pauses each new input partition in the group
+//! consumer and hands it to the [`Restorer`]; the partitions that stay keep
+//! flowing. The restorer reads changelog partition p, for input partition
+//! p, from its beginning up to the end offset captured when the restore
+//! starts, with a consumer of its own (manual assignment, no group,
+//! `isolation.level = read_committed`), and feeds every record to
+//! [`Engine::restore`] in log order, tombstones included. It reads at most
+//! [`BATCH_RECORDS`] records or [`BATCH_TIME`] per [`Restorer::step`], so
+//! the driver keeps polling the group consumer (and serving the partitions
+//! it already has) while state loads.
+//!
+//! When every partition being restored is complete, the restorer reads the
+//! partitions' committed offsets with their metadata, resumes their event
+//! time from the checkpoints there in one [`Engine::resume`] call, and
+//! resumes them in the group consumer, which reads on from the committed
+//! offsets. Partitions assigned while others restore join the same round,
+//! so partitions assigned together resume together.
+//!
+//! A record carries the input topic its customer came from in a header;
+//! with several input topics, restoring `(topic, p)` takes the records of
+//! changelog partition p written for that topic only. A customer held here
+//! for a partition that is not being restored is left alone: the changelog
+//! record is older than what is in memory. A record that cannot be decoded
+//! is skipped, logged and counted: the customer starts afresh.
+
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::clock::Stopwatch;
+use crate::config::Config;
+use crate::engine::{Checkpoint, Engine};
+use crate::http::Readiness;
+use crate::telemetry::Metrics;
+use crate::telemetry::events::{
+    ConsumeFailed, InternalEvent, RestoreCompleted, RestoreRecordSkipped,
+};
+
+use super::changelog::{INPUT_TOPIC_HEADER, decode_checkpoint};
+use super::partitions::PartitionMap;
+
+/// Records read per step, at most.
+pub const BATCH_RECORDS: usize = 2_000;
+
+/// Time spent reading per step, at most (checked between records).
+pub const BATCH_TIME: Duration = Duration::from_millis(20);
+
+/// How long a step waits for the first record when none is ready.
+const FIRST_RECORD_WAIT: Duration = Duration::from_millis(10);
+
+/// How long a look-up of end offsets or committed offsets may take before
+/// it is tried again at a later step.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One changelog partition being read.
+#[derive(Debug)]
+struct Job {
+    /// The changelog partition (= the input partitions' number).
+    partition: i32,
+    /// The engine partitions restored from it, with their input topics.
+    targets: Vec<(u32, String)>,
+    /// The offset to read up to, captured when reading starts; `None`
+    /// until it is known.
+    end: Option<i64>,
+    /// The next offset to read.
+    next: i64,
+    /// Records read.
+    records: u64,
+    /// Since the restore of this partition started.
+    started: Stopwatch,
+}
+
+/// Restores partitions from the changelog; see the module docs.
+pub struct Restorer {
+    /// The changelog consumer: manual assignment, no group, no commits.
+    consumer: BaseConsumer<RestoreContext>,
+    /// `runtime.changelog_topic`.
+    topic: String,
+    /// Changelog partitions being read.
+    jobs: Vec<Job>,
+    /// Input partitions of the current round: paused, resumed together.
+    round: Vec<u32>,
+    /// The changelog consumer's assignment must be set again.
+    reassign: bool,
+    metrics: std::sync::Arc<Metrics>,
+    readiness: Readiness,
+}
+
+impl Restorer {
+    /// A restorer reading `runtime.changelog_topic` with the connection
+    /// settings of the group consumer.
+    pub fn new(
+        config: &Config,
+        metrics: std::sync::Arc<Metrics>,
+        readiness: Readiness,
+    ) -> Result<Restorer, KafkaError> {
+        Ok(Restorer {
+            consumer: restore_consumer_config(config).create_with_context(RestoreContext)?,
+            topic: config.runtime.changelog_topic.clone(),
+            jobs: Vec::new(),
+            round: Vec::new(),
+            reassign: false,
+            metrics,
+            readiness,
+        })
+    }
+
+    /// Whether engine partition `index` is waiting for its state.
+    pub fn is_restoring(&self, index: u32) -> bool {
+        self.round.contains(&index)
+    }
+
+    /// Whether any partition is waiting for its state.
+    pub fn is_active(&self) -> bool {
+        !self.round.is_empty()
+    }
+
+    /// Starts restoring engine partition `index`, input `(topic,
+    /// partition)`, which the caller has paused.
+    pub fn start(&mut self, index: u32, topic: &str, partition: i32) {
+        if self.is_restoring(index) {
+            return;
+        }
+        self.round.push(index);
+        let target = (index, topic.to_owned());
+        match self.jobs.iter_mut().find(|j| j.partition == partition) {
+            Some(job) => {
+                // Read again from the start for the new target too; the
+                // other targets are paused and get the same records again.
+                job.targets.push(target);
+                job.end = None;
+                job.records = 0;
+            }
+            None => self.jobs.push(Job {
+                partition,
+                targets: vec![target],
+                end: None,
+                next: 0,
+                records: 0,
+                started: Stopwatch::start(),
+            }),
+        }
+        self.reassign = true;
+        self.publish_progress();
+    }
+
+    /// Engine partition `index` was revoked: stop restoring it. Returns
+    /// whether it was being restored.
+    pub fn cancel(&mut self, index: u32) -> bool {
+        if !self.is_restoring(index) {
+            return false;
+        }
+        self.round.retain(|&i| i != index);
+        for job in &mut self.jobs {
+            job.targets.retain(|(i, _)| *i != index);
+        }
+        self.jobs.retain(|j| !j.targets.is_empty());
+        self.reassign = true;
+        self.publish_progress();
+        true
+    }
+
+    /// Reads the next batch of changelog records into `engine`; when the
+    /// round is complete, resumes its partitions (in `engine` and in the
+    /// group `consumer`). Cheap when nothing is being restored.
+    pub fn step<C: ConsumerContext>(
+        &mut self,
+        engine: &mut Engine,
+        partitions: &PartitionMap,
+        consumer: &BaseConsumer<C>,
+    ) {
+        if self.round.is_empty() {
+            return;
+        }
+        self.find_ends(engine);
+        if self.reassign {
+            self.assign();
+        }
+        if !self.jobs.is_empty() {
+            self.read_batch(engine);
+        }
+        if self.jobs.is_empty() {
+            self.finish_round(engine, partitions, consumer);
+        }
+    }
+
+    /// Captures the end offset of every job that has none yet; jobs of an
+    /// empty changelog partition are complete at once.
+    fn find_ends(&mut self, engine: &Engine) {
+        let mut done = Vec::new();
+        for (i, job) in self.jobs.iter_mut().enumerate() {
+            if job.end.is_some() {
+                continue;
+            }
+            let watermarks =
+                self.consumer
+                    .fetch_watermarks(&self.topic, job.partition, LOOKUP_TIMEOUT);
+            match watermarks {
+                Ok((low, high)) => {
+                    job.end = Some(high);
+                    job.next = low;
+                    self.reassign = true;
+                    if high <= low {
+                        done.push(i);
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    topic = self.topic.as_str(),
+                    partition = job.partition,
+                    "Cannot read the changelog partition's end offset; trying again."
+                ),
+            }
+        }
+        for i in done.into_iter().rev() {
+            self.complete(i, engine);
+        }
+    }
+
+    /// Assigns the changelog consumer the partitions being read, each from
+    /// its next offset.
+    fn assign(&mut self) {
+        let mut list = TopicPartitionList::new();
+        for job in self.jobs.iter().filter(|j| j.end.is_some()) {
+            let offset = Offset::Offset(job.next);
+            if let Err(error) = list.add_partition_offset(&self.topic, job.partition, offset) {
+                tracing::warn!(%error, partition = job.partition, "Cannot list a changelog partition.");
+            }
+        }
+        match self.consumer.assign(&list) {
+            Ok(()) => self.reassign = false,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot assign the changelog consumer; trying again.")
+            }
+        }
+    }
+
+    /// Reads up to [`BATCH_RECORDS`] records or for [`BATCH_TIME`].
+    fn read_batch(&mut self, engine: &mut Engine) {
+        let clock = Stopwatch::start();
+        let mut read = 0;
+        let mut wait = FIRST_RECORD_WAIT;
+        while read < BATCH_RECORDS && clock.elapsed() < BATCH_TIME && !self.jobs.is_empty() {
+            let complete = match self.consumer.poll(wait) {
+                None => break,
+                Some(Ok(message)) => {
+                    read += 1;
+                    let ctx = (self.topic.as_str(), self.metrics.as_ref());
+                    apply(&mut self.jobs, &message, engine, ctx)
+                }
+                // The end of the partition, which may lie past the last
+                // record's offset (a transaction marker).
+                Some(Err(KafkaError::PartitionEOF(partition))) => self
+                    .jobs
+                    .iter()
+                    .position(|j| j.partition == partition && j.end.is_some()),
+                Some(Err(error)) => {
+                    ConsumeFailed { error: &error }.emit(&self.metrics);
+                    break;
+                }
+            };
+            if let Some(i) = complete {
+                self.complete(i, engine);
+            }
+            wait = Duration::ZERO;
+        }
+        self.readiness.add_restored_records(read as u64);
+    }
+
+    /// Job `i` has read everything: reports its partitions and drops it.
+    fn complete(&mut self, i: usize, engine: &Engine) {
+        let job = self.jobs.swap_remove(i);
+        for (index, topic) in &job.targets {
+            let tag = u16::try_from(*index).unwrap_or(u16::MAX);
+            let customers = engine.customers().filter(|c| c.partition == tag).count();
+            RestoreCompleted {
+                topic,
+                partition: job.partition,
+                records: job.records,
+                customers: customers as u64,
+                elapsed: job.started.elapsed(),
+            }
+            .emit(&self.metrics);
+        }
+        self.reassign = true;
+    }
+
+    /// Every job is complete: resume the round's partitions from their
+    /// committed checkpoints, and let the group consumer read them.
+    fn finish_round<C: ConsumerContext>(
+        &mut self,
+        engine: &mut Engine,
+        partitions: &PartitionMap,
+        consumer: &BaseConsumer<C>,
+    ) {
+        let mut list = TopicPartitionList::new();
+        for &index in &self.round {
+            if let Some((topic, partition)) = partitions.name(index) {
+                list.add_partition(topic, partition);
+            }
+        }
+        engine.resume(committed_checkpoints(consumer, &list, partitions));
+        if let Err(error) = consumer.resume(&list) {
+            tracing::error!(%error, "Cannot resume restored partitions.");
+        }
+        self.round.clear();
+        if self.reassign {
+            self.assign();
+        }
+        self.publish_progress();
+    }
+
+    fn publish_progress(&self) {
+        self.readiness
+            .set_restoring_partitions(self.round.len() as u64);
+    }
+}
+
+/// Restores one changelog record into the job reading its partition, if
+/// one still needs it; returns the job's index when that job is complete.
+fn apply(
+    jobs: &mut [Job],
+    message: &BorrowedMessage<'_>,
+    engine: &mut Engine,
+    (topic, metrics): (&str, &Metrics),
+) -> Option<usize> {
+    let (partition, offset) = (message.partition(), message.offset());
+    let i = jobs
+        .iter()
+        .position(|j| j.partition == partition && j.end.is_some() && offset >= j.next)?;
+    let job = &mut jobs[i];
+    job.next = offset + 1;
+    job.records += 1;
+    if let Some(index) = target_of(job, message) {
+        restore_record(engine, index, job, message, topic, metrics);
+    }
+    job.end.is_some_and(|end| job.next >= end).then_some(i)
+}
+
+/// The engine partition a record is for: its header's input topic among
+/// the job's targets, or the first target for a record without one.
+fn target_of(job: &Job, message: &BorrowedMessage<'_>) -> Option<u32> {
+    let header = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == INPUT_TOPIC_HEADER)
+            .and_then(|h| h.value)
+    });
+    match header {
+        None => job.targets.first().map(|(index, _)| *index),
+        Some(topic) => job
+            .targets
+            .iter()
+            .find(|(_, t)| t.as_bytes() == topic)
+            .map(|(index, _)| *index),
+    }
+}
+
+/// Restores one record into engine partition `index`, unless its customer
+/// is held for a partition not being restored; a bad record is skipped.
+fn restore_record(
+    engine: &mut Engine,
+    index: u32,
+    job: &Job,
+    message: &BorrowedMessage<'_>,
+    topic: &str,
+    metrics: &Metrics,
+) {
+    let skipped = |reason: &'static str, error: &dyn std::error::Error| {
+        RestoreRecordSkipped {
+            reason,
+            error,
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+        .emit(metrics);
+    };
+    let key = match std::str::from_utf8(message.key().unwrap_or_default()) {
+        Ok(key) if !key.is_empty() => key,
+        Ok(_) => return skipped("invalid_key", &EmptyKey),
+        Err(error) => return skipped("invalid_key", &error),
+    };
+    if let Some(held) = engine.customer(key) {
+        let held_by = u32::from(held.partition);
+        if !job.targets.iter().any(|(i, _)| *i == held_by) {
+            return;
+        }
+    }
+    if let Err(error) = engine.restore(index, key, message.payload()) {
+        skipped(error.reason(), &error);
+    }
+}
+
+/// A changelog record without a customer id as its key.
+#[derive(Debug, thiserror::Error)]
+#[error("the record has no key")]
+struct EmptyKey;
+
+/// The checkpoints in the committed offsets' metadata of `list`, by engine
+/// partition. Partitions without one (never committed, or committed by an
+/// older journeyd) resume from nothing.
+fn committed_checkpoints<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    list: &TopicPartitionList,
+    partitions: &PartitionMap,
+) -> Vec<(u32, Checkpoint)> {
+    let committed = match consumer.committed_offsets(list.clone(), LOOKUP_TIMEOUT) {
+        Ok(committed) => committed,
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "Cannot read the committed offsets' checkpoints; restored partitions' event \
+                 time starts from what they read next."
+            );
+            return Vec::new();
+        }
+    };
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let index = partitions.find(e.topic(), e.partition())?;
+            Some((index, decode_checkpoint(e.metadata())?))
+        })
+        .collect()
+}
+
+/// The changelog consumer's context: reaching the end of a partition is
+/// what it is for, not an error to log.
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::debug!(reason, "The changelog consumer reached a partition's end.");
+            }
+            error => tracing::warn!(%error, reason, "Changelog consumer error."),
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
+/// The changelog consumer: the group consumer's connection and security
+/// properties, manual assignment, committed records only, never commits.
+fn restore_consumer_config(config: &Config) -> ClientConfig {
+    let kafka = &config.kafka;
+    let mut client = ClientConfig::new();
+    for (name, value) in kafka.client_properties(&kafka.consumer_properties) {
+        client.set(name, value);
+    }
+    client
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", format!("{}-restore", kafka.client_id))
+        .set("group.id", format!("{}-restore", kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    client
+}
