@@ -4,10 +4,19 @@
 //! On assignment the pipeline pauses each new input partition in the group
 //! consumer and hands it to the [`Restorer`]; the partitions that stay keep
 //! flowing. The restorer reads changelog partition p, for input partition
-//! p, from its beginning up to the end offset captured when the restore
-//! starts, with a consumer of its own (manual assignment, no group,
+//! p, from its beginning until the consumer reports the partition's end,
+//! with a consumer of its own (manual assignment, no group,
 //! `isolation.level = read_committed`), and feeds every record to
-//! [`Engine::restore`] in log order, tombstones included. It reads at most
+//! [`Engine::restore`] in log order, tombstones included. The end reported
+//! is the high watermark of the fetch that reached it, which is at or past
+//! the high watermark when the partition was assigned: everything the
+//! previous owner wrote before it let the partition go (its final drain
+//! included) is read. It may lie past the last record (compaction removes
+//! old tombstones, even the newest record's), which an end offset
+//! compared with the last record read would wait for in vain. A partition
+//! being read is never repositioned: each is assigned for one pass and
+//! unassigned after it, since a consumer moved within a partition may be
+//! handed records fetched for the old position. It reads at most
 //! [`BATCH_RECORDS`] records or [`BATCH_TIME`] per [`Restorer::step`], so
 //! the driver keeps polling the group consumer (and serving the partitions
 //! it already has) while state loads.
@@ -55,26 +64,42 @@ pub const BATCH_TIME: Duration = Duration::from_millis(20);
 /// How long a step waits for the first record when none is ready.
 const FIRST_RECORD_WAIT: Duration = Duration::from_millis(10);
 
-/// How long a look-up of end offsets or committed offsets may take before
-/// it is tried again at a later step.
+/// How long the look-up of committed offsets may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One changelog partition being read.
+/// One changelog partition being read: one pass from its beginning to
+/// its end.
 #[derive(Debug)]
 struct Job {
     /// The changelog partition (= the input partitions' number).
     partition: i32,
-    /// The engine partitions restored from it, with their input topics.
+    /// The engine partitions this pass restores, with their input topics.
     targets: Vec<(u32, String)>,
-    /// The offset to read up to, captured when reading starts; `None`
-    /// until it is known.
-    end: Option<i64>,
+    /// Engine partitions assigned during this pass: the next pass is
+    /// theirs.
+    later: Vec<(u32, String)>,
+    /// Whether the pass has started: the partition is assigned.
+    reading: bool,
     /// The next offset to read.
     next: i64,
-    /// Records read.
+    /// Records read in this pass.
     records: u64,
-    /// Since the restore of this partition started.
+    /// Since this pass was asked for.
     started: Stopwatch,
+}
+
+impl Job {
+    fn new(partition: i32, targets: Vec<(u32, String)>) -> Job {
+        Job {
+            partition,
+            targets,
+            later: Vec::new(),
+            reading: false,
+            next: 0,
+            records: 0,
+            started: Stopwatch::start(),
+        }
+    }
 }
 
 /// Restores partitions from the changelog; see the module docs.
@@ -87,8 +112,6 @@ pub struct Restorer {
     jobs: Vec<Job>,
     /// Input partitions of the current round: paused, resumed together.
     round: Vec<u32>,
-    /// The changelog consumer's assignment must be set again.
-    reassign: bool,
     metrics: std::sync::Arc<Metrics>,
     readiness: Readiness,
 }
@@ -106,7 +129,6 @@ impl Restorer {
             topic: config.runtime.changelog_topic.clone(),
             jobs: Vec::new(),
             round: Vec::new(),
-            reassign: false,
             metrics,
             readiness,
         })
@@ -123,7 +145,10 @@ impl Restorer {
     }
 
     /// Starts restoring engine partition `index`, input `(topic,
-    /// partition)`, which the caller has paused.
+    /// partition)`, which the caller has paused. When changelog partition
+    /// `partition` is already being read for another input topic, it is
+    /// read once more for this one afterwards: a partition being read is
+    /// never repositioned.
     pub fn start(&mut self, index: u32, topic: &str, partition: i32) {
         if self.is_restoring(index) {
             return;
@@ -131,23 +156,10 @@ impl Restorer {
         self.round.push(index);
         let target = (index, topic.to_owned());
         match self.jobs.iter_mut().find(|j| j.partition == partition) {
-            Some(job) => {
-                // Read again from the start for the new target too; the
-                // other targets are paused and get the same records again.
-                job.targets.push(target);
-                job.end = None;
-                job.records = 0;
-            }
-            None => self.jobs.push(Job {
-                partition,
-                targets: vec![target],
-                end: None,
-                next: 0,
-                records: 0,
-                started: Stopwatch::start(),
-            }),
+            Some(job) if !job.reading => job.targets.push(target),
+            Some(job) => job.later.push(target),
+            None => self.jobs.push(Job::new(partition, vec![target])),
         }
-        self.reassign = true;
         self.publish_progress();
     }
 
@@ -160,9 +172,16 @@ impl Restorer {
         self.round.retain(|&i| i != index);
         for job in &mut self.jobs {
             job.targets.retain(|(i, _)| *i != index);
+            job.later.retain(|(i, _)| *i != index);
         }
-        self.jobs.retain(|j| !j.targets.is_empty());
-        self.reassign = true;
+        let mut i = 0;
+        while i < self.jobs.len() {
+            if self.jobs[i].targets.is_empty() {
+                self.end_pass(i);
+            } else {
+                i += 1;
+            }
+        }
         self.publish_progress();
         true
     }
@@ -179,11 +198,8 @@ impl Restorer {
         if self.round.is_empty() {
             return;
         }
-        self.find_ends(engine);
-        if self.reassign {
-            self.assign();
-        }
-        if !self.jobs.is_empty() {
+        self.start_passes();
+        if self.jobs.iter().any(|j| j.reading) {
             self.read_batch(engine);
         }
         if self.jobs.is_empty() {
@@ -191,53 +207,24 @@ impl Restorer {
         }
     }
 
-    /// Captures the end offset of every job that has none yet; jobs of an
-    /// empty changelog partition are complete at once.
-    fn find_ends(&mut self, engine: &Engine) {
-        let mut done = Vec::new();
-        for (i, job) in self.jobs.iter_mut().enumerate() {
-            if job.end.is_some() {
-                continue;
-            }
-            let watermarks =
-                self.consumer
-                    .fetch_watermarks(&self.topic, job.partition, LOOKUP_TIMEOUT);
-            match watermarks {
-                Ok((low, high)) => {
-                    job.end = Some(high);
-                    job.next = low;
-                    self.reassign = true;
-                    if high <= low {
-                        done.push(i);
-                    }
+    /// Starts the pass of every job that has not started: assigns its
+    /// partition from the beginning. One that cannot be assigned is tried
+    /// again at the next step.
+    fn start_passes(&mut self) {
+        for job in self.jobs.iter_mut().filter(|j| !j.reading) {
+            let mut list = TopicPartitionList::new();
+            let added = list.add_partition_offset(&self.topic, job.partition, Offset::Beginning);
+            match added.and_then(|()| self.consumer.incremental_assign(&list)) {
+                Ok(()) => {
+                    job.reading = true;
+                    job.next = 0;
+                    job.records = 0;
                 }
                 Err(error) => tracing::warn!(
                     %error,
-                    topic = self.topic.as_str(),
                     partition = job.partition,
-                    "Cannot read the changelog partition's end offset; trying again."
+                    "Cannot assign a changelog partition; trying again."
                 ),
-            }
-        }
-        for i in done.into_iter().rev() {
-            self.complete(i, engine);
-        }
-    }
-
-    /// Assigns the changelog consumer the partitions being read, each from
-    /// its next offset.
-    fn assign(&mut self) {
-        let mut list = TopicPartitionList::new();
-        for job in self.jobs.iter().filter(|j| j.end.is_some()) {
-            let offset = Offset::Offset(job.next);
-            if let Err(error) = list.add_partition_offset(&self.topic, job.partition, offset) {
-                tracing::warn!(%error, partition = job.partition, "Cannot list a changelog partition.");
-            }
-        }
-        match self.consumer.assign(&list) {
-            Ok(()) => self.reassign = false,
-            Err(error) => {
-                tracing::warn!(%error, "Cannot assign the changelog consumer; trying again.")
             }
         }
     }
@@ -253,14 +240,14 @@ impl Restorer {
                 Some(Ok(message)) => {
                     read += 1;
                     let ctx = (self.topic.as_str(), self.metrics.as_ref());
-                    apply(&mut self.jobs, &message, engine, ctx)
+                    apply(&mut self.jobs, &message, engine, ctx);
+                    None
                 }
-                // The end of the partition, which may lie past the last
-                // record's offset (a transaction marker).
+                // The end: see the module docs.
                 Some(Err(KafkaError::PartitionEOF(partition))) => self
                     .jobs
                     .iter()
-                    .position(|j| j.partition == partition && j.end.is_some()),
+                    .position(|j| j.partition == partition && j.reading),
                 Some(Err(error)) => {
                     ConsumeFailed { error: &error }.emit(&self.metrics);
                     break;
@@ -274,9 +261,10 @@ impl Restorer {
         self.readiness.add_restored_records(read as u64);
     }
 
-    /// Job `i` has read everything: reports its partitions and drops it.
+    /// Job `i`'s pass has read everything: reports its partitions, then
+    /// ends the pass.
     fn complete(&mut self, i: usize, engine: &Engine) {
-        let job = self.jobs.swap_remove(i);
+        let job = &self.jobs[i];
         for (index, topic) in &job.targets {
             let tag = u16::try_from(*index).unwrap_or(u16::MAX);
             let customers = engine.customers().filter(|c| c.partition == tag).count();
@@ -289,7 +277,26 @@ impl Restorer {
             }
             .emit(&self.metrics);
         }
-        self.reassign = true;
+        self.end_pass(i);
+    }
+
+    /// Ends job `i`'s pass: its partition is unassigned, and the job is
+    /// dropped unless partitions wait for a pass of their own.
+    fn end_pass(&mut self, i: usize) {
+        let job = &mut self.jobs[i];
+        if job.reading {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&self.topic, job.partition);
+            if let Err(error) = self.consumer.incremental_unassign(&list) {
+                tracing::warn!(%error, partition = job.partition, "Cannot unassign a changelog partition.");
+            }
+        }
+        if job.later.is_empty() {
+            self.jobs.swap_remove(i);
+        } else {
+            let later = std::mem::take(&mut job.later);
+            *job = Job::new(job.partition, later);
+        }
     }
 
     /// Every job is complete: resume the round's partitions from their
@@ -306,14 +313,17 @@ impl Restorer {
                 list.add_partition(topic, partition);
             }
         }
-        engine.resume(committed_checkpoints(consumer, &list, partitions));
+        let checkpoints = committed_checkpoints(consumer, &list, partitions);
+        tracing::debug!(
+            partitions = list.count(),
+            checkpoints = checkpoints.len(),
+            "Restored partitions resume."
+        );
+        engine.resume(checkpoints);
         if let Err(error) = consumer.resume(&list) {
             tracing::error!(%error, "Cannot resume restored partitions.");
         }
         self.round.clear();
-        if self.reassign {
-            self.assign();
-        }
         self.publish_progress();
     }
 
@@ -324,24 +334,25 @@ impl Restorer {
 }
 
 /// Restores one changelog record into the job reading its partition, if
-/// one still needs it; returns the job's index when that job is complete.
+/// one still needs it.
 fn apply(
     jobs: &mut [Job],
     message: &BorrowedMessage<'_>,
     engine: &mut Engine,
     (topic, metrics): (&str, &Metrics),
-) -> Option<usize> {
+) {
     let (partition, offset) = (message.partition(), message.offset());
-    let i = jobs
-        .iter()
-        .position(|j| j.partition == partition && j.end.is_some() && offset >= j.next)?;
-    let job = &mut jobs[i];
+    let found = jobs
+        .iter_mut()
+        .find(|j| j.partition == partition && j.reading && offset >= j.next);
+    let Some(job) = found else {
+        return;
+    };
     job.next = offset + 1;
     job.records += 1;
     if let Some(index) = target_of(job, message) {
         restore_record(engine, index, job, message, topic, metrics);
     }
-    job.end.is_some_and(|end| job.next >= end).then_some(i)
 }
 
 /// The engine partition a record is for: its header's input topic among
