@@ -109,6 +109,12 @@ class Topics:
     def all_outputs(self) -> dict[str, int]:
         return {self.output(kind): 1 for kind in OUTPUTS}
 
+    @property
+    def changelog(self) -> str:
+        """The state changelog: journeyd creates it, co-partitioned with
+        the inputs, unless the test does."""
+        return f"{self.prefix}.state-changelog"
+
 
 def write_config(path: Path, bootstrap: str, group: str, topics: Topics, *,
                  schemas_dir: Path | None = None, output_format: str = "json",
@@ -153,6 +159,7 @@ listen = "127.0.0.1:{port}"
 [runtime]
 commit_interval = "{commit_interval}"
 shutdown_timeout = "20s"
+changelog_topic = "{topics.changelog}"
 {extra}
 """)
     return port
@@ -222,10 +229,18 @@ class Journeyd:
         self.log.close()
 
 
-def produce(bootstrap: str, topic: str, records, partition: int | None = None):
-    """Produces (key, value) pairs in order and waits for every delivery."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "enable.idempotence": False})
+def produce(bootstrap: str, topic: str, records, partition: int | None = None,
+            one_per_batch: bool = False):
+    """Produces (key, value) pairs in order and waits for every delivery.
+
+    `one_per_batch` writes each record as a record batch of its own, for
+    input that is read again from a committed offset: tansu 0.6 answers a
+    fetch that starts inside a batch with the next batch, and the records
+    in between would be skipped."""
+    settings = {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": False}
+    if one_per_batch:
+        settings.update({"linger.ms": 5, "batch.num.messages": 1})
+    producer = Producer(settings)
     failures = []
 
     def report(err, _msg):
