@@ -26,8 +26,8 @@ use rdkafka::producer::{BaseRecord, Producer};
 use serde_json::Value;
 
 use common::service::{
-    CHANGELOG, INPUT, Journeyd, Record, committed, mock_cluster, producer, read_all, touchpoint,
-    wait_for,
+    CHANGELOG, INPUT, Journeyd, Record, committed, committed_with_metadata, mock_cluster, producer,
+    read_all, touchpoint, wait_for,
 };
 use common::{BASE, DAY, Ev, HOUR, event_config};
 
@@ -246,6 +246,13 @@ fn a_restart_after_kill_9_restores_every_customer_and_continues_their_journeys()
     let mut before = Journeyd::start(dir.path(), &brokers, SETTINGS);
     before.wait_assigned(3, Duration::from_secs(30));
     wait_settled(&mut before, &brokers, first.len());
+    // Each commit carries where its partition's event time stood.
+    for (offset, metadata) in committed_with_metadata(&brokers, GROUP, INPUT, PARTITIONS) {
+        assert!(
+            offset > 0 && metadata.starts_with("journeyd/1 "),
+            "{offset} {metadata:?}"
+        );
+    }
     let held = views(&before, &customers);
     assert!(held.values().filter(|v| v.is_some()).count() > 30);
     before.kill();

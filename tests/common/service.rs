@@ -304,6 +304,20 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
 
 /// The group's committed offset per partition of `topic` (`-1`: none).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    committed_with_metadata(brokers, group, topic, partitions)
+        .into_iter()
+        .map(|(offset, _)| offset)
+        .collect()
+}
+
+/// The group's committed offset (`-1`: none) and commit metadata per
+/// partition of `topic`.
+pub fn committed_with_metadata(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -319,9 +333,12 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ve
     committed
         .elements()
         .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => -1,
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (offset, e.metadata().to_owned())
         })
         .collect()
 }
