@@ -161,12 +161,12 @@ shutdown_timeout = "20s"
 class Journeyd:
     """`journeyd run` in a child process, stopped (or killed) at the end."""
 
-    def __init__(self, config: Path, port: int, log: Path):
+    def __init__(self, config: Path, port: int, log: Path, binary: Path = JOURNEYD):
         self.port = port
         self.log_path = log
         self.log = open(log, "wb")
         self.process = subprocess.Popen(
-            [str(JOURNEYD), "run", "--config", str(config)],
+            [str(binary), "run", "--config", str(config)],
             stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
         )
@@ -190,8 +190,11 @@ class Journeyd:
         return self.alive() and self.get("/readyz")[0] == 200
 
     def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics, keyed by name with labels."""
+        """Every sample of /metrics, keyed by name with labels; none while
+        the HTTP server is not up yet."""
         status, text = self.get("/metrics")
+        if status == 0:
+            return {}
         assert status == 200, status
         samples = {}
         for line in text.splitlines():
