@@ -104,7 +104,9 @@ pub(super) struct JourneyMetrics {
     pub customers: IntGaugeVec,
     /// `journeyd_customers_churn_band{band}`, indexed like [`Band::ALL`].
     pub bands: Vec<IntGauge>,
-    pub band_changes: IntCounter,
+    /// `journeyd_churn_band_changes_total{band}`, by the band entered,
+    /// indexed like [`Band::ALL`].
+    pub band_changes: Vec<IntCounter>,
     pub evicted: IntCounter,
 }
 
@@ -113,6 +115,11 @@ impl JourneyMetrics {
         let bands = r.gauge_vec(
             "journeyd_customers_churn_band",
             "Customers held in each churn-risk band.",
+            &["band"],
+        )?;
+        let band_changes = r.counter_vec(
+            "journeyd_churn_band_changes_total",
+            "Churn-risk band changes emitted, by the band entered.",
             &["band"],
         )?;
         Ok(JourneyMetrics {
@@ -130,10 +137,10 @@ impl JourneyMetrics {
                 .iter()
                 .map(|b| bands.with_label_values(&[b.as_str()]))
                 .collect(),
-            band_changes: r.counter(
-                "journeyd_churn_band_changes_total",
-                "Churn-risk band changes emitted.",
-            )?,
+            band_changes: Band::ALL
+                .iter()
+                .map(|b| band_changes.with_label_values(&[b.as_str()]))
+                .collect(),
             evicted: r.counter(
                 "journeyd_customers_evicted_total",
                 "Customers evicted from memory after state_ttl.",
