@@ -491,6 +491,7 @@ funnel = "analytics.funnel"
 [schema_registry]
 schemas_dir = "/etc/journeyd/schemas"
 timeout = "2s"
+audit_schema_id = 104
 
 [schema_registry.output_schema_ids]
 stage_changes = 101
@@ -563,6 +564,7 @@ fn the_service_sections_parse() {
             funnel: 103,
         })
     );
+    assert_eq!(registry.audit_schema_id, Some(104));
     assert_eq!(registry.timeout, Duration::from_secs(2));
     assert_eq!(config.http.listen.to_string(), "[::]:9000");
     assert_eq!(config.http.auth_token, None);
