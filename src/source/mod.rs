@@ -1,3 +1,4 @@
-//! Where touchpoints come from.
+//! Where touchpoints and erasure requests come from.
 
+pub mod erasure;
 pub mod kafka;
