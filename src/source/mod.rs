@@ -2,3 +2,6 @@
 
 pub mod erasure;
 pub mod kafka;
+
+#[cfg(test)]
+mod security_tests;
