@@ -115,6 +115,7 @@ fn the_reference_documents_every_key_of_the_example() {
         "`url`",
         "`schemas_dir`",
         "schema_registry.output_schema_ids",
+        "`audit_schema_id`",
         "`auth_token`",
     ] {
         keys.insert(key.to_owned());
