@@ -117,7 +117,7 @@ def main():
             topics = Topics(prefix="bench")
             topic = "bench.touchpoints"
             topics.inputs = {topic: "json"}
-            broker.create_topics({topic: args.partitions, **topics.all_outputs()})
+            broker.create_topics({topic: args.partitions, **topics.all_outputs(args.partitions)})
             records = preload(journeyd, broker, topic, args.events, args.partitions)
             bare, ours, latencies = [], [], []
             for n in range(args.rounds):

@@ -106,8 +106,11 @@ class Topics:
     def output(self, kind: str) -> str:
         return f"{self.prefix}.{kind.replace('_', '-')}"
 
-    def all_outputs(self) -> dict[str, int]:
-        return {self.output(kind): 1 for kind in OUTPUTS}
+    def all_outputs(self, input_partitions: int = 1) -> dict[str, int]:
+        """Every output topic, one partition each, but the erasure topic:
+        it is co-partitioned with the (first) input topic."""
+        return {self.output(kind): input_partitions if kind == "erasure" else 1
+                for kind in OUTPUTS}
 
 
 def write_config(path: Path, bootstrap: str, group: str, topics: Topics, *,

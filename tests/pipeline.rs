@@ -89,6 +89,10 @@ impl Journeyd {
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
+    // Co-partitioned with the input, as erasure requests must be.
+    cluster
+        .create_topic("journey.erasure", PARTITIONS, 1)
+        .unwrap();
     for topic in [
         "journey.stage-changes",
         "journey.churn-risk",

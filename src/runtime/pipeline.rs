@@ -21,6 +21,14 @@
 //! committable once every output sent before the checkpoint is acknowledged.
 //! A crash therefore re-reads from a committed offset whose effects were all
 //! delivered, and re-derives anything after it.
+//!
+//! # Topics
+//!
+//! Records are routed by topic ([`Route`]): touchpoints of an input topic
+//! are decoded with its encoding; erasure requests (the erasure topic, read
+//! by [`crate::source::erasure`]) erase the customer and publish the audit
+//! record ([`erasure`]). Erasure partitions are committed like input
+//! partitions, behind their audit records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +42,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use crate::clock::Stopwatch;
 use crate::codec::dlq::DeadLetter;
 use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
-use crate::codec::{Encoding, Validator};
+use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
 use crate::engine::Engine;
 use crate::model::{EventTime, Output};
@@ -46,6 +54,8 @@ use crate::telemetry::{ConsumedCounters, Metrics};
 
 use super::partitions::PartitionMap;
 
+mod erasure;
+
 /// Topic names of the outputs.
 #[derive(Clone, Debug)]
 struct OutputTopics {
@@ -53,6 +63,20 @@ struct OutputTopics {
     churn_risk: String,
     funnel: String,
     dlq: String,
+    audit: String,
+    /// Read, and written by the HTTP endpoint's erasure requests.
+    erasure: String,
+    /// The input topic whose partitions the erasure partitions follow.
+    primary: String,
+}
+
+/// What the records of a consumed topic are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Touchpoints in this encoding.
+    Touchpoints(InputEncoding),
+    /// Erasure requests ([`crate::codec::erasure`]).
+    Erasure,
 }
 
 /// The processing core; see the module docs.
@@ -64,7 +88,7 @@ pub struct Pipeline {
     encoder: OutputEncoder,
     validator: Validator,
     schemas: SchemaSource,
-    inputs: HashMap<String, InputEncoding>,
+    routes: HashMap<String, Route>,
     topics: OutputTopics,
     partitions: PartitionMap,
     metrics: Arc<Metrics>,
@@ -76,6 +100,8 @@ pub struct Pipeline {
     committable: Vec<(u32, i64)>,
     /// Dead letters keep at most this many bytes of the original record.
     max_message_bytes: usize,
+    /// HTTP erasure requests waiting for Kafka's acknowledgement.
+    waiters: erasure::Waiters,
 }
 
 /// What the pipeline is built from.
@@ -101,16 +127,24 @@ impl Pipeline {
             encoder: parts.encoder,
             validator: Validator::new(config.time.max_future_skew, config.limits.max_message_bytes),
             schemas: parts.schemas,
-            inputs: config
+            routes: config
                 .inputs
                 .iter()
-                .map(|i| (i.topic.clone(), i.encoding))
+                .map(|i| (i.topic.clone(), Route::Touchpoints(i.encoding)))
+                .chain([(outputs.erasure.clone(), Route::Erasure)])
                 .collect(),
             topics: OutputTopics {
                 stage_changes: outputs.stage_changes.clone(),
                 churn_risk: outputs.churn_risk.clone(),
                 funnel: outputs.funnel.clone(),
                 dlq: outputs.dlq.clone(),
+                audit: outputs.audit.clone(),
+                erasure: outputs.erasure.clone(),
+                primary: config
+                    .inputs
+                    .first()
+                    .map(|i| i.topic.clone())
+                    .unwrap_or_default(),
             },
             partitions: PartitionMap::default(),
             metrics: parts.metrics,
@@ -120,6 +154,7 @@ impl Pipeline {
             value: Vec::new(),
             committable: Vec::new(),
             max_message_bytes: config.limits.max_message_bytes,
+            waiters: erasure::Waiters::default(),
         }
     }
 
@@ -133,21 +168,39 @@ impl Pipeline {
         self.tracker.in_flight()
     }
 
-    /// Processes one consumed record. A Confluent-framed record whose
-    /// schema id is new waits for its registry look-up
-    /// ([`SchemaSource::resolve`]).
+    /// Processes one consumed record: a touchpoint, or an erasure request.
+    /// A Confluent-framed record whose schema id is new waits for its
+    /// registry look-up ([`SchemaSource::resolve`]).
     pub fn handle(&mut self, message: &BorrowedMessage<'_>, polled: Stopwatch, wall: EventTime) {
         let index = self.partitions.index(message.topic(), message.partition());
         self.partitions.consumed(index, message.offset());
+        // Only subscribed topics arrive; JSON is the default encoding.
+        let route = self.routes.get(message.topic()).copied();
+        match route.unwrap_or(Route::Touchpoints(InputEncoding::Json)) {
+            Route::Touchpoints(encoding) => {
+                self.handle_touchpoint(message, index, encoding, polled, wall);
+            }
+            Route::Erasure => self.handle_erasure(message, polled, wall),
+        }
+    }
+
+    fn handle_touchpoint(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        index: u32,
+        encoding: InputEncoding,
+        polled: Stopwatch,
+        wall: EventTime,
+    ) {
         let payload = message.payload().unwrap_or_default();
-        let encoding = match self.inputs.get(message.topic()) {
-            Some(InputEncoding::Avro) => Ok(Encoding::Avro),
-            Some(InputEncoding::Confluent) => self
+        let encoding = match encoding {
+            InputEncoding::Avro => Ok(Encoding::Avro),
+            InputEncoding::Confluent => self
                 .validator
                 .check_size(payload.len())
                 .and_then(|()| self.schemas.resolve(payload, wall))
                 .map(Encoding::Confluent),
-            _ => Ok(Encoding::Json),
+            InputEncoding::Json => Ok(Encoding::Json),
         };
         match encoding.and_then(|encoding| self.validator.decode(encoding, payload, wall)) {
             Ok(tp) => {
@@ -159,27 +212,30 @@ impl Pipeline {
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
             }
-            Err(invalid) => {
-                InvalidRecord {
-                    reason: invalid.reason,
-                    detail: &invalid.detail,
-                    topic: message.topic(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                }
-                .emit(&self.metrics);
-                let letter = DeadLetter {
-                    original: payload,
-                    key: message.key(),
-                    source_topic: message.topic(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    reason: invalid.reason,
-                    detail: &invalid.detail,
-                };
-                self.send_dead_letter(&letter, polled);
-            }
+            Err(invalid) => self.reject(message, &invalid, polled),
         }
+    }
+
+    /// Counts a rejected record and sends it to the dead-letter topic.
+    fn reject(&mut self, message: &BorrowedMessage<'_>, invalid: &Invalid, polled: Stopwatch) {
+        InvalidRecord {
+            reason: invalid.reason,
+            detail: &invalid.detail,
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+        .emit(&self.metrics);
+        let letter = DeadLetter {
+            original: message.payload().unwrap_or_default(),
+            key: message.key(),
+            source_topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            reason: invalid.reason,
+            detail: &invalid.detail,
+        };
+        self.send_dead_letter(&letter, polled);
     }
 
     /// Wall-clock progress with no record: idle partitions stop holding the
@@ -235,6 +291,7 @@ impl Pipeline {
         crate::telemetry::events::OutputDeliveryFailed { topic, error }.emit(&self.metrics);
         tracing::error!(%error, topic, "The producer refused a record; it is not delivered.");
         self.tracker.acked(id);
+        self.waiters.refused(id);
     }
 
     /// Sends a dead letter: the original bytes (cut to
@@ -278,9 +335,12 @@ impl Pipeline {
             match delivery {
                 Delivery::Acked(id) => {
                     self.tracker.acked(id);
+                    self.waiters.acked(id);
                 }
                 Delivery::Failed { mut meta, record } => {
-                    meta.id = self.tracker.resend(meta.id);
+                    let failed = meta.id;
+                    meta.id = self.tracker.resend(failed);
+                    self.waiters.resent(failed, meta.id);
                     let key = record.key.as_deref();
                     if let Err(error) =
                         self.sink
@@ -332,7 +392,8 @@ impl Pipeline {
     }
 
     /// Partitions are being revoked: deliver everything in flight, commit
-    /// their final positions synchronously, then drop their state.
+    /// their final positions (and those of the erasure partitions that
+    /// follow them) synchronously, then drop their state.
     pub fn revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -343,6 +404,7 @@ impl Pipeline {
             tracing::warn!(%error, "Flushing outputs before a revocation timed out.");
         }
         self.commit(consumer, CommitMode::Sync);
+        self.forget_followers(list);
         for element in list.elements() {
             let index = self.partitions.index(element.topic(), element.partition());
             let dropped = self.engine.revoke(index);
