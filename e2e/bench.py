@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from harness import (
-    ROOT, Broker, Journeyd, Topics, committed, end_offsets, produce, wait_for, write_config,
+    ROOT, Broker, Journeyd, Topics, committed, produce, wait_for, write_config,
 )
 
 BARE = ROOT / "target" / "release" / "examples" / "bare_consumer"
@@ -36,19 +36,21 @@ DAY_MS = 86_400_000
 
 
 def preload(journeyd: Path, broker: Broker, topic: str, events: int, partitions: int) -> int:
-    customers = max(events // 12, 1)
+    customers = max(events // 9, 1)  # about 11 records each: enough to reach the limit
     started = time.monotonic()
     subprocess.run([str(journeyd), "generate", "--brokers", broker.bootstrap, "--topic", topic,
                     "--rate", "0", "--timestamps", "generated", "--invalid-ratio", "0",
                     "--customers", str(customers), "--limit", str(events),
                     "-X", "linger.ms=50", "-X", "batch.size=1000000"],
                    check=True, stderr=subprocess.DEVNULL)
-    produced = end_offsets(broker.bootstrap, topic)
+    # `generate` exits non-zero unless every record was acknowledged.
+    produced = events
     print(f"preloaded {produced:,} records in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    # One record per partition far after the rest: it moves each partition's
-    # watermark past the preloaded events, so their offsets can be committed.
+    # One record per partition after the rest (the generated span ends by
+    # 2026-05-01; this is 2026-07-01): it moves each partition's watermark
+    # past the preloaded events, so their offsets can be committed.
     for p in range(partitions):
-        record = {"event_id": f"end-{p}", "customer_id": f"end-{p}", "occurred_at": 1_893_456_000_000,
+        record = {"event_id": f"end-{p}", "customer_id": f"end-{p}", "occurred_at": 1_782_864_000_000,
                   "channel": "web", "action": "page_view"}
         produce(broker.bootstrap, topic, [(record["customer_id"].encode(), json.dumps(record).encode())],
                 partition=p)
@@ -83,11 +85,11 @@ def latency_buckets(instance: Journeyd) -> list[tuple[float, float]]:
     return sorted(buckets)
 
 
-def journeyd_round(broker, topics, topic, records, partitions, workdir: Path, n: int):
+def journeyd_round(journeyd: Path, broker, topics, topic, records, workdir: Path, n: int):
     group = f"bench-{n}"
     config = workdir / f"journeyd-{n}.toml"
     port = write_config(config, broker.bootstrap, group, topics, commit_interval="100ms")
-    instance = Journeyd(config, port, workdir / f"journeyd-{n}.log")
+    instance = Journeyd(config, port, workdir / f"journeyd-{n}.log", binary=journeyd)
     try:
         wait_for("journeyd's first record", lambda: instance.alive()
                  and instance.metric_sum("journeyd_events_consumed_total") > 0, 120, every=0.02)
@@ -115,12 +117,12 @@ def main():
             topics = Topics(prefix="bench")
             topic = "bench.touchpoints"
             topics.inputs = {topic: "json"}
-            broker.create_topics({topic: args.partitions, **topics.all_outputs()})
+            broker.create_topics({topic: args.partitions, **topics.all_outputs(args.partitions)})
             records = preload(journeyd, broker, topic, args.events, args.partitions)
             bare, ours, latencies = [], [], []
             for n in range(args.rounds):
                 bare.append(ceiling(broker, topic, records + args.partitions))
-                rate, latency = journeyd_round(broker, topics, topic, records, args.partitions, workdir, n)
+                rate, latency = journeyd_round(journeyd, broker, topics, topic, records, workdir, n)
                 ours.append(rate)
                 latencies.append(latency)
                 print(f"round {n + 1}: bare consumer {bare[-1]:,.0f}/s, journeyd {rate:,.0f}/s, "

@@ -106,8 +106,11 @@ class Topics:
     def output(self, kind: str) -> str:
         return f"{self.prefix}.{kind.replace('_', '-')}"
 
-    def all_outputs(self) -> dict[str, int]:
-        return {self.output(kind): 1 for kind in OUTPUTS}
+    def all_outputs(self, input_partitions: int = 1) -> dict[str, int]:
+        """Every output topic, one partition each, but the erasure topic:
+        it is co-partitioned with the (first) input topic."""
+        return {self.output(kind): input_partitions if kind == "erasure" else 1
+                for kind in OUTPUTS}
 
     @property
     def changelog(self) -> str:
@@ -168,12 +171,12 @@ changelog_topic = "{topics.changelog}"
 class Journeyd:
     """`journeyd run` in a child process, stopped (or killed) at the end."""
 
-    def __init__(self, config: Path, port: int, log: Path):
+    def __init__(self, config: Path, port: int, log: Path, binary: Path = JOURNEYD):
         self.port = port
         self.log_path = log
         self.log = open(log, "wb")
         self.process = subprocess.Popen(
-            [str(JOURNEYD), "run", "--config", str(config)],
+            [str(binary), "run", "--config", str(config)],
             stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
         )
@@ -197,8 +200,11 @@ class Journeyd:
         return self.alive() and self.get("/readyz")[0] == 200
 
     def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics, keyed by name with labels."""
+        """Every sample of /metrics, keyed by name with labels; none while
+        the HTTP server is not up yet."""
         status, text = self.get("/metrics")
+        if status == 0:
+            return {}
         assert status == 200, status
         samples = {}
         for line in text.splitlines():

@@ -39,7 +39,7 @@ def workload(broker, topics, tmp_path, seed):
     and the [`Reference`]."""
     topic = f"{topics.prefix}.touchpoints"
     topics.inputs = {topic: "json"}
-    broker.create_topics({topic: PARTITIONS, **topics.all_outputs()})
+    broker.create_topics({topic: PARTITIONS, **topics.all_outputs(PARTITIONS)})
     source = tmp_path / "touchpoints.ndjson"
     generate(source, customers=CUSTOMERS, seed=seed, invalid_ratio=0.0)
     records = read_lines(source)

@@ -93,7 +93,7 @@ def test_json_and_avro_in_derived_events_and_dead_letters_out(broker, topics, tm
     json_topic, avro_topic = f"{topics.prefix}.touchpoints.json", f"{topics.prefix}.touchpoints.avro"
     topics.inputs = {json_topic: "json", avro_topic: "confluent"}
     # As many partitions each: the state changelog is co-partitioned with both.
-    broker.create_topics({json_topic: 3, avro_topic: 3, **topics.all_outputs()})
+    broker.create_topics({json_topic: 3, avro_topic: 3, **topics.all_outputs(3)})
 
     source = tmp_path / "touchpoints.ndjson"
     generate(source, customers=300, seed=11, invalid_ratio=0.02)
@@ -183,7 +183,7 @@ def test_two_instances_split_the_partitions_and_publish_what_one_would(broker, t
     boot = broker.bootstrap
     topic = f"{topics.prefix}.touchpoints"
     topics.inputs = {topic: "json"}
-    broker.create_topics({topic: 6, **topics.all_outputs()})
+    broker.create_topics({topic: 6, **topics.all_outputs(6)})
     source = tmp_path / "touchpoints.ndjson"
     generate(source, customers=300, seed=12, invalid_ratio=0.0)
     records = read_lines(source)

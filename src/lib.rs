@@ -18,14 +18,16 @@
 //!   outputs come out; no I/O, no clock reads, no async. Inside: per-customer
 //!   state, compiled rules, the stage machine, watermarks, the event-time
 //!   reorder buffer, the timer index, funnel windows and churn risk.
-//! - [`source`]: the Kafka consumer and its rebalance handshake.
+//! - [`source`]: the Kafka consumer and its rebalance handshake, and the
+//!   reader of the erasure topic that follows its assignment.
 //! - [`sink`]: the Kafka producer; delivery reports become acks.
 //! - [`runtime`]: `journeyd run`: the processing thread, the pipeline from
 //!   record to derived records, commits behind acknowledgements, wiring.
 //! - [`replay`]: the engine fed from a file, writing NDJSON.
 //! - [`tools`]: the synthetic workload generator.
 //! - [`telemetry`]: Prometheus metrics and the named events that move them.
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/customers/{id}`.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/customers/{id}`
+//!   (look-up and erasure).
 //! - [`cli`]: the `journeyd` command line.
 //! - [`clock`]: the only place that reads clocks.
 

@@ -115,6 +115,7 @@ fn the_reference_documents_every_key_of_the_example() {
         "`url`",
         "`schemas_dir`",
         "schema_registry.output_schema_ids",
+        "`audit_schema_id`",
         "`auth_token`",
     ] {
         keys.insert(key.to_owned());
@@ -491,6 +492,7 @@ funnel = "analytics.funnel"
 [schema_registry]
 schemas_dir = "/etc/journeyd/schemas"
 timeout = "2s"
+audit_schema_id = 104
 
 [schema_registry.output_schema_ids]
 stage_changes = 101
@@ -563,6 +565,7 @@ fn the_service_sections_parse() {
             funnel: 103,
         })
     );
+    assert_eq!(registry.audit_schema_id, Some(104));
     assert_eq!(registry.timeout, Duration::from_secs(2));
     assert_eq!(config.http.listen.to_string(), "[::]:9000");
     assert_eq!(config.http.auth_token, None);

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use journeyd::config::{Config, TimeMode};
 use journeyd::engine::Engine;
-use journeyd::http::{self, CustomerQuery, HttpState, Readiness};
+use journeyd::http::{self, CustomerQuery, ErasureCommand, Forwarded, HttpState, Readiness};
 use journeyd::model::{Channel, EventTime, Touchpoint};
 use journeyd::telemetry::{EngineSnapshot, Metrics};
 use serde_json::Value;
@@ -52,13 +52,20 @@ fn engine() -> Engine {
 }
 
 /// The router, its readiness state and the metrics, with a thread owning
-/// the engine that answers lookups until the router is dropped.
+/// the engine that answers lookups until the router is dropped, and one
+/// that takes erasures, answering them with `forwarded` and passing the
+/// customer ids on to `erased`.
 struct App {
     router: Router,
     readiness: Readiness,
+    erased: std::sync::mpsc::Receiver<String>,
 }
 
 fn app(token: Option<&str>) -> App {
+    app_forwarding(token, Forwarded::Stored)
+}
+
+fn app_forwarding(token: Option<&str>, forwarded: Forwarded) -> App {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let (queries, mut rx) = mpsc::channel::<CustomerQuery>(16);
     let engine = engine();
@@ -68,16 +75,26 @@ fn app(token: Option<&str>) -> App {
             query.answer(&engine);
         }
     });
+    let (erasures, mut commands) = mpsc::channel::<ErasureCommand>(16);
+    let (erased_tx, erased) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Some(command) = commands.blocking_recv() {
+            let _ = erased_tx.send(command.customer_id);
+            let _ = command.reply.send(forwarded);
+        }
+    });
     let readiness = Readiness::new();
     let state = HttpState::new(
         metrics,
         readiness.clone(),
         queries,
         token.map(str::to_owned),
-    );
+    )
+    .with_erasures(erasures, "journey.audit");
     App {
         router: http::router(state),
         readiness,
+        erased,
     }
 }
 
@@ -258,10 +275,29 @@ async fn customers_need_the_token_when_one_is_set() {
     let reply = send(&router, Method::GET, "/customers/alice", Some(TOKEN)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["stage"], "purchase");
-    let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
+}
+
+#[tokio::test]
+async fn erasure_needs_the_token_when_one_is_set() {
+    let app = app(Some(TOKEN));
+    let reply = send(&app.router, Method::DELETE, "/customers/alice", None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let reply = send(&router, Method::DELETE, "/customers/alice", Some(TOKEN)).await;
-    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(reply.json()["error"], "unauthorized");
+    let reply = send(
+        &app.router,
+        Method::DELETE,
+        "/customers/alice",
+        Some("wrong"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        app.erased.try_recv().is_err(),
+        "nothing reached the engine's thread"
+    );
+    let reply = send(&app.router, Method::DELETE, "/customers/alice", Some(TOKEN)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    assert_eq!(app.erased.try_recv().as_deref(), Ok("alice"));
 }
 
 #[tokio::test]
@@ -278,10 +314,73 @@ async fn probes_and_metrics_stay_open_with_a_token() {
 }
 
 #[tokio::test]
-async fn erasure_is_not_implemented_yet() {
-    let reply = send(&app(None).router, Method::DELETE, "/customers/alice", None).await;
+async fn erasure_is_accepted_once_the_request_is_stored() {
+    let app = app(None);
+    let reply = send(&app.router, Method::DELETE, "/customers/carol%20c", None).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let body = reply.json();
+    assert_eq!(body["customer_id"], "carol c");
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["audit_topic"], "journey.audit");
+    assert!(
+        body["requested_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    assert_eq!(
+        app.erased.try_recv().as_deref(),
+        Ok("carol c"),
+        "an unknown customer is erased too: they may live elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn erasure_failures_say_whether_to_retry() {
+    let refused = app_forwarding(None, Forwarded::Refused);
+    let reply = send(&refused.router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.json()["error"], "erasure_not_queued");
+
+    let busy = app_forwarding(None, Forwarded::Busy);
+    let reply = send(&busy.router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["error"], "engine_busy");
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+
+    let long = format!("/customers/{}", "x".repeat(1025));
+    let reply = send(&app(None).router, Method::DELETE, &long, None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn erasure_without_an_answer_is_503() {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (queries, _queries) = mpsc::channel::<CustomerQuery>(1);
+    let (erasures, commands) = mpsc::channel::<ErasureCommand>(1);
+    let state = HttpState::new(metrics, Readiness::new(), queries, None)
+        .with_erasures(erasures, "journey.audit")
+        .with_erasure_timeout(Duration::from_millis(50));
+    let router = http::router(state);
+    let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["error"], "engine_timeout");
+    let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.json()["error"], "engine_busy", "the channel is full");
+    drop(commands);
+    let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.json()["error"], "engine_unavailable");
+}
+
+#[tokio::test]
+async fn erasure_without_an_engine_thread_is_not_available() {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (queries, _rx) = mpsc::channel::<CustomerQuery>(1);
+    let router = http::router(HttpState::new(metrics, Readiness::new(), queries, None));
+    let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
     assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(reply.json()["error"], "erasure_not_implemented");
+    assert_eq!(reply.json()["error"], "erasure_not_available");
 }
 
 #[test]

@@ -93,6 +93,10 @@ fn cluster() -> MockCluster<'static, DefaultProducerContext> {
     cluster
         .create_topic("journeyd.state-changelog", PARTITIONS, 1)
         .unwrap();
+    // Co-partitioned with the input, as erasure requests must be.
+    cluster
+        .create_topic("journey.erasure", PARTITIONS, 1)
+        .unwrap();
     for topic in [
         "journey.stage-changes",
         "journey.churn-risk",

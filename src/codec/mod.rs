@@ -9,7 +9,9 @@
 //!
 //! On the way out it owns the bytes of what journeyd produces: derived
 //! outputs as JSON or Confluent-framed Avro, with their keys ([`output`]),
-//! and the value, key and headers of dead-letter records ([`dlq`]).
+//! and the value, key and headers of dead-letter records ([`dlq`]). Erasure
+//! requests on the erasure topic are decoded (and, for the HTTP endpoint,
+//! encoded) by [`erasure`].
 //!
 //! Decoders borrow from the input where the encoding allows, and never
 //! panic, loop or allocate without bound on hostile bytes. This module does
@@ -31,6 +33,7 @@ mod avro_binary;
 mod avro_container;
 pub mod confluent;
 pub mod dlq;
+pub mod erasure;
 pub mod file;
 mod invalid;
 pub mod json;

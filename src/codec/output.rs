@@ -9,6 +9,12 @@
 //!   `schemas/stage_changed.avsc`, `churn_risk_changed.avsc` or
 //!   `funnel_window.avsc`, written by hand in the schemas' field order.
 //!
+//! The erasure confirmation on the audit topic, [`CustomerErased`], is not
+//! an engine output but is written the same way
+//! ([`OutputEncoder::encode_erased`]): JSON tagged `customer_erased`, or
+//! Avro per `schemas/customer_erased.avsc` under its own schema id. An Avro
+//! encoder given no audit schema id writes it as JSON.
+//!
 //! Keys are the customer id, or for funnel windows the window start in
 //! decimal milliseconds. [`topic_kind`] tells which output topic a value
 //! belongs on. Encoding writes into a caller-owned buffer and allocates
@@ -46,8 +52,8 @@ use super::schemas;
 use crate::config::OutputsConfig;
 pub use crate::config::{OutputFormat, OutputSchemaIds};
 use crate::model::{
-    Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, Output, PairCount, StageChanged,
-    StageCount,
+    Band, ChurnCause, ChurnRiskChanged, CustomerErased, Direction, ErasureSource, FunnelWindow,
+    Output, PairCount, StageChanged, StageCount,
 };
 
 /// Which output topic (and Avro schema) an output belongs to.
@@ -124,13 +130,33 @@ pub struct OutputEncoder {
     format: OutputFormat,
     /// The ids written in the Confluent header; unused for JSON.
     schema_ids: OutputSchemaIds,
+    /// The id of `schemas/customer_erased.avsc` on the audit topic; `None`
+    /// writes audit records as JSON.
+    audit_schema_id: Option<u32>,
 }
 
 impl OutputEncoder {
     /// An encoder writing `format`, with `schema_ids` in the headers of
-    /// Avro values.
+    /// Avro values. Audit records are JSON until
+    /// [`OutputEncoder::with_audit_schema_id`].
     pub const fn new(format: OutputFormat, schema_ids: OutputSchemaIds) -> OutputEncoder {
-        OutputEncoder { format, schema_ids }
+        OutputEncoder {
+            format,
+            schema_ids,
+            audit_schema_id: None,
+        }
+    }
+
+    /// The same encoder, writing `id` in the header of Avro
+    /// [`CustomerErased`] values.
+    pub const fn with_audit_schema_id(mut self, id: u32) -> OutputEncoder {
+        self.audit_schema_id = Some(id);
+        self
+    }
+
+    /// The schema id of Avro [`CustomerErased`] values, if they are Avro.
+    pub const fn audit_schema_id(&self) -> Option<u32> {
+        self.audit_schema_id
     }
 
     /// A JSON encoder: no schema ids needed.
@@ -181,6 +207,49 @@ impl OutputEncoder {
                 buf.extend_from_slice(Decimal::new(w.window_start).as_str().as_bytes());
             }
         }
+    }
+}
+
+/// [`CustomerErased`] as JSON, with the `type` tag the outputs carry.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Audit<'a> {
+    CustomerErased(&'a CustomerErased),
+}
+
+impl OutputEncoder {
+    /// Replaces the contents of `buf` with the record value of an erasure
+    /// confirmation; its key is the customer id.
+    pub fn encode_erased(&self, erased: &CustomerErased, buf: &mut Vec<u8>) {
+        buf.clear();
+        match (self.format, self.audit_schema_id) {
+            (OutputFormat::Avro, Some(id)) => {
+                buf.push(MAGIC);
+                buf.extend_from_slice(&id.to_be_bytes());
+                customer_erased(erased, buf);
+            }
+            _ => {
+                serde_json::to_writer(&mut *buf, &Audit::CustomerErased(erased))
+                    .expect("writing to a Vec cannot fail, and the record has no maps");
+            }
+        }
+    }
+}
+
+/// `schemas/customer_erased.avsc`, field by field.
+fn customer_erased(e: &CustomerErased, buf: &mut Vec<u8>) {
+    put_str(buf, &e.customer_id);
+    put_long(buf, e.requested_at);
+    put_long(buf, e.completed_at);
+    put_long(buf, source_index(e.source));
+    buf.push(u8::from(e.state_found));
+}
+
+/// The position of `s` among the symbols of the Avro enum `ErasureSource`.
+const fn source_index(s: ErasureSource) -> i64 {
+    match s {
+        ErasureSource::Http => 0,
+        ErasureSource::Topic => 1,
     }
 }
 

@@ -572,3 +572,58 @@ proptest! {
         avro().key(&output, &mut key);
     }
 }
+
+// ---- the erasure confirmation ----
+
+fn erased(source: ErasureSource, state_found: bool) -> CustomerErased {
+    CustomerErased {
+        customer_id: s("cust-ü"),
+        requested_at: 1_700_000_000_000,
+        completed_at: 1_700_000_000_250,
+        source,
+        state_found,
+    }
+}
+
+#[test]
+fn customer_erased_avro_decodes_to_every_field_value() {
+    let schema = Schema::parse_str(crate::codec::schemas::CUSTOMER_ERASED).unwrap();
+    let encoder = avro().with_audit_schema_id(0x0a0b_0c0d);
+    let mut buf = Vec::new();
+    for (source, found) in [(ErasureSource::Http, true), (ErasureSource::Topic, false)] {
+        encoder.encode_erased(&erased(source, found), &mut buf);
+        let (id, body) = crate::codec::confluent::split(&buf).unwrap();
+        assert_eq!(id, 0x0a0b_0c0d);
+        let reader = GenericDatumReader::builder(&schema).build().unwrap();
+        let mut rest = body;
+        let value = reader.read_value(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{} bytes left after the datum", rest.len());
+        let index = source_index(source);
+        let expected = record(vec![
+            ("customer_id", string("cust-ü")),
+            ("requested_at", Value::TimestampMillis(1_700_000_000_000)),
+            ("completed_at", Value::TimestampMillis(1_700_000_000_250)),
+            ("source", symbol(index, source)),
+            ("state_found", Value::Boolean(found)),
+        ]);
+        assert_eq!(value, expected);
+    }
+    assert_eq!(
+        enum_symbols(&schema, "source"),
+        ErasureSource::ALL.map(ErasureSource::as_str)
+    );
+}
+
+#[test]
+fn customer_erased_json_is_tagged() {
+    let mut buf = b"stale".to_vec();
+    let json = r#"{"type":"customer_erased","customer_id":"cust-ü","requested_at":1700000000000,"completed_at":1700000000250,"source":"topic","state_found":false}"#;
+    OutputEncoder::json().encode_erased(&erased(ErasureSource::Topic, false), &mut buf);
+    assert_eq!(std::str::from_utf8(&buf).unwrap(), json);
+    avro().encode_erased(&erased(ErasureSource::Topic, false), &mut buf);
+    assert_eq!(
+        std::str::from_utf8(&buf).unwrap(),
+        json,
+        "Avro without an audit schema id writes JSON"
+    );
+}

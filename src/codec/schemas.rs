@@ -13,13 +13,16 @@ pub const STAGE_CHANGED: &str = include_str!("../../schemas/stage_changed.avsc")
 pub const CHURN_RISK_CHANGED: &str = include_str!("../../schemas/churn_risk_changed.avsc");
 /// Output `journey.funnel`: `schemas/funnel_window.avsc`.
 pub const FUNNEL_WINDOW: &str = include_str!("../../schemas/funnel_window.avsc");
+/// Output `journey.audit`: `schemas/customer_erased.avsc`.
+pub const CUSTOMER_ERASED: &str = include_str!("../../schemas/customer_erased.avsc");
 
 /// Every shipped schema with its file name.
-pub const ALL: [(&str, &str); 4] = [
+pub const ALL: [(&str, &str); 5] = [
     ("touchpoint.avsc", TOUCHPOINT),
     ("stage_changed.avsc", STAGE_CHANGED),
     ("churn_risk_changed.avsc", CHURN_RISK_CHANGED),
     ("funnel_window.avsc", FUNNEL_WINDOW),
+    ("customer_erased.avsc", CUSTOMER_ERASED),
 ];
 
 /// Parses every shipped schema; the first failure names its file.
@@ -40,8 +43,8 @@ mod tests {
 
     use super::*;
     use crate::model::{
-        Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, PairCount, StageChanged,
-        StageCount,
+        Band, ChurnCause, ChurnRiskChanged, CustomerErased, Direction, ErasureSource, FunnelWindow,
+        PairCount, StageChanged, StageCount,
     };
 
     #[test]
@@ -167,6 +170,20 @@ mod tests {
             sorted(nested_fields(&nested, "entries")),
             keys(&json["entries"][0])
         );
+    }
+
+    #[test]
+    fn customer_erased_matches_the_model() {
+        for (source, state_found) in [(ErasureSource::Http, true), (ErasureSource::Topic, false)] {
+            let sample = CustomerErased {
+                customer_id: s("c1"),
+                requested_at: 1_700_000_000_000,
+                completed_at: 1_700_000_000_250,
+                source,
+                state_found,
+            };
+            assert_matches(CUSTOMER_ERASED, &sample);
+        }
     }
 
     fn nested_fields(schema: &Schema, array_field: &str) -> Vec<String> {

@@ -137,6 +137,12 @@ pub struct SchemaRegistryConfig {
     /// looking them up in (or registering them with) the registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema_ids: Option<OutputSchemaIds>,
+    /// The schema id to write in Avro `CustomerErased` records on the audit
+    /// topic (`schemas/customer_erased.avsc`), instead of registering the
+    /// schema. With `output_schema_ids`, no registry and no `audit_schema_id`,
+    /// audit records are written as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_schema_id: Option<u32>,
     /// The longest a request to the registry may take.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -160,6 +166,7 @@ impl Default for SchemaRegistryConfig {
             url: None,
             schemas_dir: None,
             output_schema_ids: None,
+            audit_schema_id: None,
             timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(10),
         }
@@ -173,6 +180,7 @@ impl fmt::Debug for SchemaRegistryConfig {
             .field("url", &self.url.as_deref().map(without_userinfo))
             .field("schemas_dir", &self.schemas_dir)
             .field("output_schema_ids", &self.output_schema_ids)
+            .field("audit_schema_id", &self.audit_schema_id)
             .field("timeout", &self.timeout)
             .field("retry_for", &self.retry_for)
             .finish()

@@ -21,6 +21,8 @@ pub struct EngineStats {
     pub forced_early: u64,
     pub stage_changes: u64,
     pub churn_changes: u64,
+    /// Churn-band changes by the band entered (low, medium, high).
+    pub band_entries: [u64; 3],
     pub conversions: u64,
     pub dropoffs: u64,
     /// Timer index entries that fired (some find nothing due and re-file).
@@ -77,6 +79,7 @@ impl EngineStats {
         }
         if let Some(b) = to {
             self.customers_per_band[b as usize] += 1;
+            self.band_entries[b as usize] += 1;
             self.churn_changes += 1;
         }
     }
@@ -106,5 +109,23 @@ impl EngineStats {
         let n = self.stages();
         let row = from.map_or(n, usize::from);
         self.transitions[row * (n + 1) + usize::from(to)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_changes_count_the_band_entered_and_restores_count_none() {
+        let mut stats = EngineStats::new(3);
+        stats.record_band(None, Some(Band::Low));
+        stats.record_band(Some(Band::Low), Some(Band::High));
+        stats.record_band(Some(Band::High), Some(Band::Medium));
+        stats.record_restored(NO_STAGE, Some(Band::High));
+        stats.record_band(Some(Band::Medium), None);
+        assert_eq!(stats.band_entries, [1, 1, 1]);
+        assert_eq!(stats.churn_changes, 3);
+        assert_eq!(stats.customers_per_band, [0, 0, 1]);
     }
 }

@@ -108,8 +108,3 @@ pub(super) async fn get_customer(
         }
     }
 }
-
-/// `DELETE /customers/{id}`: erasure is not available yet.
-pub(super) async fn delete_customer(Path(_id): Path<String>) -> Response {
-    error_response(StatusCode::NOT_IMPLEMENTED, "erasure_not_implemented")
-}

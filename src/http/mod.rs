@@ -9,16 +9,18 @@
 //! | `GET /healthz` | 200 `ok` while the process is alive |
 //! | `GET /readyz` | 200 when ready, else 503; JSON with the reason and restore progress |
 //! | `GET /customers/{id}` | the customer's journey as JSON; 404 when unknown here |
-//! | `DELETE /customers/{id}` | 501 for now (erasure) |
+//! | `DELETE /customers/{id}` | 202 once the erasure request is stored in Kafka ([`erasure`]) |
 //!
 //! With an auth token configured, `/customers/*` requires
 //! `Authorization: Bearer <token>` (401 otherwise); the probes and
-//! `/metrics` stay open. This module never touches the engine: lookups go
-//! to the engine's thread over a bounded channel ([`CustomerQuery`]), and
-//! readiness is shared atomics ([`Readiness`]).
+//! `/metrics` stay open. This module never touches the engine: lookups and
+//! erasures go to the engine's thread over bounded channels
+//! ([`CustomerQuery`], [`ErasureCommand`]), and readiness is shared atomics
+//! ([`Readiness`]).
 
 mod auth;
 pub mod customers;
+pub mod erasure;
 mod readiness;
 mod view;
 
@@ -40,6 +42,7 @@ pub use auth::AuthToken;
 pub use customers::{
     ChurnView, CustomerQuery, CustomerView, MAX_CUSTOMER_ID_BYTES, Sequences, answer_queries,
 };
+pub use erasure::{ErasureCommand, Forwarded, take_erasures};
 pub use readiness::{NotReady, Readiness, ReadinessSnapshot};
 
 use crate::telemetry::Metrics;
@@ -49,6 +52,10 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 
 /// How long a customer lookup waits for the engine's thread by default.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long an erasure request waits for Kafka's acknowledgement by
+/// default.
+pub const DEFAULT_ERASURE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP server failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +79,13 @@ pub struct HttpState {
     auth_token: Option<AuthToken>,
     /// How long a lookup waits for an answer before 503.
     query_timeout: Duration,
+    /// Erasures for the engine's thread; bounded like `queries`. `None`
+    /// when no engine thread takes them (`DELETE` answers 501).
+    erasures: Option<mpsc::Sender<ErasureCommand>>,
+    /// `outputs.audit`, named in the answer to an erasure.
+    audit_topic: Arc<str>,
+    /// How long an erasure waits for Kafka's acknowledgement before 503.
+    erasure_timeout: Duration,
 }
 
 impl HttpState {
@@ -88,12 +102,33 @@ impl HttpState {
             queries,
             auth_token: auth_token.as_deref().map(AuthToken::new),
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            erasures: None,
+            audit_topic: Arc::from(""),
+            erasure_timeout: DEFAULT_ERASURE_TIMEOUT,
         }
     }
 
     /// Replaces the lookup timeout ([`DEFAULT_QUERY_TIMEOUT`]).
     pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
         self.query_timeout = timeout;
+        self
+    }
+
+    /// Takes `DELETE /customers/{id}` to the engine's thread over
+    /// `erasures`; `audit_topic` is where the erasure will be confirmed.
+    pub fn with_erasures(
+        mut self,
+        erasures: mpsc::Sender<ErasureCommand>,
+        audit_topic: &str,
+    ) -> Self {
+        self.erasures = Some(erasures);
+        self.audit_topic = Arc::from(audit_topic);
+        self
+    }
+
+    /// Replaces the erasure timeout ([`DEFAULT_ERASURE_TIMEOUT`]).
+    pub fn with_erasure_timeout(mut self, timeout: Duration) -> Self {
+        self.erasure_timeout = timeout;
         self
     }
 }
@@ -107,6 +142,8 @@ impl fmt::Debug for HttpState {
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
             .field("query_timeout", &self.query_timeout)
+            .field("audit_topic", &self.audit_topic)
+            .field("erasure_timeout", &self.erasure_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +153,7 @@ pub fn router(state: HttpState) -> Router {
     let customers = Router::new()
         .route(
             "/customers/{id}",
-            get(customers::get_customer).delete(customers::delete_customer),
+            get(customers::get_customer).delete(erasure::delete_customer),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,13 +1,15 @@
 //! The vocabulary shared by every part of journeyd: event time, touchpoints,
-//! stages and the derived outputs.
+//! stages, the derived outputs and the erasure confirmation.
 //!
 //! These types carry no behaviour beyond small conversions; decoding lives in
 //! [`crate::codec`] and the journey logic in [`crate::engine`].
 
+mod erasure;
 mod output;
 mod time;
 mod touchpoint;
 
+pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
     Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, Output, PairCount, StageChanged,
     StageCount,

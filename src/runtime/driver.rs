@@ -4,12 +4,14 @@
 //! thread polls, decodes, runs the engine and hands outputs to the producer,
 //! and between polls does the periodic work: reading a batch of changelog
 //! records for partitions being restored, ticking the clock (idle
-//! partitions, hybrid time), publishing metrics, answering customer lookups
-//! and committing (with the changelog writes behind it). While a restore
-//! runs, polls do not wait for input, so the loop alternates quickly
-//! between the group consumer (liveness, the partitions already restored)
-//! and the changelog. Backpressure: while `runtime.max_in_flight` outputs are
-//! unacknowledged, the loop waits for delivery reports instead of polling.
+//! partitions, hybrid time), publishing metrics, answering customer lookups,
+//! forwarding HTTP erasure requests and committing (with the changelog
+//! writes behind it). Every few milliseconds it also serves the erasure
+//! reader, processing the requests it fetched. While a restore runs, polls
+//! do not wait for input, so the loop alternates quickly between the group
+//! consumer (liveness, the partitions already restored) and the changelog.
+//! Backpressure: while `runtime.max_in_flight` outputs are unacknowledged,
+//! the loop waits for delivery reports instead of polling.
 //!
 //! Shutdown (`stop` set by the service on SIGTERM/SIGINT): stop polling,
 //! deliver what is in flight, commit synchronously, leave the group.
@@ -25,12 +27,25 @@ use tokio::sync::mpsc;
 
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
-use crate::http::{CustomerQuery, Readiness, answer_queries};
+use crate::http::{CustomerQuery, ErasureCommand, Readiness, answer_queries, take_erasures};
 use crate::source::kafka::Source;
 use crate::telemetry::events::{ConsumeFailed, InternalEvent};
 use crate::telemetry::{EngineSnapshot, Metrics};
 
 use super::pipeline::Pipeline;
+
+/// How often the erasure reader is served. Each call of its non-blocking
+/// poll serves one event (a request, or one of its log lines, statistics
+/// or errors), so it is called in rounds: up to [`ERASURE_ROUND`] calls,
+/// ending early after [`ERASURE_IDLE_CALLS`] calls in a row that brought
+/// no request. A backlog of requests is read at up to
+/// `ERASURE_ROUND / ERASURE_POLL_INTERVAL`; an idle reader costs a few
+/// queue checks per round.
+const ERASURE_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Calls of the erasure reader's poll per round, at most.
+const ERASURE_ROUND: usize = 256;
+/// Calls in a row without a request that end a round.
+const ERASURE_IDLE_CALLS: usize = 8;
 
 /// How often the loop does its periodic work.
 #[derive(Clone, Copy, Debug)]
@@ -47,9 +62,18 @@ pub struct Driver {
     consumer: Source,
     pipeline: Arc<Mutex<Pipeline>>,
     queries: mpsc::Receiver<CustomerQuery>,
+    erasures: mpsc::Receiver<ErasureCommand>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     intervals: Intervals,
+}
+
+/// The channels from the HTTP side to the driver.
+pub struct Requests {
+    /// Customer lookups.
+    pub queries: mpsc::Receiver<CustomerQuery>,
+    /// Erasures to forward to the erasure topic.
+    pub erasures: mpsc::Receiver<ErasureCommand>,
 }
 
 impl Driver {
@@ -58,7 +82,7 @@ impl Driver {
         config: &Config,
         consumer: Source,
         pipeline: Arc<Mutex<Pipeline>>,
-        queries: mpsc::Receiver<CustomerQuery>,
+        requests: Requests,
         metrics: Arc<Metrics>,
         readiness: Readiness,
     ) -> Driver {
@@ -72,7 +96,8 @@ impl Driver {
         Driver {
             consumer,
             pipeline,
-            queries,
+            queries: requests.queries,
+            erasures: requests.erasures,
             metrics,
             readiness,
             intervals,
@@ -90,12 +115,21 @@ impl Driver {
         self.readiness.set_consuming(true);
         let mut since_commit = Stopwatch::start();
         let mut since_metrics = Stopwatch::start();
+        let mut since_erasures = Stopwatch::start();
         while !stop.load(Ordering::Relaxed) {
             if self.pipeline().in_flight() >= self.intervals.max_in_flight {
                 self.pipeline().drain_deliveries();
                 std::thread::sleep(Duration::from_millis(1));
             } else {
                 self.poll_once();
+                // Erasure requests wait while state is restored: the
+                // customer one erases may be on its way in.
+                if since_erasures.elapsed() >= ERASURE_POLL_INTERVAL
+                    && !self.pipeline().is_restoring()
+                {
+                    self.poll_erasures();
+                    since_erasures = Stopwatch::start();
+                }
             }
             self.pipeline().restore_step(&self.consumer);
             if since_metrics.elapsed() >= self.intervals.metrics {
@@ -141,7 +175,31 @@ impl Driver {
         }
     }
 
-    /// Clock, metrics and customer lookups.
+    /// One round of the erasure reader: the requests it has fetched, and
+    /// its logs and statistics.
+    fn poll_erasures(&mut self) {
+        let reader = self.consumer.context().erasure();
+        let mut idle = 0;
+        for _ in 0..ERASURE_ROUND {
+            match reader.poll() {
+                Some(Ok(message)) => {
+                    idle = 0;
+                    let polled = Stopwatch::start();
+                    if !self.pipeline().handle(&message, polled, wall_now()) {
+                        reader.read_again(&message);
+                        break;
+                    }
+                }
+                Some(Err(error)) => ConsumeFailed { error: &error }.emit(&self.metrics),
+                None => idle += 1,
+            }
+            if idle >= ERASURE_IDLE_CALLS {
+                break;
+            }
+        }
+    }
+
+    /// Clock, metrics, customer lookups and HTTP erasures.
     fn periodic(&mut self) {
         let wall = wall_now();
         let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
@@ -151,6 +209,9 @@ impl Driver {
             .observe_engine(&EngineSnapshot::of(pipeline.engine(), wall));
         self.metrics.observe_changelog(pipeline.engine().stats());
         answer_queries(&mut self.queries, pipeline.engine(), 64);
+        take_erasures(&mut self.erasures, 64, |command| {
+            pipeline.forward_erasure(command);
+        });
     }
 
     fn shutdown(self) {

@@ -34,6 +34,14 @@
 //! ([`super::restore`]) while the others keep flowing. A revoked one is
 //! settled first: outputs flushed, the final drain written and flushed,
 //! offsets committed synchronously; only then are its customers dropped.
+//!
+//! # Topics
+//!
+//! Records are routed by topic ([`Route`]): touchpoints of an input topic
+//! are decoded with its encoding; erasure requests (the erasure topic, read
+//! by [`crate::source::erasure`]) erase the customer and publish the audit
+//! record ([`erasure`]). Erasure partitions are committed like input
+//! partitions, behind their audit records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +55,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use crate::clock::Stopwatch;
 use crate::codec::dlq::DeadLetter;
 use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
-use crate::codec::{Encoding, Validator};
+use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
 use crate::engine::Engine;
 use crate::model::{EventTime, Output};
@@ -61,6 +69,8 @@ use super::changelog::{ChangelogWriter, CommitMeta, encode_checkpoint};
 use super::partitions::PartitionMap;
 use super::restore::Restorer;
 
+mod erasure;
+
 /// Topic names of the outputs.
 #[derive(Clone, Debug)]
 struct OutputTopics {
@@ -68,6 +78,20 @@ struct OutputTopics {
     churn_risk: String,
     funnel: String,
     dlq: String,
+    audit: String,
+    /// Read, and written by the HTTP endpoint's erasure requests.
+    erasure: String,
+    /// The input topic whose partitions the erasure partitions follow.
+    primary: String,
+}
+
+/// What the records of a consumed topic are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Touchpoints in this encoding.
+    Touchpoints(InputEncoding),
+    /// Erasure requests ([`crate::codec::erasure`]).
+    Erasure,
 }
 
 /// The processing core; see the module docs.
@@ -83,7 +107,7 @@ pub struct Pipeline {
     encoder: OutputEncoder,
     validator: Validator,
     schemas: SchemaSource,
-    inputs: HashMap<String, InputEncoding>,
+    routes: HashMap<String, Route>,
     topics: OutputTopics,
     partitions: PartitionMap,
     metrics: Arc<Metrics>,
@@ -96,6 +120,8 @@ pub struct Pipeline {
     positions: Vec<Position>,
     /// Dead letters keep at most this many bytes of the original record.
     max_message_bytes: usize,
+    /// HTTP erasure requests waiting for Kafka's acknowledgement.
+    waiters: erasure::Waiters,
 }
 
 /// What the pipeline is built from.
@@ -126,16 +152,24 @@ impl Pipeline {
             encoder: parts.encoder,
             validator: Validator::new(config.time.max_future_skew, config.limits.max_message_bytes),
             schemas: parts.schemas,
-            inputs: config
+            routes: config
                 .inputs
                 .iter()
-                .map(|i| (i.topic.clone(), i.encoding))
+                .map(|i| (i.topic.clone(), Route::Touchpoints(i.encoding)))
+                .chain([(outputs.erasure.clone(), Route::Erasure)])
                 .collect(),
             topics: OutputTopics {
                 stage_changes: outputs.stage_changes.clone(),
                 churn_risk: outputs.churn_risk.clone(),
                 funnel: outputs.funnel.clone(),
                 dlq: outputs.dlq.clone(),
+                audit: outputs.audit.clone(),
+                erasure: outputs.erasure.clone(),
+                primary: config
+                    .inputs
+                    .first()
+                    .map(|i| i.topic.clone())
+                    .unwrap_or_default(),
             },
             partitions: PartitionMap::default(),
             metrics: parts.metrics,
@@ -146,6 +180,7 @@ impl Pipeline {
             committable: Vec::new(),
             positions: Vec::new(),
             max_message_bytes: config.limits.max_message_bytes,
+            waiters: erasure::Waiters::default(),
         }
     }
 
@@ -164,12 +199,14 @@ impl Pipeline {
         self.restorer.is_active()
     }
 
-    /// Processes one consumed record. A Confluent-framed record whose
-    /// schema id is new waits for its registry look-up
-    /// ([`SchemaSource::resolve`]). Returns `false`, leaving the record
-    /// unread, when its partition's state is still being restored (it is
-    /// paused then, so that only happens if librdkafka had fetched before
-    /// the pause): the caller seeks back to it.
+    /// Processes one consumed record: a touchpoint, or an erasure request.
+    /// A Confluent-framed record whose schema id is new waits for its
+    /// registry look-up ([`SchemaSource::resolve`]). Returns `false`,
+    /// leaving the record unread, when its partition's state is still being
+    /// restored (it is paused then, so that only happens if librdkafka had
+    /// fetched before the pause), and for an erasure request while any
+    /// restore runs (the customer it erases may be on its way in): the
+    /// caller seeks back to it.
     pub fn handle(
         &mut self,
         message: &BorrowedMessage<'_>,
@@ -177,19 +214,43 @@ impl Pipeline {
         wall: EventTime,
     ) -> bool {
         let index = self.partitions.index(message.topic(), message.partition());
-        if self.restorer.is_restoring(index) {
+        // Only subscribed topics arrive; JSON is the default encoding.
+        let route = (self.routes.get(message.topic()).copied())
+            .unwrap_or(Route::Touchpoints(InputEncoding::Json));
+        let waits = match route {
+            Route::Touchpoints(_) => self.restorer.is_restoring(index),
+            Route::Erasure => self.restorer.is_active(),
+        };
+        if waits {
             return false;
         }
         self.partitions.consumed(index, message.offset());
+        match route {
+            Route::Touchpoints(encoding) => {
+                self.handle_touchpoint(message, index, encoding, polled, wall);
+            }
+            Route::Erasure => self.handle_erasure(message, polled, wall),
+        }
+        true
+    }
+
+    fn handle_touchpoint(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        index: u32,
+        encoding: InputEncoding,
+        polled: Stopwatch,
+        wall: EventTime,
+    ) {
         let payload = message.payload().unwrap_or_default();
-        let encoding = match self.inputs.get(message.topic()) {
-            Some(InputEncoding::Avro) => Ok(Encoding::Avro),
-            Some(InputEncoding::Confluent) => self
+        let encoding = match encoding {
+            InputEncoding::Avro => Ok(Encoding::Avro),
+            InputEncoding::Confluent => self
                 .validator
                 .check_size(payload.len())
                 .and_then(|()| self.schemas.resolve(payload, wall))
                 .map(Encoding::Confluent),
-            _ => Ok(Encoding::Json),
+            InputEncoding::Json => Ok(Encoding::Json),
         };
         match encoding.and_then(|encoding| self.validator.decode(encoding, payload, wall)) {
             Ok(tp) => {
@@ -201,28 +262,30 @@ impl Pipeline {
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
             }
-            Err(invalid) => {
-                InvalidRecord {
-                    reason: invalid.reason,
-                    detail: &invalid.detail,
-                    topic: message.topic(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                }
-                .emit(&self.metrics);
-                let letter = DeadLetter {
-                    original: payload,
-                    key: message.key(),
-                    source_topic: message.topic(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    reason: invalid.reason,
-                    detail: &invalid.detail,
-                };
-                self.send_dead_letter(&letter, polled);
-            }
+            Err(invalid) => self.reject(message, &invalid, polled),
         }
-        true
+    }
+
+    /// Counts a rejected record and sends it to the dead-letter topic.
+    fn reject(&mut self, message: &BorrowedMessage<'_>, invalid: &Invalid, polled: Stopwatch) {
+        InvalidRecord {
+            reason: invalid.reason,
+            detail: &invalid.detail,
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+        .emit(&self.metrics);
+        let letter = DeadLetter {
+            original: message.payload().unwrap_or_default(),
+            key: message.key(),
+            source_topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            reason: invalid.reason,
+            detail: &invalid.detail,
+        };
+        self.send_dead_letter(&letter, polled);
     }
 
     /// Wall-clock progress with no record: idle partitions stop holding the
@@ -278,6 +341,7 @@ impl Pipeline {
         crate::telemetry::events::OutputDeliveryFailed { topic, error }.emit(&self.metrics);
         tracing::error!(%error, topic, "The producer refused a record; it is not delivered.");
         self.tracker.acked(id);
+        self.waiters.refused(id);
     }
 
     /// Sends a dead letter: the original bytes (cut to
@@ -322,9 +386,12 @@ impl Pipeline {
             match delivery {
                 Delivery::Acked(id) => {
                     self.tracker.acked(id);
+                    self.waiters.acked(id);
                 }
                 Delivery::Failed { mut meta, record } => {
-                    meta.id = self.tracker.resend(meta.id);
+                    let failed = meta.id;
+                    meta.id = self.tracker.resend(failed);
+                    self.waiters.resent(failed, meta.id);
                     let out = Outgoing {
                         topic: &record.topic,
                         partition: record.partition,
@@ -431,7 +498,7 @@ impl Pipeline {
             let (topic, partition) = (element.topic(), element.partition());
             let index = self.partitions.index(topic, partition);
             self.engine.assign(index, wall);
-            if self.inputs.contains_key(topic) {
+            if matches!(self.routes.get(topic), Some(Route::Touchpoints(_))) {
                 self.restorer.start(index, topic, partition);
                 paused.add_partition(topic, partition);
             }
@@ -447,9 +514,10 @@ impl Pipeline {
 
     /// Partitions are being revoked. Those still restoring are dropped at
     /// once. For the others: deliver everything in flight, write and
-    /// deliver the final changelog drain, commit synchronously, and only
-    /// then drop their customers, timers and buffered touchpoints, which
-    /// the next owner rebuilds from the changelog and the commit.
+    /// deliver the final changelog drain, commit synchronously (with the
+    /// erasure partitions that follow them), and only then drop their
+    /// customers, timers and buffered touchpoints, which the next owner
+    /// rebuilds from the changelog and the commit.
     pub fn revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -466,10 +534,10 @@ impl Pipeline {
                 settled.push(index);
             }
         }
-        if settled.is_empty() {
-            return;
+        if !settled.is_empty() {
+            self.flush_and_commit(consumer, flush_timeout, wall);
         }
-        self.flush_and_commit(consumer, flush_timeout, wall);
+        self.forget_followers(list);
         for index in settled {
             self.drop_partition(index);
         }

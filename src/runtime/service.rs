@@ -18,21 +18,28 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::confluent::WriterSchemas;
 use crate::codec::output::OutputEncoder;
+use crate::codec::schemas;
 use crate::config::{Config, InputEncoding, OutputFormat};
 use crate::engine::Engine;
 use crate::http::{HttpState, Readiness};
-use crate::registry::{LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs};
+use crate::registry::{
+    LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs, value_subject,
+};
 use crate::sink::kafka::Sink;
 use crate::source::kafka;
+use crate::telemetry::events::{InternalEvent, OutputSchemaRegistered};
 use crate::telemetry::{Metrics, rule_actions};
 
-use super::driver::Driver;
+use super::driver::{Driver, Requests};
 use super::pipeline::{Pipeline, PipelineParts};
 use super::provision::ensure_changelog;
 use super::restore::Restorer;
 
 /// Customer lookups waiting for the driver, at most.
 const QUERY_QUEUE: usize = 64;
+
+/// HTTP erasure requests waiting for the driver, at most.
+const ERASURE_QUEUE: usize = 64;
 
 /// A running service.
 pub struct Service {
@@ -51,7 +58,9 @@ impl Service {
     pub fn start(config: Config) -> anyhow::Result<Service> {
         let metrics = Arc::new(Metrics::new()?);
         let readiness = Readiness::new();
+        tracing::debug!(?config, "Configuration loaded.");
         let (query_tx, query_rx) = mpsc::channel(QUERY_QUEUE);
+        let (erasure_tx, erasure_rx) = mpsc::channel(ERASURE_QUEUE);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("journeyd-http")
@@ -66,7 +75,8 @@ impl Service {
             .auth_token
             .as_ref()
             .map(|t| t.expose().to_owned());
-        let state = HttpState::new(metrics.clone(), readiness.clone(), query_tx, token);
+        let state = HttpState::new(metrics.clone(), readiness.clone(), query_tx, token)
+            .with_erasures(erasure_tx, &config.outputs.audit);
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http = runtime.spawn(async move {
             let shutdown = async move {
@@ -96,7 +106,10 @@ impl Service {
             &config,
             consumer,
             pipeline,
-            query_rx,
+            Requests {
+                queries: query_rx,
+                erasures: erasure_rx,
+            },
             metrics.clone(),
             readiness.clone(),
         );
@@ -197,33 +210,86 @@ fn registry_client(
 }
 
 /// The encoder of derived records. Avro values carry the schema ids of
-/// `schema_registry.output_schema_ids` or, without them, the ids the
-/// registry gives the output schemas when they are registered now.
+/// `schema_registry.output_schema_ids` (and `audit_schema_id`) or, without
+/// them, the ids the registry gives the output schemas when they are
+/// registered now.
 fn output_encoder(
     config: &Config,
     registry: Option<&RegistryClient>,
     metrics: &Metrics,
 ) -> anyhow::Result<OutputEncoder> {
-    let ids = config.schema_registry.output_schema_ids;
-    match (config.outputs.format, ids, registry) {
-        (OutputFormat::Json, _, _) => Ok(OutputEncoder::json()),
-        (OutputFormat::Avro, Some(ids), _) => Ok(OutputEncoder::new(OutputFormat::Avro, ids)),
-        (OutputFormat::Avro, None, Some(client)) => {
+    if config.outputs.format == OutputFormat::Json {
+        return Ok(OutputEncoder::json());
+    }
+    let ids = match (config.schema_registry.output_schema_ids, registry) {
+        (Some(ids), _) => ids,
+        (None, Some(client)) => {
             let retry = Retry::new(config.schema_registry.retry_for);
-            let ids =
-                register_outputs(client, &config.outputs, retry, metrics).with_context(|| {
-                    format!(
-                        "schema_registry.url: registering the output schemas with {}",
-                        client.base_url()
-                    )
-                })?;
-            Ok(OutputEncoder::new(OutputFormat::Avro, ids))
+            register_outputs(client, &config.outputs, retry, metrics).with_context(|| {
+                format!(
+                    "schema_registry.url: registering the output schemas with {}",
+                    client.base_url()
+                )
+            })?
         }
-        (OutputFormat::Avro, None, None) => anyhow::bail!(
+        (None, None) => anyhow::bail!(
             "schema_registry.output_schema_ids: outputs.format = \"avro\" needs the schema ids \
              to write, or schema_registry.url to register the output schemas with"
         ),
+    };
+    let encoder = OutputEncoder::new(OutputFormat::Avro, ids);
+    Ok(match audit_schema_id(config, registry, metrics)? {
+        Some(id) => encoder.with_audit_schema_id(id),
+        None => encoder,
+    })
+}
+
+/// The schema id of Avro `CustomerErased` records: configured, or
+/// registered now. `None` without either: audit records are then written
+/// as JSON, which a warning says.
+fn audit_schema_id(
+    config: &Config,
+    registry: Option<&RegistryClient>,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<u32>> {
+    match (config.schema_registry.audit_schema_id, registry) {
+        (Some(id), _) => Ok(Some(id)),
+        (None, Some(client)) => register_audit_schema(config, client, metrics).map(Some),
+        (None, None) => {
+            tracing::warn!(
+                topic = %config.outputs.audit,
+                "schema_registry.audit_schema_id is not set: CustomerErased records on the audit \
+                 topic are written as JSON."
+            );
+            Ok(None)
+        }
     }
+}
+
+/// Registers `schemas/customer_erased.avsc` under the audit topic's
+/// subject; the id to write.
+fn register_audit_schema(
+    config: &Config,
+    client: &RegistryClient,
+    metrics: &Metrics,
+) -> anyhow::Result<u32> {
+    let subject = value_subject(&config.outputs.audit);
+    let retry = Retry::new(config.schema_registry.retry_for);
+    let id = retry
+        .run(|| client.register(&subject, schemas::CUSTOMER_ERASED))
+        .with_context(|| {
+            format!(
+                "schema_registry.url: cannot register the schema of outputs.audit under subject \
+                 \"{subject}\" with {}",
+                client.base_url()
+            )
+        })?;
+    OutputSchemaRegistered {
+        subject: &subject,
+        id,
+    }
+    .emit(metrics);
+    Ok(id)
 }
 
 /// Writer schemas for Confluent-framed inputs: those of

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -31,8 +32,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
 use crate::runtime::acks::OutputId;
-use crate::telemetry::Metrics;
 use crate::telemetry::events::{InternalEvent, OutputDeliveryFailed};
+use crate::telemetry::{KafkaLog, Metrics};
 
 /// What a record was, for the delivery report.
 #[derive(Debug)]
@@ -94,9 +95,19 @@ pub struct SinkContext {
     metrics: Arc<Metrics>,
     /// `runtime.changelog_topic`: its records are state, not derived events.
     changelog_topic: String,
+    /// librdkafka's log lines, without secrets.
+    log: KafkaLog,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<OutputMeta>;
@@ -158,6 +169,7 @@ impl Sink {
             deliveries,
             metrics,
             changelog_topic: config.runtime.changelog_topic.clone(),
+            log: KafkaLog::new(&config.kafka),
         };
         let producer = producer_config(config).create_with_context(context)?;
         Ok((Sink { producer }, reports))
@@ -224,7 +236,8 @@ impl Sink {
     }
 }
 
-fn producer_config(config: &Config) -> ClientConfig {
+/// The producer's client configuration.
+pub(crate) fn producer_config(config: &Config) -> ClientConfig {
     let kafka = &config.kafka;
     let mut client = ClientConfig::new();
     client

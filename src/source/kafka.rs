@@ -13,6 +13,10 @@
 //!   and pause them until their state is restored from the changelog
 //!   (read between polls, see [`crate::runtime::restore`]).
 //!
+//! The erasure topic's partitions follow the input partitions on both
+//! sides of the handshake ([`super::erasure`]): released after the
+//! revocation's commit, assigned after the assignment.
+//!
 //! Assignment is incremental (cooperative-sticky): partitions that stay keep
 //! flowing while others move. Offsets are committed only by the pipeline,
 //! never automatically. Consumer lag per partition comes from librdkafka's
@@ -24,15 +28,18 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 
 use crate::clock::wall_now;
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::runtime::pipeline::Pipeline;
-use crate::telemetry::Metrics;
+use crate::telemetry::{KafkaLog, Metrics};
+
+use super::erasure::ErasureReader;
 use crate::telemetry::events::{InternalEvent, PartitionsAssigned, PartitionsRevoked};
 
 /// The consumer's context: the link from rebalance callbacks to the pipeline.
@@ -42,12 +49,22 @@ pub struct SourceContext {
     readiness: Readiness,
     /// How long a revocation may wait for outputs in flight.
     flush_timeout: Duration,
+    /// Reads the erasure partitions twinned with the assigned inputs.
+    erasure: ErasureReader,
+    /// librdkafka's log lines, without secrets.
+    log: KafkaLog,
 }
 
 /// The consumer type of `journeyd run`.
 pub type Source = BaseConsumer<SourceContext>;
 
 impl SourceContext {
+    /// The reader of the erasure partitions that follow this consumer's
+    /// assignment.
+    pub fn erasure(&self) -> &ErasureReader {
+        &self.erasure
+    }
+
     fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
         // The lock is only ever taken on the processing thread; a poisoned
         // lock means a panic there, after which the state is still usable
@@ -70,6 +87,14 @@ fn as_refs(names: &[(String, i32)]) -> Vec<(&str, i32)> {
 }
 
 impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, stats) in &statistics.topics {
             for (&partition, p) in &stats.partitions {
@@ -91,6 +116,7 @@ impl ConsumerContext for SourceContext {
             .emit(&self.metrics);
             self.pipeline()
                 .revoke(consumer, list, self.flush_timeout, wall_now());
+            self.erasure.unfollow(list);
         }
     }
 
@@ -101,13 +127,15 @@ impl ConsumerContext for SourceContext {
             }
             .emit(&self.metrics);
             self.pipeline().assign(consumer, list, wall_now());
+            self.erasure.follow(list);
         }
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.readiness.set_assigned_partitions(assigned as u64);
     }
 }
 
-/// A consumer subscribed to the configured input topics.
+/// A consumer subscribed to the configured input topics, with the reader
+/// of the erasure topic in its context.
 pub fn subscribe(
     config: &Config,
     pipeline: Arc<Mutex<Pipeline>>,
@@ -116,9 +144,11 @@ pub fn subscribe(
 ) -> KafkaResult<Source> {
     let context = SourceContext {
         pipeline,
+        erasure: ErasureReader::new(config, metrics.clone())?,
         metrics,
         readiness,
         flush_timeout: config.runtime.shutdown_timeout,
+        log: KafkaLog::new(&config.kafka),
     };
     let consumer: Source = consumer_config(config).create_with_context(context)?;
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
@@ -126,7 +156,8 @@ pub fn subscribe(
     Ok(consumer)
 }
 
-fn consumer_config(config: &Config) -> ClientConfig {
+/// The group member's client configuration.
+pub(crate) fn consumer_config(config: &Config) -> ClientConfig {
     let kafka = &config.kafka;
     let mut client = ClientConfig::new();
     client

@@ -1,3 +1,7 @@
-//! Where touchpoints come from.
+//! Where touchpoints and erasure requests come from.
 
+pub mod erasure;
 pub mod kafka;
+
+#[cfg(test)]
+mod security_tests;

@@ -115,7 +115,9 @@ impl EngineObserver {
         bump(&input.late, p.late, s.late);
         bump(&input.duplicate, p.duplicates, s.duplicates);
         bump(&input.forced_early, p.forced_early, s.forced_early);
-        bump(&journey.band_changes, p.churn_changes, s.churn_changes);
+        for (i, counter) in journey.band_changes.iter().enumerate() {
+            bump(counter, p.band_entries[i], s.band_entries[i]);
+        }
         bump(&journey.evicted, p.evicted, s.evicted);
         bump_all(&self.transitions, &p.transitions, &s.transitions);
         for (gauge, &n) in self.customers.iter().zip(&s.customers_per_stage) {

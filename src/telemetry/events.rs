@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::Metrics;
 use crate::codec::InvalidReason;
-use crate::model::FunnelWindow;
+use crate::model::{ErasureSource, FunnelWindow};
 use crate::registry::{LookupResult, Operation, Outcome, RegistryError};
 
 /// Something that happened, to be logged and counted.
@@ -63,6 +63,34 @@ impl InternalEvent for InvalidRecord<'_> {
             "Input record rejected to the dead-letter topic."
         );
         metrics.invalid(self.reason).inc();
+    }
+}
+
+/// A customer was erased on request (SPEC section 6). The customer id is
+/// not logged: the audit topic is the record of who was erased.
+#[derive(Clone, Copy, Debug)]
+pub struct CustomerErasure<'a> {
+    /// How the request arrived.
+    pub source: ErasureSource,
+    /// Whether this instance held the customer.
+    pub state_found: bool,
+    /// Where the request was read.
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl InternalEvent for CustomerErasure<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::info!(
+            source = self.source.as_str(),
+            state_found = self.state_found,
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "Customer erased on request; the audit record follows."
+        );
+        metrics.erasures(self.source, self.state_found).inc();
     }
 }
 

@@ -28,7 +28,7 @@ use super::kafka::{KafkaMetrics, ReadinessMetrics};
 use super::registry::{Made, Reg};
 use super::schema_registry::SchemaRegistryMetrics;
 use crate::codec::InvalidReason;
-use crate::model::Band;
+use crate::model::{Band, ErasureSource};
 
 /// Metrics could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +105,13 @@ pub(super) struct JourneyMetrics {
     pub customers: IntGaugeVec,
     /// `journeyd_customers_churn_band{band}`, indexed like [`Band::ALL`].
     pub bands: Vec<IntGauge>,
-    pub band_changes: IntCounter,
+    /// `journeyd_churn_band_changes_total{band}`, by the band entered,
+    /// indexed like [`Band::ALL`].
+    pub band_changes: Vec<IntCounter>,
     pub evicted: IntCounter,
+    /// `journeyd_erasures_total{source,state}`: per [`ErasureSource::ALL`],
+    /// `[erased, unknown]`.
+    pub erasures: Vec<[IntCounter; 2]>,
 }
 
 impl JourneyMetrics {
@@ -115,6 +120,17 @@ impl JourneyMetrics {
             "journeyd_customers_churn_band",
             "Customers held in each churn-risk band.",
             &["band"],
+        )?;
+        let band_changes = r.counter_vec(
+            "journeyd_churn_band_changes_total",
+            "Churn-risk band changes emitted, by the band entered.",
+            &["band"],
+        )?;
+        let erasures = r.counter_vec(
+            "journeyd_erasures_total",
+            "Erasure requests carried out, by how they arrived and whether this instance held \
+             the customer (state=\"erased\") or not (state=\"unknown\").",
+            &["source", "state"],
         )?;
         Ok(JourneyMetrics {
             transitions: r.counter_vec(
@@ -131,14 +147,21 @@ impl JourneyMetrics {
                 .iter()
                 .map(|b| bands.with_label_values(&[b.as_str()]))
                 .collect(),
-            band_changes: r.counter(
-                "journeyd_churn_band_changes_total",
-                "Churn-risk band changes emitted.",
-            )?,
+            band_changes: Band::ALL
+                .iter()
+                .map(|b| band_changes.with_label_values(&[b.as_str()]))
+                .collect(),
             evicted: r.counter(
                 "journeyd_customers_evicted_total",
                 "Customers evicted from memory after state_ttl.",
             )?,
+            erasures: ErasureSource::ALL
+                .iter()
+                .map(|source| {
+                    ["erased", "unknown"]
+                        .map(|state| erasures.with_label_values(&[source.as_str(), state]))
+                })
+                .collect(),
         })
     }
 }
@@ -253,6 +276,12 @@ impl Metrics {
     pub fn invalid(&self, reason: InvalidReason) -> &IntCounter {
         let i = InvalidReason::ALL.iter().position(|r| *r == reason);
         &self.input.invalid[i.unwrap_or_default()]
+    }
+
+    /// The counter of erasures from `source` that found state (or not).
+    pub fn erasures(&self, source: ErasureSource, state_found: bool) -> &IntCounter {
+        let i = ErasureSource::ALL.iter().position(|s| *s == source);
+        &self.journey.erasures[i.unwrap_or_default()][usize::from(!state_found)]
     }
 
     /// Records an end-to-end latency (event time -> output acknowledged).

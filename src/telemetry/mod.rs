@@ -9,6 +9,8 @@
 //! - [`events`]: one struct per happening (`InvalidRecord`,
 //!   `PartitionsAssigned`, ...) whose `emit` writes the log line and the
 //!   metric together.
+//! - [`KafkaLog`]: librdkafka's own log lines, forwarded with the values of
+//!   secret properties scrubbed.
 //!
 //! Nothing here reads a clock, holds customer ids in labels or logs secrets.
 
@@ -18,6 +20,7 @@ mod engine;
 pub mod events;
 mod funnel;
 mod kafka;
+mod kafka_log;
 mod metrics;
 mod registry;
 mod schema_registry;
@@ -30,4 +33,5 @@ pub use consumed::{ConsumedCounters, OTHER_ACTION, rule_actions};
 pub use engine::{ENTRY_LABEL, EngineSnapshot};
 pub use events::InternalEvent;
 pub use kafka::{OutputCounters, RestoreProgress};
+pub use kafka_log::KafkaLog;
 pub use metrics::{Metrics, MetricsError};

@@ -34,12 +34,14 @@ use anyhow::Context;
 use compact_str::{CompactString, format_compact};
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::demo::timescale::{SPEEDUP, Timeline};
 use crate::clock::{Stopwatch, wall_now};
 use crate::model::EventTime;
+use crate::telemetry::KafkaLog;
 use crate::tools::{GeneratedEvent, GeneratedRecord, Generator, GeneratorConfig};
 
 /// Records per simulated customer, on average over a whole journey
@@ -112,13 +114,24 @@ pub struct FeedStats {
     pub sim_day: AtomicI64,
 }
 
-/// Counts delivery reports.
+/// Counts delivery reports; forwards librdkafka's logs without secrets.
 struct FeedContext {
     /// Where the counts go.
     stats: Arc<FeedStats>,
+    /// librdkafka's log lines, with the values of secret `-X` properties
+    /// scrubbed.
+    log: KafkaLog,
 }
 
-impl ClientContext for FeedContext {}
+impl ClientContext for FeedContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ProducerContext for FeedContext {
     type DeliveryOpaque = ();
@@ -151,6 +164,11 @@ pub fn spawn(
     let producer: ThreadedProducer<FeedContext> = config
         .create_with_context(FeedContext {
             stats: stats.clone(),
+            log: KafkaLog::from_properties(
+                plan.properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
         })
         .context("cannot create the clickstream producer")?;
     stats.run.store(1, Relaxed);

@@ -12,10 +12,12 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use journeyd::clock::Stopwatch;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -23,6 +25,9 @@ use serde_json::json;
 
 /// The input topic of every test config.
 pub const INPUT: &str = "touchpoints";
+
+/// The consumer group of every journeyd started here.
+pub const GROUP: &str = "journeyd-under-test";
 
 /// The output topics of the default configuration.
 pub const OUTPUTS: [&str; 5] = [
@@ -36,14 +41,19 @@ pub const OUTPUTS: [&str; 5] = [
 /// The state changelog topic of the default configuration.
 pub const CHANGELOG: &str = "journeyd.state-changelog";
 
+/// The erasure topic of the default configuration, co-partitioned with
+/// the input.
+pub const ERASURE: &str = "journey.erasure";
+
 /// A mock cluster with the input topic (`partitions` partitions), the
-/// changelog co-partitioned with it, and every output topic. (The mock
-/// cluster does not implement topic creation through the admin API, so
-/// journeyd cannot create the changelog itself here.)
+/// changelog and the erasure topic co-partitioned with it, and every output
+/// topic. (The mock cluster does not implement topic creation through the
+/// admin API, so journeyd cannot create the changelog itself here.)
 pub fn mock_cluster(partitions: i32) -> MockCluster<'static, DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(INPUT, partitions, 1).unwrap();
     cluster.create_topic(CHANGELOG, partitions, 1).unwrap();
+    cluster.create_topic(ERASURE, partitions, 1).unwrap();
     for topic in OUTPUTS {
         cluster.create_topic(topic, 1, 1).unwrap();
     }
@@ -66,6 +76,105 @@ pub fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
         .set("linger.ms", "5")
         .create()
         .expect("producer")
+}
+
+/// One record read back from a topic.
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+    pub partition: i32,
+    /// The Kafka timestamp (ms), if any.
+    pub timestamp: Option<i64>,
+}
+
+impl Consumed {
+    /// The value as JSON (`null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Everything on `topic` up to its current end, read from every partition
+/// without a consumer group; waits up to `timeout` for at least `at_least`
+/// records to be there.
+pub fn consume(brokers: &str, topic: &str, at_least: usize, timeout: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "journeyd-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let clock = Stopwatch::start();
+    loop {
+        let records = read_to_end(&consumer, topic);
+        if records.len() >= at_least || clock.elapsed() >= timeout {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads every partition of `topic` from the beginning to its high
+/// watermark as of now.
+fn read_to_end(consumer: &BaseConsumer, topic: &str) -> Vec<Consumed> {
+    let timeout = Duration::from_secs(5);
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
+        return Vec::new();
+    };
+    let mut ends = BTreeMap::new();
+    let mut list = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let id = partition.id();
+        if let Ok((_, high)) = consumer.fetch_watermarks(topic, id, timeout)
+            && high > 0
+        {
+            ends.insert(id, high);
+            let _ = list.add_partition_offset(topic, id, Offset::Beginning);
+        }
+    }
+    if consumer.assign(&list).is_err() {
+        return Vec::new();
+    }
+    let clock = Stopwatch::start();
+    let mut records = Vec::new();
+    while !ends.is_empty() && clock.elapsed() < timeout {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        if ends
+            .get(&m.partition())
+            .is_some_and(|&end| m.offset() + 1 >= end)
+        {
+            ends.remove(&m.partition());
+        }
+        records.push(consumed(&m));
+    }
+    records
+}
+
+fn consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
+    Consumed {
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: m.payload().unwrap_or_default().to_vec(),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        let value = h.value.unwrap_or_default();
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(value).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        partition: m.partition(),
+        timestamp: m.timestamp().to_millis(),
+    }
 }
 
 /// A touchpoint as JSON text.
@@ -98,12 +207,26 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Opt
 
 /// `GET path` over HTTP/1.0: the status and the body.
 pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(address, "GET", path, None)
+}
+
+/// `method path` over HTTP/1.0, with a bearer `token` if given: the status
+/// and the body.
+pub fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
@@ -118,16 +241,39 @@ pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String
     Ok((status, body.to_owned()))
 }
 
-/// journeyd's log filter: `warn`, or `JOURNEYD_TEST_LOG` when set (e.g.
-/// `JOURNEYD_TEST_LOG=journeyd=debug` to follow a failing test).
-pub fn log_filter() -> String {
-    std::env::var("JOURNEYD_TEST_LOG").unwrap_or_else(|_| "warn".to_owned())
-}
-
 /// A running `journeyd run`, killed on drop.
 pub struct Journeyd {
     child: Child,
     http: SocketAddr,
+}
+
+/// How to start journeyd beyond the defaults of [`Journeyd::start`].
+#[derive(Clone, Copy, Debug)]
+pub struct Launch<'a> {
+    /// TOML sections other than `[kafka]` and `[http]`.
+    pub extra: &'a str,
+    /// Tables under `[kafka]` besides `consumer_properties`, e.g.
+    /// `[kafka.properties]`.
+    pub kafka_tables: &'a str,
+    /// Keys of `[http]` besides `listen`.
+    pub http: &'a str,
+    /// `RUST_LOG`, unless `JOURNEYD_TEST_LOG` is set (e.g.
+    /// `JOURNEYD_TEST_LOG=journeyd=debug` to follow a failing test).
+    pub log_level: &'a str,
+    /// Where stderr goes; inherited when absent.
+    pub log_file: Option<&'a Path>,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Launch {
+            extra: "",
+            kafka_tables: "",
+            http: "",
+            log_level: "warn",
+            log_file: None,
+        }
+    }
 }
 
 impl Journeyd {
@@ -135,34 +281,75 @@ impl Journeyd {
     /// mock cluster's `brokers`, an HTTP port of its own on 127.0.0.1, and
     /// `extra` TOML (any section but `[kafka]` and `[http]`).
     pub fn start(dir: &Path, brokers: &str, extra: &str) -> Journeyd {
+        Journeyd::launch(
+            dir,
+            brokers,
+            Launch {
+                extra,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// [`Journeyd::start`] with more control over the configuration and
+    /// the log.
+    pub fn launch(dir: &Path, brokers: &str, launch: Launch<'_>) -> Journeyd {
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let Launch {
+            extra,
+            kafka_tables,
+            http: http_keys,
+            log_level,
+            log_file,
+        } = launch;
         let text = format!(
             r#"
 [kafka]
 brokers = "{brokers}"
-group_id = "journeyd-under-test"
+group_id = "{GROUP}"
 
 [kafka.consumer_properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 
+{kafka_tables}
+
 [http]
 listen = "{http}"
+{http_keys}
 
 {extra}
 "#
         );
         let config = dir.join("journeyd.toml");
         std::fs::write(&config, text).expect("write the configuration");
+        let stderr = match log_file {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_journeyd"))
             .args(["run", "--config"])
             .arg(&config)
-            .env("RUST_LOG", log_filter())
+            .env(
+                "RUST_LOG",
+                std::env::var("JOURNEYD_TEST_LOG").unwrap_or_else(|_| log_level.to_owned()),
+            )
+            .env("JOURNEYD_LOG_FORMAT", "text")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("journeyd starts");
         Journeyd { child, http }
+    }
+
+    /// Asks journeyd to stop (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_for(timeout, "journeyd to exit after SIGTERM", || {
+            self.child.try_wait().ok().flatten()
+        })
     }
 
     /// The HTTP address: `/metrics`, `/healthz`, `/readyz`.

@@ -12,8 +12,8 @@ use rdkafka::producer::DefaultProducerContext;
 
 use crate::config::Config;
 
-/// Partitions of the touchpoint topic (and of the state changelog, which
-/// is co-partitioned with it).
+/// Partitions of the touchpoint topic (and of the state changelog and the
+/// erasure topic, which are co-partitioned with it).
 pub const INPUT_PARTITIONS: i32 = 6;
 
 /// A topic to create and its partition count.
@@ -72,8 +72,9 @@ impl Cluster {
 }
 
 /// The topics of `config`: the inputs (6 partitions each), the outputs
-/// keyed by customer (3), the ones keyed otherwise or low-volume (1) and
-/// the state changelog (co-partitioned with the inputs).
+/// keyed by customer (3), the ones keyed otherwise or low-volume (1), and
+/// the erasure topic and the state changelog (co-partitioned with the
+/// inputs).
 pub fn topics(config: &Config) -> Vec<Topic> {
     let outputs = &config.outputs;
     let inputs = config
@@ -86,7 +87,7 @@ pub fn topics(config: &Config) -> Vec<Topic> {
         (outputs.funnel.as_str(), 1),
         (outputs.dlq.as_str(), 1),
         (outputs.audit.as_str(), 1),
-        (outputs.erasure.as_str(), 1),
+        (outputs.erasure.as_str(), INPUT_PARTITIONS),
         (config.runtime.changelog_topic.as_str(), INPUT_PARTITIONS),
     ];
     inputs
@@ -120,5 +121,9 @@ mod tests {
             ]
         );
         assert_eq!(topics[0].partitions, 6);
+        assert_eq!(
+            topics[6].partitions, 6,
+            "the erasure topic follows the input"
+        );
     }
 }
