@@ -54,6 +54,11 @@ pub struct RuntimeConfig {
     /// Kafka transactions: outputs, changelog and offsets in one transaction
     /// (SPEC section 6). `false`: at-least-once.
     pub exactly_once: bool,
+    /// The producer's `transactional.id` in exactly-once mode; unique per
+    /// instance and stable across its restarts. Default:
+    /// `<group_id>-<group_instance_id>` with static membership, else one
+    /// unique to the process.
+    pub transactional_id: Option<String>,
     /// The compacted topic that holds customer state, keyed by customer and
     /// partitioned like the inputs.
     pub changelog_topic: String,
@@ -67,6 +72,7 @@ impl Default for RuntimeConfig {
             metrics_interval: Duration::from_millis(100),
             max_in_flight: 100_000,
             exactly_once: false,
+            transactional_id: None,
             changelog_topic: "journeyd.state-changelog".to_owned(),
         }
     }

@@ -48,7 +48,7 @@ pub struct FunnelTotals {
 }
 
 /// The open windows.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Funnel {
     size_ms: i64,
     open: BTreeMap<i64, Accumulator>,

@@ -45,7 +45,8 @@ pub enum Forwarded {
     Stored,
     /// The producer refused the record (no retry helps).
     Refused,
-    /// Too many requests wait for acknowledgement.
+    /// Too many requests wait for acknowledgement, or (exactly-once mode)
+    /// the transaction holding the record aborted: try again.
     Busy,
 }
 

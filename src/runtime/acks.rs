@@ -297,6 +297,16 @@ impl<M: Copy> CommitTracker<M> {
         self.lanes.remove(&partition);
     }
 
+    /// Settles every output sent so far and drops every pending checkpoint,
+    /// keeping ids increasing: an aborted transaction's records are void,
+    /// and reports about them that arrive later are ignored.
+    pub fn settle_all(&mut self) {
+        self.unsettled.words.clear();
+        self.unsettled.count = 0;
+        self.replaces.clear();
+        self.lanes.clear();
+    }
+
     /// Outputs not yet settled: sent and not acknowledged, including failed
     /// outputs whose re-send is not yet acknowledged.
     pub fn in_flight(&self) -> usize {

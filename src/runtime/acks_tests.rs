@@ -62,6 +62,30 @@ fn commit_offset_is_held_back_by_the_buffer() {
 }
 
 #[test]
+fn settling_all_voids_outputs_and_checkpoints_and_keeps_ids_increasing() {
+    let mut tracker = CommitTracker::new();
+    let (a, b) = (tracker.sent(), tracker.sent());
+    tracker.checkpoint([at(0, 10, None)]);
+    let c = tracker.resend(a);
+    tracker.settle_all();
+    assert_eq!((tracker.in_flight(), tracker.pending_checkpoints()), (0, 0));
+    assert!(
+        !tracker.acked(b) && !tracker.acked(c),
+        "reports of void outputs are ignored"
+    );
+    let d = tracker.sent();
+    assert!(d > c);
+    assert!(tracker.settled_before(d) && !tracker.settled_before(d + 1));
+    tracker.checkpoint([at(0, 12, None)]);
+    let mut out = Vec::new();
+    tracker.committable(&mut out);
+    assert!(out.is_empty(), "waits for the new output");
+    assert!(tracker.acked(d));
+    tracker.committable(&mut out);
+    assert_eq!(out, [(0, 12)]);
+}
+
+#[test]
 fn checkpoint_without_outputs_is_committable_at_once() {
     let mut tracker = CommitTracker::new();
     tracker.checkpoint([at(0, 10, None), at(3, 7, Some(5))]);

@@ -188,15 +188,44 @@ impl ChangelogWriter {
         if !self.pending || !tracker.settled_before(self.barrier) {
             return false;
         }
-        for i in 0..self.records.len() {
-            let record = self.records[i].clone();
-            self.send(&record, tracker, sink, partitions, metrics);
-        }
+        self.send_records(tracker, sink, partitions, metrics);
         let stuck = &self.stuck;
         let positions = self.positions.drain(..);
         tracker.checkpoint_with(positions.filter(|(p, _)| !is_stuck(stuck, p.partition)));
         self.pending = false;
         true
+    }
+
+    /// Exactly-once mode: sends the pending drain at once, into the open
+    /// transaction, which makes its records visible together with the
+    /// outputs before it, or none of them. Its positions are not handed
+    /// to the tracker: the transaction carries the offsets.
+    pub fn send_now(
+        &mut self,
+        tracker: &mut CommitTracker<CommitMeta>,
+        sink: &Sink,
+        partitions: &PartitionMap,
+        metrics: &Metrics,
+    ) {
+        if self.pending {
+            self.send_records(tracker, sink, partitions, metrics);
+            self.positions.clear();
+            self.pending = false;
+        }
+    }
+
+    /// Sends every record of the pending drain.
+    fn send_records(
+        &mut self,
+        tracker: &mut CommitTracker<CommitMeta>,
+        sink: &Sink,
+        partitions: &PartitionMap,
+        metrics: &Metrics,
+    ) {
+        for i in 0..self.records.len() {
+            let record = self.records[i].clone();
+            self.send(&record, tracker, sink, partitions, metrics);
+        }
     }
 
     /// Sends one record of the pending drain.
@@ -262,7 +291,9 @@ impl ChangelogWriter {
         }
     }
 
-    fn is_stuck(&self, partition: u32) -> bool {
+    /// Whether a changelog record of `partition` was refused, so that its
+    /// offsets are not committed any more.
+    pub fn is_stuck(&self, partition: u32) -> bool {
         is_stuck(&self.stuck, partition)
     }
 

@@ -139,13 +139,28 @@ impl Driver {
             if since_commit.elapsed() >= self.intervals.commit {
                 self.pipeline()
                     .commit(&self.consumer, CommitMode::Async, wall_now());
+                self.rewind_erasures();
                 since_commit = Stopwatch::start();
             }
         }
         self.shutdown();
     }
 
+    /// Seeks the erasure reader back after an aborted transaction.
+    fn rewind_erasures(&self) {
+        let rewinds = self.pipeline().take_erasure_rewinds();
+        let reader = self.consumer.context().erasure();
+        for (partition, offset) in rewinds {
+            reader.rewind(partition, offset);
+        }
+    }
+
     fn poll_once(&mut self) {
+        if !self.pipeline().accepts_input() {
+            // No transaction to produce into: the group still hears from
+            // this member, and what it fetches is read again later.
+            std::thread::sleep(self.intervals.poll.min(Duration::from_millis(100)));
+        }
         let timeout = if self.pipeline().is_restoring() {
             Duration::ZERO
         } else {

@@ -16,6 +16,9 @@ pub struct PartitionMap {
     names: Vec<(String, i32)>,
     /// Per index, one past the last offset read since assignment.
     next_offset: Vec<Option<i64>>,
+    /// Per index, the first offset read since assignment (or since a
+    /// rewind): where reading started.
+    first_offset: Vec<Option<i64>>,
 }
 
 impl PartitionMap {
@@ -28,6 +31,7 @@ impl PartitionMap {
         let index = self.names.len() as u32;
         self.names.push((topic.to_owned(), partition));
         self.next_offset.push(None);
+        self.first_offset.push(None);
         let partitions = self.by_topic.entry(topic.to_owned()).or_default();
         if partitions.len() <= slot {
             partitions.resize(slot + 1, None);
@@ -51,15 +55,30 @@ impl PartitionMap {
 
     /// A record at `offset` of partition `index` was read.
     pub fn consumed(&mut self, index: u32, offset: i64) {
-        if let Some(next) = self.next_offset.get_mut(index as usize) {
+        let i = index as usize;
+        if let Some(next) = self.next_offset.get_mut(i) {
             *next = Some(offset + 1);
+        }
+        if let Some(first @ None) = self.first_offset.get_mut(i) {
+            *first = Some(offset);
         }
     }
 
-    /// The partition was revoked: it has no read position any more.
+    /// The first offset read from partition `index` since its assignment
+    /// (or since [`PartitionMap::revoked`]).
+    pub fn first_offset(&self, index: u32) -> Option<i64> {
+        self.first_offset.get(index as usize).copied().flatten()
+    }
+
+    /// The partition was revoked (or is read again from an earlier
+    /// offset): it has no read position any more.
     pub fn revoked(&mut self, index: u32) {
-        if let Some(next) = self.next_offset.get_mut(index as usize) {
+        let i = index as usize;
+        if let Some(next) = self.next_offset.get_mut(i) {
             *next = None;
+        }
+        if let Some(first) = self.first_offset.get_mut(i) {
+            *first = None;
         }
     }
 
@@ -88,9 +107,12 @@ mod tests {
             (Some(1), None, None)
         );
         map.consumed(0, 41);
-        assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 42)]);
+        map.consumed(0, 44);
+        assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 45)]);
+        assert_eq!(map.first_offset(0), Some(41));
         map.revoked(0);
         assert_eq!(map.consumed_positions().count(), 0);
+        assert_eq!(map.first_offset(0), None);
         assert_eq!(
             map.index("a", 3),
             0,

@@ -70,6 +70,9 @@ use super::partitions::PartitionMap;
 use super::restore::Restorer;
 
 mod erasure;
+mod exactly_once;
+
+use exactly_once::Transaction;
 
 /// Topic names of the outputs.
 #[derive(Clone, Debug)]
@@ -102,7 +105,7 @@ pub struct Pipeline {
     changelog: ChangelogWriter,
     /// Assigned partitions on their way back from the changelog.
     restorer: Restorer,
-    sink: Arc<Sink>,
+    sink: Sink,
     deliveries: Receiver<Delivery>,
     encoder: OutputEncoder,
     validator: Validator,
@@ -122,13 +125,18 @@ pub struct Pipeline {
     max_message_bytes: usize,
     /// HTTP erasure requests waiting for Kafka's acknowledgement.
     waiters: erasure::Waiters,
+    /// Exactly-once mode: the open transaction and what a rewind returns
+    /// to; `None` in at-least-once mode.
+    transaction: Option<Transaction>,
+    /// Erasure partitions to seek back after a rewind: `(partition, offset)`.
+    erasure_rewinds: Vec<(i32, i64)>,
 }
 
 /// What the pipeline is built from.
 pub struct PipelineParts {
     pub engine: Engine,
     pub restorer: Restorer,
-    pub sink: Arc<Sink>,
+    pub sink: Sink,
     pub deliveries: Receiver<Delivery>,
     pub encoder: OutputEncoder,
     pub schemas: SchemaSource,
@@ -142,6 +150,8 @@ impl Pipeline {
         let outputs = &config.outputs;
         let mut engine = parts.engine;
         engine.track_changes(true);
+        let exactly_once = config.runtime.exactly_once;
+        let transaction = exactly_once.then(|| Transaction::new(engine.commit_point()));
         Pipeline {
             engine,
             tracker: CommitTracker::default(),
@@ -180,7 +190,9 @@ impl Pipeline {
             committable: Vec::new(),
             positions: Vec::new(),
             max_message_bytes: config.limits.max_message_bytes,
-            waiters: erasure::Waiters::default(),
+            waiters: erasure::Waiters::new(exactly_once),
+            transaction,
+            erasure_rewinds: Vec::new(),
         }
     }
 
@@ -217,10 +229,11 @@ impl Pipeline {
         // Only subscribed topics arrive; JSON is the default encoding.
         let route = (self.routes.get(message.topic()).copied())
             .unwrap_or(Route::Touchpoints(InputEncoding::Json));
-        let waits = match route {
-            Route::Touchpoints(_) => self.restorer.is_restoring(index),
-            Route::Erasure => self.restorer.is_active(),
-        };
+        let waits = !self.may_send()
+            || match route {
+                Route::Touchpoints(_) => self.restorer.is_restoring(index),
+                Route::Erasure => self.restorer.is_active(),
+            };
         if waits {
             return false;
         }
@@ -291,6 +304,9 @@ impl Pipeline {
     /// Wall-clock progress with no record: idle partitions stop holding the
     /// watermark back and hybrid time moves on.
     pub fn tick(&mut self, wall: EventTime) {
+        if !self.may_send() {
+            return;
+        }
         let mut outputs = std::mem::take(&mut self.outputs);
         self.engine.tick(wall, &mut outputs);
         self.send_outputs(&mut outputs, Stopwatch::start());
@@ -388,6 +404,11 @@ impl Pipeline {
                     self.tracker.acked(id);
                     self.waiters.acked(id);
                 }
+                // Exactly-once: the failure aborts the transaction (its
+                // commit fails), and the rewind produces the record again.
+                Delivery::Failed { meta, .. } if self.transaction.is_some() => {
+                    self.tracker.acked(meta.id);
+                }
                 Delivery::Failed { mut meta, record } => {
                     let failed = meta.id;
                     meta.id = self.tracker.resend(failed);
@@ -405,12 +426,14 @@ impl Pipeline {
                 }
             }
         }
-        self.changelog.send_ready(
-            &mut self.tracker,
-            &self.sink,
-            &self.partitions,
-            &self.metrics,
-        );
+        if self.transaction.is_none() {
+            self.changelog.send_ready(
+                &mut self.tracker,
+                &self.sink,
+                &self.partitions,
+                &self.metrics,
+            );
+        }
     }
 
     /// Once per commit interval: captures a changelog drain (unless one is
@@ -423,6 +446,9 @@ impl Pipeline {
         mode: CommitMode,
         wall: EventTime,
     ) {
+        if self.transaction.is_some() {
+            return self.commit_transaction(consumer, wall);
+        }
         self.drain_deliveries();
         self.capture(wall);
         self.drain_deliveries();
@@ -460,19 +486,7 @@ impl Pipeline {
         if self.committable.is_empty() {
             return;
         }
-        let mut list = TopicPartitionList::new();
-        for &(index, offset, checkpoint) in &self.committable {
-            let Some((topic, partition)) = self.partitions.name(index) else {
-                continue;
-            };
-            let mut element = list.add_partition(topic, partition);
-            if element.set_offset(Offset::Offset(offset)).is_err() {
-                continue;
-            }
-            if let Some(checkpoint) = checkpoint {
-                element.set_metadata(encode_checkpoint(&checkpoint));
-            }
-        }
+        let list = offsets_list(&self.partitions, &self.committable);
         if let Err(error) = consumer.commit(&list, mode) {
             tracing::warn!(%error, "Offset commit failed; it is retried at the next interval.");
         }
@@ -539,6 +553,9 @@ impl Pipeline {
         }
         self.forget_followers(list);
         for index in settled {
+            // A failed transaction rewinds and restores every partition,
+            // these included.
+            self.restorer.cancel(index);
             self.drop_partition(index);
         }
     }
@@ -549,6 +566,7 @@ impl Pipeline {
         self.tracker.forget_partition(index);
         self.changelog.forget_partition(index);
         self.partitions.revoked(index);
+        self.forget_transaction_partition(index);
         if let Some((topic, partition)) = self.partitions.name(index) {
             tracing::debug!(
                 topic,
@@ -580,6 +598,10 @@ impl Pipeline {
         timeout: std::time::Duration,
         wall: EventTime,
     ) {
+        if self.transaction.is_some() {
+            // Committing a transaction delivers everything in it first.
+            return self.commit_transaction(consumer, wall);
+        }
         let clock = Stopwatch::start();
         let left = || timeout.saturating_sub(clock.elapsed());
         // Outputs, then the pending drain they held back.
@@ -605,4 +627,26 @@ impl Pipeline {
         }
         self.drain_deliveries();
     }
+}
+
+/// Offsets to commit, `(engine partition, offset, checkpoint)`, as Kafka
+/// wants them: by topic and partition, each checkpoint in the metadata.
+fn offsets_list(
+    partitions: &PartitionMap,
+    offsets: &[(u32, i64, CommitMeta)],
+) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for &(index, offset, checkpoint) in offsets {
+        let Some((topic, partition)) = partitions.name(index) else {
+            continue;
+        };
+        let mut element = list.add_partition(topic, partition);
+        if element.set_offset(Offset::Offset(offset)).is_err() {
+            continue;
+        }
+        if let Some(checkpoint) = checkpoint {
+            element.set_metadata(encode_checkpoint(&checkpoint));
+        }
+    }
+    list
 }

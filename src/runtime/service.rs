@@ -25,7 +25,8 @@ use crate::http::{HttpState, Readiness};
 use crate::registry::{
     LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs, value_subject,
 };
-use crate::sink::kafka::Sink;
+use crate::sink::kafka::{Sink, transactional_id};
+use crate::sink::transactions::ProducerHook;
 use crate::source::kafka;
 use crate::telemetry::events::{InternalEvent, OutputSchemaRegistered};
 use crate::telemetry::{Metrics, rule_actions};
@@ -56,6 +57,16 @@ pub struct Service {
 impl Service {
     /// Starts consuming, processing and serving HTTP.
     pub fn start(config: Config) -> anyhow::Result<Service> {
+        Service::start_with(config, None)
+    }
+
+    /// Like [`Service::start`], with every producer wrapped by `hook`: a
+    /// seam to observe the transactional calls and inject failures.
+    pub fn start_with(mut config: Config, hook: Option<ProducerHook>) -> anyhow::Result<Service> {
+        if config.runtime.exactly_once {
+            // Fixed once: the default is unique to the process.
+            config.runtime.transactional_id = Some(transactional_id(&config));
+        }
         let metrics = Arc::new(Metrics::new()?);
         let readiness = Readiness::new();
         tracing::debug!(?config, "Configuration loaded.");
@@ -86,7 +97,7 @@ impl Service {
                 tracing::error!(%error, "HTTP server failed.");
             }
         });
-        let pipeline = build_pipeline(&config, metrics.clone(), readiness.clone())?;
+        let mut pipeline = build_pipeline(&config, metrics.clone(), readiness.clone(), hook)?;
         let changelog = runtime.block_on(ensure_changelog(&config))?;
         tracing::debug!(
             topic = config.runtime.changelog_topic.as_str(),
@@ -94,6 +105,17 @@ impl Service {
             created = changelog.created,
             "Changelog topic checked."
         );
+        pipeline.init_transactions().with_context(|| {
+            format!(
+                "runtime.exactly_once = true: cannot initialise Kafka transactions with \
+                 transactional.id \"{}\"",
+                config
+                    .runtime
+                    .transactional_id
+                    .as_deref()
+                    .unwrap_or_default()
+            )
+        })?;
         let pipeline = Arc::new(Mutex::new(pipeline));
         let consumer = kafka::subscribe(
             &config,
@@ -170,6 +192,7 @@ fn build_pipeline(
     config: &Config,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    hook: Option<ProducerHook>,
 ) -> anyhow::Result<Pipeline> {
     let engine = Engine::new(config)?;
     let restorer = Restorer::new(config, metrics.clone(), readiness)
@@ -177,14 +200,14 @@ fn build_pipeline(
     let registry = registry_client(config, &metrics)?;
     let encoder = output_encoder(config, registry.as_ref(), &metrics)?;
     let schemas = schema_source(config, registry, metrics.clone())?;
-    let (sink, deliveries) =
-        Sink::new(config, metrics.clone()).context("cannot create the Kafka producer (kafka.*)")?;
+    let (sink, deliveries) = Sink::with_hook(config, metrics.clone(), hook)
+        .context("cannot create the Kafka producer (kafka.*)")?;
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     let consumed = metrics.consumed_counters(&topics, engine.rules(), rule_actions(config));
     let parts = PipelineParts {
         engine,
         restorer,
-        sink: Arc::new(sink),
+        sink,
         deliveries,
         encoder,
         schemas,

@@ -14,6 +14,11 @@
 //! count as changelog records rather than derived events and observe no
 //! latency.
 //!
+//! The producer is behind the [`Producing`] seam
+//! ([`super::transactions`]): in exactly-once mode it is transactional
+//! (`transactional.id` from [`transactional_id`]), and the pipeline opens,
+//! commits and aborts its transactions through [`Sink::transactions`].
+//!
 //! The delivery channel is unbounded, but the processing thread stops
 //! polling input while `runtime.max_in_flight` outputs are unacknowledged,
 //! which bounds it.
@@ -25,15 +30,17 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
 use crate::runtime::acks::OutputId;
 use crate::telemetry::events::{InternalEvent, OutputDeliveryFailed};
 use crate::telemetry::{KafkaLog, Metrics};
+
+use super::transactions::{ProducerHook, Producing, Record};
 
 /// What a record was, for the delivery report.
 #[derive(Debug)]
@@ -154,25 +161,52 @@ impl ProducerContext for SinkContext {
 
 /// The producer for every output topic.
 pub struct Sink {
-    producer: ThreadedProducer<SinkContext>,
+    producer: Box<dyn Producing>,
+    /// Creates a producer like the first one, to replace it after a fatal
+    /// error.
+    renew: Box<dyn Fn() -> KafkaResult<Box<dyn Producing>> + Send + Sync>,
 }
 
 impl Sink {
     /// A producer configured from `config` (brokers, pass-through
-    /// properties), and the receiving end of its delivery reports.
+    /// properties, `transactional.id` in exactly-once mode), and the
+    /// receiving end of its delivery reports.
     pub fn new(
         config: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<(Sink, Receiver<Delivery>), KafkaError> {
+        Sink::with_hook(config, metrics, None)
+    }
+
+    /// Like [`Sink::new`], with every producer it creates wrapped by `hook`.
+    pub fn with_hook(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        hook: Option<ProducerHook>,
+    ) -> Result<(Sink, Receiver<Delivery>), KafkaError> {
         let (deliveries, reports) = channel();
-        let context = SinkContext {
-            deliveries,
-            metrics,
-            changelog_topic: config.runtime.changelog_topic.clone(),
-            log: KafkaLog::new(&config.kafka),
+        let client = producer_config(config);
+        let changelog_topic = config.runtime.changelog_topic.clone();
+        let log = KafkaLog::new(&config.kafka);
+        let renew = move || -> KafkaResult<Box<dyn Producing>> {
+            let context = SinkContext {
+                deliveries: deliveries.clone(),
+                metrics: metrics.clone(),
+                changelog_topic: changelog_topic.clone(),
+                log: log.clone(),
+            };
+            let producer: ThreadedProducer<SinkContext> = client.create_with_context(context)?;
+            Ok(match &hook {
+                Some(hook) => hook(producer),
+                None => Box::new(producer),
+            })
         };
-        let producer = producer_config(config).create_with_context(context)?;
-        Ok((Sink { producer }, reports))
+        let producer = renew()?;
+        let sink = Sink {
+            producer,
+            renew: Box::new(renew),
+        };
+        Ok((sink, reports))
     }
 
     /// Sends one record, waiting while the producer's queue is full
@@ -199,8 +233,7 @@ impl Sink {
     /// asked; waits while the producer's queue is full, like
     /// [`Sink::send`].
     pub fn send_record(&self, out: Outgoing<'_>, meta: Box<OutputMeta>) -> Result<(), KafkaError> {
-        let mut record: BaseRecord<'_, [u8], [u8], Box<OutputMeta>> =
-            BaseRecord::with_opaque_to(out.topic, meta);
+        let mut record: Record<'_> = BaseRecord::with_opaque_to(out.topic, meta);
         if let Some(payload) = out.payload {
             record = record.payload(payload);
         }
@@ -234,6 +267,19 @@ impl Sink {
     pub fn queued(&self) -> i32 {
         self.producer.in_flight_count()
     }
+
+    /// The transactional producer, for the calls of [`Producing`].
+    pub fn transactions(&self) -> &dyn Producing {
+        self.producer.as_ref()
+    }
+
+    /// Replaces the producer with a new one (same configuration, same
+    /// delivery channel) after a fatal error. Records still queued in the
+    /// old one are dropped with it.
+    pub fn renew(&mut self) -> KafkaResult<()> {
+        self.producer = (self.renew)()?;
+        Ok(())
+    }
 }
 
 /// The producer's client configuration.
@@ -253,10 +299,45 @@ pub(crate) fn producer_config(config: &Config) -> ClientConfig {
                 .max(1_000_000)
                 .to_string(),
         );
+    if config.runtime.exactly_once {
+        // librdkafka wants deliveries to time out within a transaction's
+        // timeout (60 s by default); a delivery that fails aborts the
+        // transaction, and the rewind produces the record again.
+        client.set("message.timeout.ms", "60000");
+    }
     for (name, value) in kafka.client_properties(&kafka.producer_properties) {
         client.set(name, value);
     }
+    if config.runtime.exactly_once {
+        client.set("transactional.id", transactional_id(config));
+    }
     client
+}
+
+/// The producer's `transactional.id` in exactly-once mode:
+/// `runtime.transactional_id`, else `<group_id>-<group_instance_id>` with
+/// static membership (stable across restarts, so a restarted instance
+/// fences its predecessor and aborts its open transaction at once), else
+/// `<group_id>-<client_id>-<process id>-<start time>`, unique per process
+/// (a crashed predecessor's open transaction is then aborted by the broker
+/// after `transaction.timeout.ms`). Zombies are fenced either way through
+/// the consumer group's generation, which the offsets of every
+/// transaction carry.
+pub fn transactional_id(config: &Config) -> String {
+    let kafka = &config.kafka;
+    if let Some(id) = &config.runtime.transactional_id {
+        return id.clone();
+    }
+    match &kafka.group_instance_id {
+        Some(instance) => format!("{}-{instance}", kafka.group_id),
+        None => format!(
+            "{}-{}-{}-{}",
+            kafka.group_id,
+            kafka.client_id,
+            std::process::id(),
+            wall_now().millis()
+        ),
+    }
 }
 
 /// Dead-letter headers as Kafka headers.

@@ -1,3 +1,4 @@
 //! Where derived events go.
 
 pub mod kafka;
+pub mod transactions;

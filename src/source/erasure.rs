@@ -135,6 +135,19 @@ impl ErasureReader {
         }
     }
 
+    /// Reads erasure partition `partition` again from `offset` (exactly-once
+    /// mode, after an aborted transaction: from its last committed offset).
+    pub fn rewind(&self, partition: i32, offset: i64) {
+        if let Err(error) = self.consumer.seek(
+            &self.topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::ZERO,
+        ) {
+            tracing::error!(%error, topic = self.topic.as_str(), partition, offset, "Cannot rewind an erasure partition to its last committed offset.");
+        }
+    }
+
     fn assigned(&self) -> MutexGuard<'_, BTreeSet<i32>> {
         self.assigned.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -114,9 +114,15 @@ impl ConsumerContext for SourceContext {
                 partitions: &as_refs(&names(list)),
             }
             .emit(&self.metrics);
-            self.pipeline()
-                .revoke(consumer, list, self.flush_timeout, wall_now());
+            let rewinds = {
+                let mut pipeline = self.pipeline();
+                pipeline.revoke(consumer, list, self.flush_timeout, wall_now());
+                pipeline.take_erasure_rewinds()
+            };
             self.erasure.unfollow(list);
+            for (partition, offset) in rewinds {
+                self.erasure.rewind(partition, offset);
+            }
         }
     }
 

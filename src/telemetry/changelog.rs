@@ -47,7 +47,14 @@ pub(super) struct ChangelogMetrics {
     errors: IntCounterVec,
     /// `journeyd_restore_replay_missed_total`, following the engine's count.
     replay_missed: IntCounter,
+    /// `journeyd_transactions_total{result}`, by [`TRANSACTION_RESULTS`].
+    transactions: [IntCounter; 3],
 }
+
+/// How a transaction ended (exactly-once mode): committed; aborted (the
+/// pipeline rewound to the last commit); aborted with a new producer
+/// (after a fatal error such as fencing).
+pub const TRANSACTION_RESULTS: [&str; 3] = ["committed", "aborted", "renewed"];
 
 impl ChangelogMetrics {
     pub fn new(r: &Reg<'_>) -> Made<Self> {
@@ -64,7 +71,14 @@ impl ChangelogMetrics {
         for reason in RESTORE_ERROR_REASONS {
             errors.with_label_values(&[reason]);
         }
+        let transactions = r.counter_vec(
+            "journeyd_transactions_total",
+            "Kafka transactions in exactly-once mode, by how they ended: committed, aborted \
+             (rewound to the last commit), renewed (aborted, with a new producer).",
+            &["result"],
+        )?;
         Ok(ChangelogMetrics {
+            transactions: TRANSACTION_RESULTS.map(|r| transactions.with_label_values(&[r])),
             states: records.with_label_values(&["state"]),
             tombstones: records.with_label_values(&["tombstone"]),
             customers: r.counter(
@@ -97,6 +111,13 @@ impl Metrics {
     pub(super) fn observe_restore(&self, customers: u64, elapsed: Duration) {
         self.changelog.customers.inc_by(customers);
         self.changelog.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A transaction ended with `result`, one of [`TRANSACTION_RESULTS`].
+    pub(super) fn transaction_ended(&self, result: &str) {
+        if let Some(i) = TRANSACTION_RESULTS.iter().position(|r| *r == result) {
+            self.changelog.transactions[i].inc();
+        }
     }
 
     /// A changelog record was skipped for `reason`.

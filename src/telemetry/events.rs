@@ -366,3 +366,37 @@ impl InternalEvent for OutputSchemaRegistered<'_> {
         );
     }
 }
+
+/// A transaction committed (exactly-once mode).
+#[derive(Clone, Copy, Debug)]
+pub struct TransactionCommitted;
+
+impl InternalEvent for TransactionCommitted {
+    fn emit(&self, metrics: &Metrics) {
+        metrics.transaction_ended("committed");
+    }
+}
+
+/// A transaction failed and was aborted (exactly-once mode): the pipeline
+/// rewinds to the last commit, with a new producer when `renewed`.
+#[derive(Clone, Copy, Debug)]
+pub struct TransactionAborted<'a> {
+    /// The call that failed: `send_offsets`, `commit`, `abort`, ...
+    pub call: &'static str,
+    /// Why.
+    pub error: &'a (dyn std::error::Error + 'a),
+    /// Whether the producer is replaced.
+    pub renewed: bool,
+}
+
+impl InternalEvent for TransactionAborted<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            call = self.call,
+            error = %self.error,
+            renewed = self.renewed,
+            "Transaction failed: aborted; rewinding to the last commit and restoring state."
+        );
+        metrics.transaction_ended(if self.renewed { "renewed" } else { "aborted" });
+    }
+}

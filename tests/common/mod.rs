@@ -2,6 +2,7 @@
 //! engine, and [`service`], the real binary against a mock Kafka cluster.
 #![allow(dead_code)]
 
+pub mod journeys;
 pub mod restore;
 pub mod service;
 pub mod streams;

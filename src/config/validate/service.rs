@@ -32,6 +32,16 @@ pub(super) fn runtime(runtime: &RuntimeConfig, problems: &mut Problems) {
     if runtime.max_in_flight < 1 {
         problems.add("runtime.max_in_flight", "must be at least 1, got 0");
     }
+    if runtime
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        problems.add(
+            "runtime.transactional_id",
+            "must not be empty; leave it out for the default",
+        );
+    }
 }
 
 #[cfg(test)]

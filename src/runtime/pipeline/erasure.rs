@@ -34,16 +34,53 @@ use crate::telemetry::events::{CustomerErasure, InternalEvent};
 const MAX_WAITERS: usize = 1024;
 
 /// HTTP erasure requests produced to the erasure topic and not yet
-/// acknowledged, by the output id of their record.
+/// acknowledged, by the output id of their record. In exactly-once mode an
+/// acknowledged record is not stored until its transaction commits: its
+/// requester waits in `held` until then, and hears
+/// [`Forwarded::Busy`] (503, retry) if the transaction aborts.
 #[derive(Debug, Default)]
 pub(super) struct Waiters {
     by_id: BTreeMap<OutputId, oneshot::Sender<Forwarded>>,
+    /// Whether acknowledged records wait for their transaction's commit.
+    transactional: bool,
+    /// Acknowledged in the open transaction.
+    held: Vec<oneshot::Sender<Forwarded>>,
 }
 
 impl Waiters {
+    /// Waiters whose records are stored once acknowledged, or (exactly-once
+    /// mode) once their transaction commits.
+    pub(super) fn new(transactional: bool) -> Waiters {
+        Waiters {
+            transactional,
+            ..Waiters::default()
+        }
+    }
+
     /// Output `id` was acknowledged.
     pub(super) fn acked(&mut self, id: OutputId) {
-        self.answer(id, Forwarded::Stored);
+        if !self.transactional {
+            return self.answer(id, Forwarded::Stored);
+        }
+        if let Some(reply) = self.by_id.remove(&id) {
+            self.held.push(reply);
+        }
+    }
+
+    /// The open transaction committed: its acknowledged records are stored.
+    pub(super) fn committed(&mut self) {
+        for reply in self.held.drain(..) {
+            let _ = reply.send(Forwarded::Stored);
+        }
+    }
+
+    /// The open transaction aborted: none of its records is stored, and
+    /// every request still waiting is told to try again.
+    pub(super) fn aborted(&mut self) {
+        let waiting = std::mem::take(&mut self.by_id).into_values();
+        for reply in self.held.drain(..).chain(waiting) {
+            let _ = reply.send(Forwarded::Busy);
+        }
     }
 
     /// Output `id` was refused by the producer.
@@ -67,10 +104,11 @@ impl Waiters {
 
     /// Whether another request may wait; forgets requesters that gave up.
     fn has_room(&mut self) -> bool {
-        if self.by_id.len() >= MAX_WAITERS {
+        if self.by_id.len() + self.held.len() >= MAX_WAITERS {
             self.by_id.retain(|_, reply| !reply.is_closed());
+            self.held.retain(|reply| !reply.is_closed());
         }
-        self.by_id.len() < MAX_WAITERS
+        self.by_id.len() + self.held.len() < MAX_WAITERS
     }
 }
 
@@ -115,7 +153,7 @@ impl Pipeline {
     /// An erasure requested over HTTP: produced to the erasure topic; the
     /// requester hears back once Kafka acknowledges it.
     pub fn forward_erasure(&mut self, command: ErasureCommand) {
-        if !self.waiters.has_room() {
+        if !self.may_send() || !self.waiters.has_room() {
             let _ = command.reply.send(Forwarded::Busy);
             return;
         }
@@ -160,6 +198,7 @@ impl Pipeline {
                 .index(&self.topics.erasure, element.partition());
             self.tracker.forget_partition(index);
             self.partitions.revoked(index);
+            self.forget_transaction_partition(index);
         }
     }
 }
@@ -195,6 +234,29 @@ mod tests {
         waiters.refused(4);
         assert_eq!(refused_rx.try_recv(), Ok(Forwarded::Refused));
         assert!(waiters.by_id.is_empty());
+    }
+
+    #[test]
+    fn transactional_waiters_hear_back_when_the_transaction_ends() {
+        let mut waiters = Waiters::new(true);
+        let (committed, mut committed_rx) = oneshot::channel();
+        let (aborted, mut aborted_rx) = oneshot::channel();
+        let (unacked, mut unacked_rx) = oneshot::channel();
+        waiters.by_id.insert(1, committed);
+        waiters.acked(1);
+        assert!(
+            committed_rx.try_recv().is_err(),
+            "acknowledged, not committed"
+        );
+        waiters.committed();
+        assert_eq!(committed_rx.try_recv(), Ok(Forwarded::Stored));
+        waiters.by_id.insert(2, aborted);
+        waiters.by_id.insert(3, unacked);
+        waiters.acked(2);
+        waiters.aborted();
+        assert_eq!(aborted_rx.try_recv(), Ok(Forwarded::Busy));
+        assert_eq!(unacked_rx.try_recv(), Ok(Forwarded::Busy));
+        assert!(waiters.by_id.is_empty() && waiters.held.is_empty());
     }
 
     #[test]

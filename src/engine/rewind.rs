@@ -1,0 +1,61 @@
+//! Going back to the last committed transaction (exactly-once mode).
+//!
+//! When a transaction aborts, none of its outputs, changelog records or
+//! offsets become visible, so the engine must forget what it did since
+//! the last commit. Per customer that is done by dropping the partitions'
+//! customers and restoring them from the changelog, which a
+//! `read_committed` read shows as of the last commit. What is not per
+//! customer (the open funnel windows, the watermarks and the processing
+//! frontier) is kept in a [`CommitPoint`] taken at every commit, and put
+//! back by [`Engine::rewind`]. Reading the input again from the committed
+//! offsets then derives the same events as the aborted transaction: same
+//! sequences, same content, the same funnel windows with the same counts.
+
+use super::Engine;
+use super::funnel::Funnel;
+use super::watermark::Watermarks;
+use crate::model::EventTime;
+
+/// The instance-wide state of the engine at a commit: what is not kept
+/// per customer.
+#[derive(Clone, Debug)]
+pub struct CommitPoint {
+    funnel: Funnel,
+    watermarks: Watermarks,
+    frontier: EventTime,
+}
+
+impl CommitPoint {
+    /// `partition` was revoked after the commit: a rewind must not bring
+    /// it back into the watermark.
+    pub fn revoke(&mut self, partition: u32) {
+        self.watermarks.revoke(partition);
+    }
+}
+
+impl Engine {
+    /// The instance-wide state as it is now; take it right after a commit.
+    pub fn commit_point(&self) -> CommitPoint {
+        CommitPoint {
+            funnel: self.funnel.clone(),
+            watermarks: self.watermarks.clone(),
+            frontier: self.frontier,
+        }
+    }
+
+    /// Forgets everything done since `point`: the customers, timers and
+    /// buffered touchpoints of `partitions` (every partition this engine
+    /// reads) are dropped, as [`Engine::revoke`] drops them, and the funnel
+    /// windows, watermarks and frontier return to `point`. The caller then
+    /// restores the partitions' customers from the changelog and reads
+    /// their input again from the committed offsets. Returns the customers
+    /// dropped.
+    pub fn rewind(&mut self, point: &CommitPoint, partitions: &[u32]) -> usize {
+        let dropped = partitions.iter().map(|&p| self.revoke(p)).sum();
+        self.funnel = point.funnel.clone();
+        self.watermarks = point.watermarks.clone();
+        self.frontier = point.frontier;
+        self.catch_up = true;
+        dropped
+    }
+}

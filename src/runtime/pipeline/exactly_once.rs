@@ -1,0 +1,428 @@
+//! Exactly-once mode (`runtime.exactly_once = true`, SPEC section 6).
+//!
+//! One Kafka transaction per commit interval holds everything the
+//! interval produced: derived events, dead letters, audit records,
+//! forwarded erasure requests, the changed customers' changelog records,
+//! and the input offsets (with their checkpoints) through
+//! `send_offsets_to_transaction` with the group member's metadata.
+//!
+//! ```text
+//! begin ─► outputs, dead letters, audit records ... (the interval)
+//!       ─► changelog drain (sent at once: no barrier needed)
+//!       ─► send_offsets_to_transaction(positions + checkpoints, group metadata)
+//!       ─► commit_transaction ─► commit point ─► begin
+//! ```
+//!
+//! A `read_committed` consumer sees all of an interval or none of it, so
+//! the at-least-once ordering of [`crate::runtime::changelog`] (outputs
+//! acknowledged before state, state before offsets) is not needed here:
+//! atomicity gives it. A process killed mid-transaction leaves the
+//! transaction open; the broker aborts it when the next producer with the
+//! same `transactional.id` initialises, or after `transaction.timeout.ms`.
+//! The restarted instance restores the committed state and reads from the
+//! committed offsets.
+//!
+//! # Failures
+//!
+//! A failed call is retried while librdkafka calls the error retriable.
+//! Otherwise the transaction is aborted (a fatal error such as being
+//! fenced also replaces the producer, whose `init_transactions` fences
+//! any zombie with the same `transactional.id`), and the pipeline rewinds
+//! without exiting:
+//!
+//! 1. every assigned input partition's customers, timers and buffered
+//!    touchpoints are dropped, and the instance-wide state (funnel
+//!    windows, watermarks) returns to the last commit point
+//!    ([`crate::engine::rewind`]);
+//! 2. the partitions are paused, sought back to the offsets the last
+//!    committed transaction stored (or where reading started, when none
+//!    has committed since the assignment), and restored from the
+//!    changelog, read `read_committed`, so as of the last commit;
+//! 3. the erasure partitions are sought back likewise.
+//!
+//! Reading again then derives exactly the records of the aborted
+//! transaction: same keys, sequences and content (except `detected_at`,
+//! the wall clock), which a `read_committed` consumer sees once, in the
+//! transaction that commits. HTTP erasure requests produced into the
+//! aborted transaction are not produced again: their requesters are told
+//! to retry ([`super::erasure::Waiters`]).
+//!
+//! When the producer cannot be replaced (the brokers are unreachable),
+//! no input is taken and no timer fires until a later commit interval
+//! succeeds in replacing it.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Pipeline, Route, offsets_list};
+use crate::engine::{Checkpoint, CommitPoint};
+use crate::model::EventTime;
+use crate::runtime::acks::OutputId;
+use crate::sink::transactions::{Recovery, TxnError};
+use crate::telemetry::events::{InternalEvent, TransactionAborted, TransactionCommitted};
+
+/// How long one transactional call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Calls of a retriable failure, at most, and the pause between them.
+const ATTEMPTS: u32 = 5;
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The transaction side of the pipeline; see the module docs.
+#[derive(Debug)]
+pub(super) struct Transaction {
+    /// Whether a transaction is open: records may be sent.
+    open: bool,
+    /// Per engine partition: the offset the last committed transaction
+    /// stored.
+    committed: Vec<Option<i64>>,
+    /// The engine's instance-wide state at the last commit.
+    point: CommitPoint,
+    /// The output id after the last commit: an interval that sent nothing
+    /// and moved no offset commits nothing.
+    last_id: OutputId,
+    /// The offsets of the interval being committed; reused.
+    offsets: Vec<(u32, i64, Option<Checkpoint>)>,
+}
+
+impl Transaction {
+    /// No transaction open yet; rewinds go back to `point`.
+    pub(super) fn new(point: CommitPoint) -> Transaction {
+        Transaction {
+            open: false,
+            committed: Vec::new(),
+            point,
+            last_id: 0,
+            offsets: Vec::new(),
+        }
+    }
+
+    fn committed(&self, index: u32) -> Option<i64> {
+        self.committed.get(index as usize).copied().flatten()
+    }
+
+    fn set_committed(&mut self, index: u32, offset: Option<i64>) {
+        let i = index as usize;
+        if self.committed.len() <= i {
+            self.committed.resize(i + 1, None);
+        }
+        self.committed[i] = offset;
+    }
+
+    /// Whether the interval's offsets are those committed already.
+    fn offsets_unchanged(&self) -> bool {
+        (self.offsets.iter()).all(|&(index, offset, _)| self.committed(index) == Some(offset))
+    }
+}
+
+/// A transactional call that failed, and which.
+type Failed = (&'static str, TxnError);
+
+impl Pipeline {
+    /// Exactly-once mode: registers the `transactional.id` (fencing older
+    /// producers with it and aborting their open transaction) and opens the
+    /// first transaction. Does nothing in at-least-once mode.
+    pub fn init_transactions(&mut self) -> Result<(), TxnError> {
+        let Some(txn) = &mut self.transaction else {
+            return Ok(());
+        };
+        let producer = self.sink.transactions();
+        producer.init_transactions(CALL_TIMEOUT)?;
+        producer.begin_transaction()?;
+        txn.open = true;
+        txn.last_id = self.tracker.next_id();
+        Ok(())
+    }
+
+    /// Whether records may be sent now: always in at-least-once mode,
+    /// while a transaction is open in exactly-once mode.
+    pub(super) fn may_send(&self) -> bool {
+        self.transaction.as_ref().is_none_or(|t| t.open)
+    }
+
+    /// Whether input is taken: `false` only in exactly-once mode while no
+    /// producer could be created after a failed transaction.
+    pub fn accepts_input(&self) -> bool {
+        self.may_send()
+    }
+
+    /// Erasure partitions to read again from an offset after a rewind,
+    /// for the caller to seek the erasure reader to.
+    pub fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut self.erasure_rewinds)
+    }
+
+    /// Commits the interval's transaction (see the module docs) and opens
+    /// the next; on failure aborts, rewinds and opens the next.
+    pub(super) fn commit_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        wall: EventTime,
+    ) {
+        if !self.may_send() {
+            self.open_with_new_producer();
+            return;
+        }
+        self.drain_deliveries();
+        self.capture(wall);
+        (self.changelog).send_now(
+            &mut self.tracker,
+            &self.sink,
+            &self.partitions,
+            &self.metrics,
+        );
+        self.collect_offsets(wall);
+        let Some(txn) = &self.transaction else {
+            return;
+        };
+        if txn.offsets_unchanged() && self.tracker.next_id() == txn.last_id {
+            return;
+        }
+        match self.send_offsets_and_commit(consumer) {
+            Ok(()) => self.committed(),
+            Err((call, error)) => self.abort_and_rewind(consumer, call, error, wall),
+        }
+    }
+
+    /// The interval's commit positions, with checkpoints, of the partitions
+    /// read: those whose changelog records were all accepted.
+    fn collect_offsets(&mut self, wall: EventTime) {
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        txn.offsets.clear();
+        for position in &self.positions {
+            if !self.changelog.is_stuck(position.partition) {
+                let checkpoint = self.engine.checkpoint(position.partition, wall);
+                txn.offsets
+                    .push((position.partition, position.commit_offset(), checkpoint));
+            }
+        }
+    }
+
+    fn send_offsets_and_commit<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), Failed> {
+        let producer = self.sink.transactions();
+        let interval = self.transaction.as_ref().map(|t| &t.offsets[..]);
+        let offsets = offsets_list(&self.partitions, interval.unwrap_or_default());
+        if offsets.count() > 0 {
+            let group = consumer.group_metadata().ok_or_else(|| {
+                let error = KafkaError::Subscription("no consumer group metadata yet".into());
+                ("send_offsets", abortable(error))
+            })?;
+            retrying(|| producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT))
+                .map_err(|e| ("send_offsets", e))?;
+        }
+        retrying(|| producer.commit_transaction(CALL_TIMEOUT)).map_err(|e| ("commit", e))
+    }
+
+    /// The transaction committed: its offsets and the engine's
+    /// instance-wide state become what a rewind returns to; the next
+    /// transaction opens.
+    fn committed(&mut self) {
+        TransactionCommitted.emit(&self.metrics);
+        // Delivery reports of the committed records, for the HTTP waiters.
+        if let Err(error) = self.sink.flush(Duration::ZERO) {
+            tracing::debug!(%error, "Delivery reports of a committed transaction are still due.");
+        }
+        self.drain_deliveries();
+        self.waiters.committed();
+        self.tracker.settle_all();
+        let point = self.engine.commit_point();
+        let next_id = self.tracker.next_id();
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        for i in 0..txn.offsets.len() {
+            let (index, offset, _) = txn.offsets[i];
+            txn.set_committed(index, Some(offset));
+        }
+        txn.point = point;
+        txn.last_id = next_id;
+        if let Err(error) = self.sink.transactions().begin_transaction() {
+            tracing::error!(%error, "Cannot open the next transaction; replacing the producer.");
+            txn.open = false;
+            self.open_with_new_producer();
+        }
+    }
+
+    /// A call failed for good: abort (or drop the producer when it is
+    /// unusable), rewind to the last commit, open the next transaction.
+    fn abort_and_rewind<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        call: &'static str,
+        error: TxnError,
+        wall: EventTime,
+    ) {
+        let mut renew = error.recovery == Recovery::Renew;
+        if !renew && let Err(abort) = self.sink.transactions().abort_transaction(CALL_TIMEOUT) {
+            tracing::warn!(error = %abort, "Cannot abort the transaction; replacing the producer.");
+            renew = true;
+        }
+        TransactionAborted {
+            call,
+            error: &error,
+            renewed: renew,
+        }
+        .emit(&self.metrics);
+        self.waiters.aborted();
+        self.drain_deliveries();
+        self.tracker.settle_all();
+        self.rewind(consumer, wall);
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        txn.open = false;
+        txn.last_id = self.tracker.next_id();
+        if renew {
+            self.open_with_new_producer();
+        } else if let Err(error) = self.sink.transactions().begin_transaction() {
+            tracing::error!(%error, "Cannot open a transaction after an abort; replacing the producer.");
+            self.open_with_new_producer();
+        } else {
+            txn.open = true;
+        }
+    }
+
+    /// Replaces the producer, initialises its transactions (fencing the
+    /// old one) and opens a transaction. On failure the pipeline stays
+    /// closed, and the next commit interval tries again.
+    fn open_with_new_producer(&mut self) {
+        let opened = self
+            .sink
+            .renew()
+            .map_err(abortable)
+            .and_then(|()| self.sink.transactions().init_transactions(CALL_TIMEOUT))
+            .and_then(|()| self.sink.transactions().begin_transaction());
+        // Records purged with the old producer are void.
+        self.drain_deliveries();
+        self.tracker.settle_all();
+        let next_id = self.tracker.next_id();
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        match opened {
+            Ok(()) => {
+                txn.open = true;
+                txn.last_id = next_id;
+                tracing::info!("A new transactional producer is ready.");
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "Cannot create a transactional producer; input waits, trying again at the next \
+                 commit interval."
+            ),
+        }
+    }
+
+    /// Forgets what the aborted transaction did: see the module docs.
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wall: EventTime) {
+        let assignment = consumer.assignment().unwrap_or_default();
+        let mut inputs = Vec::new();
+        let mut erasures = Vec::new();
+        for element in assignment.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            if !matches!(self.routes.get(topic), Some(Route::Touchpoints(_))) {
+                continue;
+            }
+            inputs.push((
+                self.partitions.index(topic, partition),
+                topic.to_owned(),
+                partition,
+            ));
+            if topic == self.topics.primary
+                && let Some(index) = self.partitions.find(&self.topics.erasure, partition)
+            {
+                erasures.push((index, partition));
+            }
+        }
+        let Some(txn) = &self.transaction else {
+            return;
+        };
+        let indices: Vec<u32> = inputs.iter().map(|(index, ..)| *index).collect();
+        for &index in &indices {
+            self.restorer.cancel(index);
+        }
+        let dropped = self.engine.rewind(&txn.point, &indices);
+        let mut paused = TopicPartitionList::new();
+        for (index, topic, partition) in &inputs {
+            let target = self.rewind_target(*index);
+            self.engine.assign(*index, wall);
+            self.restorer.start(*index, topic, *partition);
+            paused.add_partition(topic, *partition);
+            if let Some(offset) = target
+                && let Err(error) =
+                    consumer.seek(topic, *partition, Offset::Offset(offset), Duration::ZERO)
+            {
+                tracing::error!(%error, topic, partition, offset, "Cannot rewind a partition to its last committed offset.");
+            }
+        }
+        if paused.count() > 0
+            && let Err(error) = consumer.pause(&paused)
+        {
+            tracing::warn!(%error, "Cannot pause partitions while their state is restored.");
+        }
+        for (index, partition) in erasures {
+            if let Some(offset) = self.rewind_target(index) {
+                self.erasure_rewinds.push((partition, offset));
+            }
+        }
+        tracing::info!(
+            partitions = inputs.len(),
+            customers = dropped,
+            "Rewound to the last committed transaction; restoring state from the changelog."
+        );
+    }
+
+    /// Where partition `index` is read again from: the offset the last
+    /// committed transaction stored, else where reading started since its
+    /// assignment (nothing of it committed since), else nowhere (nothing
+    /// read). Forgets its read position and pending checkpoints.
+    fn rewind_target(&mut self, index: u32) -> Option<i64> {
+        let committed = self.transaction.as_ref().and_then(|t| t.committed(index));
+        let target = committed.or(self.partitions.first_offset(index));
+        self.tracker.forget_partition(index);
+        self.changelog.forget_partition(index);
+        self.partitions.revoked(index);
+        target
+    }
+
+    /// Partition `index` was revoked: nothing of it is committed by this
+    /// instance any more, and a rewind leaves it out of the watermark.
+    pub(super) fn forget_transaction_partition(&mut self, index: u32) {
+        if let Some(txn) = &mut self.transaction {
+            txn.set_committed(index, None);
+            txn.point.revoke(index);
+        }
+    }
+}
+
+/// Calls `call` again while it fails with a retriable error, up to
+/// [`ATTEMPTS`] times.
+fn retrying(call: impl Fn() -> Result<(), TxnError>) -> Result<(), TxnError> {
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Err(error) if error.recovery == Recovery::Retry && attempt < ATTEMPTS => {
+                tracing::debug!(%error, attempt, "Retriable transactional error; calling again.");
+                attempt += 1;
+                std::thread::sleep(RETRY_BACKOFF);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// An error that aborts the transaction.
+fn abortable(error: KafkaError) -> TxnError {
+    TxnError {
+        recovery: Recovery::Abort,
+        error,
+    }
+}
