@@ -119,10 +119,12 @@ impl ConsumerContext for SourceContext {
                 pipeline.revoke(consumer, list, self.flush_timeout, wall_now());
                 pipeline.take_erasure_rewinds()
             };
-            self.erasure.unfollow(list);
+            // A transaction that failed during the revocation rewound the
+            // erasure partitions too; the revoked ones are let go after.
             for (partition, offset) in rewinds {
                 self.erasure.rewind(partition, offset);
             }
+            self.erasure.unfollow(list);
         }
     }
 
