@@ -13,13 +13,25 @@ each of several rounds, measures:
 and prints the medians, their ratio and journeyd's processing latency
 (poll -> output acknowledged) percentiles from its own histogram.
 
+With --restore it measures restore instead. A changelog of C generated
+customers, one record each, is written once through journeyd's own
+producer (examples/write_changelog.rs), read back once by the bare
+consumer (its bytes per customer and read rate, the ceiling); then, for
+each round, `journeyd run` starts in a new consumer group over an empty
+input topic, so it must restore every customer, and the time from the
+assignment to the end of each partition's restore is read from its
+"Partition state restored." log lines (the round takes as long as its
+slowest partition); its restore metrics must count every customer.
+
     scripts/bench-e2e [--events 1000000] [--partitions 6] [--rounds 3]
+    scripts/bench-e2e --restore [--customers 1000000] [--partitions 6] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -32,6 +44,7 @@ from harness import (
 )
 
 BARE = ROOT / "target" / "release" / "examples" / "bare_consumer"
+WRITE_CHANGELOG = ROOT / "target" / "release" / "examples" / "write_changelog"
 DAY_MS = 86_400_000
 
 
@@ -58,9 +71,13 @@ def preload(journeyd: Path, broker: Broker, topic: str, events: int, partitions:
 
 
 def ceiling(broker: Broker, topic: str, records: int) -> float:
+    return bare_read(broker, topic, records)["per_second"]
+
+
+def bare_read(broker: Broker, topic: str, records: int) -> dict:
     out = subprocess.run([str(BARE), broker.bootstrap, topic, str(records)],
                          check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)["per_second"]
+    return json.loads(out.stdout)
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -103,12 +120,99 @@ def journeyd_round(journeyd: Path, broker, topics, topic, records, workdir: Path
     return records / seconds, {q: quantile(buckets, q) for q in (0.5, 0.9, 0.99)}
 
 
+def restore_log_lines(log: Path) -> list[dict[str, int]]:
+    """The numeric fields of journeyd's "Partition state restored." lines."""
+    return [{name: int(value) for name, value in re.findall(r"(\w+)=(\d+)", line)}
+            for line in log.read_text().splitlines() if "Partition state restored." in line]
+
+
+def restore_round(journeyd: Path, broker, topics, customers: int, workdir: Path, n: int) -> dict:
+    """One restore into a fresh instance; returns its figures."""
+    group = f"restore-{n}"
+    config = workdir / f"journeyd-restore-{n}.toml"
+    port = write_config(config, broker.bootstrap, group, topics)
+    log = workdir / f"journeyd-restore-{n}.log"
+    instance = Journeyd(config, port, log, binary=journeyd)
+    try:
+        wait_for("every customer restored", lambda: instance.alive()
+                 and instance.metric_sum("journeyd_assigned_partitions") > 0
+                 and instance.metric_sum("journeyd_restore_partitions_restoring") == 0
+                 and instance.metric_sum("journeyd_restore_customers_total") >= customers, 600, every=0.1)
+        metrics = instance.metrics()
+    finally:
+        instance.stop()
+    done = restore_log_lines(log)
+    restored = sum(d["customers"] for d in done)
+    seconds = max(d["elapsed_ms"] for d in done) / 1e3
+    assert restored == metrics["journeyd_restore_customers_total"] >= customers, (restored, metrics)
+    return {"partitions": len(done), "customers": restored, "seconds": seconds,
+            "records": int(metrics["journeyd_restore_records_total"]),
+            "customers_per_second": restored / seconds}
+
+
+def restore_main(args):
+    journeyd = ROOT / "target" / "release" / "journeyd"
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        broker = Broker(workdir)
+        try:
+            topics = Topics(prefix="restore")
+            topic = "restore.touchpoints"
+            topics.inputs = {topic: "json"}
+            broker.create_topics({topic: args.partitions, **topics.all_outputs(args.partitions)})
+            broker.create_topics({topics.changelog: args.partitions}, config={"cleanup.policy": "compact"})
+            started = time.monotonic()
+            out = subprocess.run([str(WRITE_CHANGELOG), broker.bootstrap, topics.changelog, topic,
+                                  str(args.partitions), str(args.customers)],
+                                 check=True, capture_output=True, text=True)
+            written = json.loads(out.stdout)
+            records = written["records"]
+            print(f"wrote {records:,} changelog records ({written['touchpoints']:,} touchpoints "
+                  f"applied) in {time.monotonic() - started:.1f}s", file=sys.stderr)
+            read = bare_read(broker, topics.changelog, records)
+            print(f"bare consumer read the changelog at {read['per_second']:,.0f} records/s",
+                  file=sys.stderr)
+            rounds = []
+            for n in range(args.rounds):
+                rounds.append(restore_round(journeyd, broker, topics, records, workdir, n))
+                r = rounds[-1]
+                assert r["records"] == records, f"read {r['records']:,} records, not {records:,}"
+                print(f"round {n + 1}: {r['customers']:,} customers restored in {r['seconds']:.2f}s, "
+                      f"{r['customers_per_second']:,.0f}/s", file=sys.stderr)
+        finally:
+            broker.stop()
+
+    def per_customer(size: int) -> float:
+        return round(size / records, 1)
+
+    summary = {
+        "customers": records, "partitions": args.partitions, "rounds": args.rounds,
+        "changelog_bytes_per_customer": {
+            "value": per_customer(written["value_bytes"]),
+            "key_and_value": per_customer(written["value_bytes"] + written["key_bytes"]),
+            "key_and_value_read_back": per_customer(read["bytes"] + read["key_bytes"]),
+        },
+        "bare_consumer_changelog_records_per_second": round(read["per_second"]),
+        "restore_customers_per_second": [round(r["customers_per_second"]) for r in rounds],
+        "restore_seconds": [r["seconds"] for r in rounds],
+        "restore_records": [r["records"] for r in rounds],
+        "median_restore_customers_per_second": round(statistics.median(
+            r["customers_per_second"] for r in rounds)),
+    }
+    print(json.dumps(summary, indent=2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--restore", action="store_true",
+                        help="measure restore from a changelog of --customers customers")
+    parser.add_argument("--customers", type=int, default=1_000_000)
     args = parser.parse_args()
+    if args.restore:
+        return restore_main(args)
     journeyd = ROOT / "target" / "release" / "journeyd"
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

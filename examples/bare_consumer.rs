@@ -1,6 +1,7 @@
 //! The throughput ceiling for `scripts/bench-e2e`: a consumer-group member
 //! configured like journeyd's source that only reads a topic, from the
-//! first poll to the last record, and prints one JSON line of figures.
+//! first poll to the last record, and prints one JSON line of figures
+//! (`bytes` of values, `key_bytes` of keys).
 //!
 //! ```text
 //! cargo run --release --example bare_consumer -- BROKERS TOPIC RECORDS
@@ -31,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         .create()?;
     consumer.subscribe(&[topic])?;
 
-    let (mut read, mut bytes) = (0u64, 0u64);
+    let (mut read, mut bytes, mut key_bytes) = (0u64, 0u64, 0u64);
     let mut first: Option<Stopwatch> = None;
     let mut quiet = Stopwatch::start();
     while read < records {
@@ -40,6 +41,7 @@ fn main() -> anyhow::Result<()> {
                 first.get_or_insert_with(Stopwatch::start);
                 read += 1;
                 bytes += message.payload_len() as u64;
+                key_bytes += message.key_len() as u64;
                 quiet = Stopwatch::start();
             }
             Some(Err(error)) => eprintln!("bare_consumer: {error}"),
@@ -51,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     }
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
     println!(
-        "{{\"records\":{read},\"bytes\":{bytes},\"seconds\":{secs:.3},\"per_second\":{:.0}}}",
+        "{{\"records\":{read},\"bytes\":{bytes},\"key_bytes\":{key_bytes},\"seconds\":{secs:.3},\"per_second\":{:.0}}}",
         read as f64 / secs.max(1e-9)
     );
     Ok(())

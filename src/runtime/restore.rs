@@ -45,7 +45,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::clock::Stopwatch;
 use crate::config::Config;
-use crate::engine::{Checkpoint, Engine};
+use crate::engine::{Checkpoint, Engine, RestoreError};
 use crate::http::Readiness;
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{
@@ -374,8 +374,8 @@ fn target_of(job: &Job, message: &BorrowedMessage<'_>) -> Option<u32> {
     }
 }
 
-/// Restores one record into engine partition `index`, unless its customer
-/// is held for a partition not being restored; a bad record is skipped.
+/// Restores one record into engine partition `index`; a bad record is
+/// skipped, logged and counted.
 fn restore_record(
     engine: &mut Engine,
     index: u32,
@@ -384,36 +384,69 @@ fn restore_record(
     topic: &str,
     metrics: &Metrics,
 ) {
-    let skipped = |reason: &'static str, error: &dyn std::error::Error| {
+    let restoring = |held_by: u32| job.targets.iter().any(|(i, _)| *i == held_by);
+    let restored = restore_value(engine, index, restoring, message.key(), message.payload());
+    if let Err(error) = restored {
         RestoreRecordSkipped {
-            reason,
-            error,
+            reason: error.reason(),
+            error: &error,
             topic,
             partition: message.partition(),
             offset: message.offset(),
         }
         .emit(metrics);
-    };
-    let key = match std::str::from_utf8(message.key().unwrap_or_default()) {
-        Ok(key) if !key.is_empty() => key,
-        Ok(_) => return skipped("invalid_key", &EmptyKey),
-        Err(error) => return skipped("invalid_key", &error),
-    };
-    if let Some(held) = engine.customer(key) {
-        let held_by = u32::from(held.partition);
-        if !job.targets.iter().any(|(i, _)| *i == held_by) {
-            return;
-        }
-    }
-    if let Err(error) = engine.restore(index, key, message.payload()) {
-        skipped(error.reason(), &error);
     }
 }
 
-/// A changelog record without a customer id as its key.
+/// What the restorer does with one changelog record of engine partition
+/// `index`, once read: the key is checked, and the value (or tombstone)
+/// goes to [`Engine::restore`], unless the customer is held here for an
+/// engine partition that is not being restored (`restoring` says which
+/// are): then the record is older than what is in memory and is ignored.
+/// This is all the work a record costs besides reading it from Kafka;
+/// `benches/restore.rs` measures it.
+pub fn restore_value(
+    engine: &mut Engine,
+    index: u32,
+    restoring: impl Fn(u32) -> bool,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<(), RecordError> {
+    let key = std::str::from_utf8(key.unwrap_or_default())?;
+    if key.is_empty() {
+        return Err(RecordError::EmptyKey);
+    }
+    if let Some(held) = engine.customer(key)
+        && !restoring(u32::from(held.partition))
+    {
+        return Ok(());
+    }
+    Ok(engine.restore(index, key, value)?)
+}
+
+/// Why a changelog record was skipped.
 #[derive(Debug, thiserror::Error)]
-#[error("the record has no key")]
-struct EmptyKey;
+pub enum RecordError {
+    /// The record has no customer id as its key.
+    #[error("the record has no key")]
+    EmptyKey,
+    /// The key is not a customer id.
+    #[error(transparent)]
+    KeyNotUtf8(#[from] std::str::Utf8Error),
+    /// The value is not a state this engine can hold.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+}
+
+impl RecordError {
+    /// The metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RecordError::EmptyKey | RecordError::KeyNotUtf8(_) => "invalid_key",
+            RecordError::Restore(error) => error.reason(),
+        }
+    }
+}
 
 /// The checkpoints in the committed offsets' metadata of `list`, by engine
 /// partition. Partitions without one (never committed, or committed by an
