@@ -126,7 +126,9 @@ fn a_timer_already_due_when_restored_fires_on_the_next_tick_once() {
     );
     let value = x.snapshot("ann").unwrap();
 
-    // Another instance is already at day 100 with its other partition.
+    // Another instance is already at day 100 with its other partition, and
+    // Ann is restored for partition 0, which it does not read: nothing of
+    // it is to come, so Ann's time is the instance's.
     let (mut y, _) = engine_with(
         &config,
         &[
@@ -143,6 +145,129 @@ fn a_timer_already_due_when_restored_fires_on_the_next_tick_once() {
     y.ingest_at(1, 2, &later.touchpoint(), EventTime(0), &mut out);
     y.finish(&mut out);
     assert_eq!(lapses(&out, "ann"), 1, "and only once");
+}
+
+/// Partition 0 as its previous owner read it: B commits after offset 3,
+/// with Bob's touchpoint at offset 3 still waiting for the watermark.
+/// Reading on, Ann's purchase (day 5) converts her before her
+/// consideration deadline (day 7), Bob's second purchase (day 60) takes
+/// him to retention before he would lapse, and Cid lapses on day 110, 90
+/// days after his last touchpoint.
+fn partition_0() -> Vec<Read> {
+    [
+        Ev::new("a1", "ann", day(0.0), "pricing_view"),
+        Ev::new("b1", "bob", day(0.0), "purchase").value(30.0),
+        Ev::new("a2", "ann", day(1.0), "page_view"),
+        Ev::new("b2", "bob", day(1.5), "page_view"),
+        Ev::new("a3", "ann", day(5.0), "purchase").value(20.0),
+        Ev::new("c1", "cid", day(6.0), "ad_click"),
+        Ev::new("c2", "cid", day(20.0), "page_view"),
+        Ev::new("b3", "bob", day(60.0), "purchase").value(25.0),
+        Ev::new("a4", "ann", day(80.0), "page_view"),
+        Ev::new("k1", "clock", day(120.0), "page_view"),
+    ]
+    .into_iter()
+    .zip(0..)
+    .map(|(ev, offset)| read(0, offset, ev))
+    .collect()
+}
+
+/// Instance A reads partition 1, already at day 100 (instances catching up
+/// on a backlog at different speeds), when it takes partition 0 over from
+/// instance B: it restores B's changelog, resumes from B's commit (with its
+/// checkpoint, or without one, as from a broker that keeps no commit
+/// metadata) and reads partition 0 again from the committed offset while
+/// partition 1 goes on. Partition 0's customers continue in their own
+/// time: B's outputs and then A's are exactly those of an uninterrupted
+/// run of partition 0, and none of its touchpoints is late for its
+/// customer (only for the funnel windows A emitted before).
+#[test]
+fn a_partition_taken_over_behind_the_instance_continues_in_its_own_time() {
+    for mode in [TimeMode::Event, TimeMode::Hybrid] {
+        for with_checkpoint in [true, false] {
+            let context = format!("{mode:?}, checkpoint: {with_checkpoint}");
+            let mut config = Config::default();
+            config.time.mode = mode;
+            let reads = partition_0();
+            let (u, u_out) = engine_with(&config, &reads);
+
+            let (mut b, b_out) = engine_with(&config, &reads[..4]);
+            let mut changelog = Changelog::new();
+            drain(&mut b, &mut changelog);
+            let commits = checkpoint(&b, &reads[..4]);
+            assert_eq!(commits[&0].offset, 3, "{context}");
+
+            let (a_out, a) = take_over(&config, &changelog, &commits, with_checkpoint, &reads);
+            let mut joined = customer_outputs(&b_out);
+            joined.extend(
+                customer_outputs(&a_out)
+                    .into_iter()
+                    .filter(|(key, _)| !key.1.starts_with('p')),
+            );
+            joined.sort();
+            let mut expected = customer_outputs(&u_out);
+            expected.sort();
+            assert_eq!(joined, expected, "{context}");
+            assert_eq!(lapses(&a_out, "cid"), 1, "{context}");
+            assert_eq!(a.stats().late, 0, "{context}");
+            let funnel_late: u64 = (a_out.iter())
+                .filter_map(|o| match o {
+                    Output::FunnelWindow(w) => Some(w.late_events),
+                    _ => None,
+                })
+                .sum();
+            assert!(
+                funnel_late > 0,
+                "windows emitted before the takeover do not take partition 0's touchpoints; {context}"
+            );
+            let mut held = summary(&a);
+            held.retain(|id, _| !id.starts_with('p'));
+            assert_eq!(held, summary(&u), "{context}");
+        }
+    }
+}
+
+/// Instance A of the takeover above: partition 1 at day 100, then
+/// partition 0 restored, resumed and read again, alternating with
+/// partition 1's touchpoints.
+fn take_over(
+    config: &Config,
+    changelog: &Changelog,
+    commits: &Commits,
+    with_checkpoint: bool,
+    reads: &[Read],
+) -> (Vec<Output>, Engine) {
+    let mut a = Engine::new(config).unwrap();
+    a.track_changes(true);
+    let mut out = Vec::new();
+    a.assign(1, EventTime(0));
+    let mut next = 0;
+    let mut p1 = |a: &mut Engine, out: &mut Vec<Output>| {
+        let at = day(100.0).plus_ms(next * HOUR);
+        let ev = Ev::new(
+            format!("p{next}"),
+            &format!("p-{}", next % 3),
+            at,
+            "page_view",
+        );
+        a.ingest_at(1, next, &ev.touchpoint(), EventTime(0), out);
+        next += 1;
+    };
+    for _ in 0..3 {
+        p1(&mut a, &mut out);
+    }
+    a.assign(0, EventTime(0));
+    for (id, (partition, value)) in changelog {
+        a.restore(*partition, id, Some(value)).unwrap();
+    }
+    let resumed = commits[&0].checkpoint.filter(|_| with_checkpoint);
+    a.resume(resumed.map(|c| (0, c)));
+    a.tick(EventTime(0), &mut out);
+    for r in reread(reads, commits) {
+        ingest(&mut a, r, &mut out);
+        p1(&mut a, &mut out);
+    }
+    (out, a)
 }
 
 #[test]

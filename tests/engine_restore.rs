@@ -44,6 +44,53 @@ fn resumed(
     (out, engine)
 }
 
+/// Partition 0 read straight through, without the end of input (which
+/// would move it to the newest time of every partition).
+fn uninterrupted(config: &Config, reads: &[Read]) -> (Vec<Output>, Engine) {
+    let mut engine = Engine::new(config).unwrap();
+    let mut out = Vec::new();
+    for read in reads {
+        ingest(&mut engine, read, &mut out);
+    }
+    (out, engine)
+}
+
+/// Engine A of a takeover: half of `ahead` (partition 1) first, then
+/// partition 0 restored and resumed from `changelog` and `commits` and
+/// read again from its commit, alternating with the rest of `ahead`.
+fn taken_over(
+    config: &Config,
+    (changelog, commits): (&Changelog, &Commits),
+    p0: &[Read],
+    ahead: &[Read],
+) -> (Vec<Output>, Engine) {
+    let mut engine = Engine::new(config).unwrap();
+    engine.track_changes(true);
+    let mut out = Vec::new();
+    let (before, after) = ahead.split_at(ahead.len() / 2);
+    engine.assign(1, EventTime(0));
+    for read in before {
+        ingest(&mut engine, read, &mut out);
+    }
+    engine.assign(0, EventTime(0));
+    for (id, (partition, value)) in changelog {
+        engine.restore(*partition, id, Some(value)).unwrap();
+    }
+    engine.resume(
+        commits
+            .iter()
+            .filter_map(|(&p, c)| c.checkpoint.map(|cp| (p, cp))),
+    );
+    let mut rest = after.iter();
+    for read in reread(p0, commits) {
+        ingest(&mut engine, read, &mut out);
+        if let Some(read) = rest.next() {
+            ingest(&mut engine, read, &mut out);
+        }
+    }
+    (out, engine)
+}
+
 /// A workload: events, how each arrives, where the run is cut, and how
 /// often engine B drains its changes.
 fn workload() -> impl Strategy<Value = (Vec<Read>, usize, usize)> {
@@ -132,6 +179,52 @@ proptest! {
         seen.extend(repeated);
         prop_assert_eq!(seen.len(), expected.len(), "an output of A is missing");
         prop_assert_eq!(summary(&c), summary(&a));
+    }
+
+    /// A takeover mid-catch-up: B reads partition 0 up to the cut and
+    /// commits; A, whose partition 1 is 200 days ahead, takes partition 0
+    /// over and reads it again from the commit, alternating with partition
+    /// 1. Partition 0's customers go on in partition 0's time: B's outputs
+    /// and then A's are exactly an uninterrupted run of partition 0's.
+    #[test]
+    fn a_partition_taken_over_behind_the_instance_continues_exactly(
+        (reads, cut, every) in workload(),
+    ) {
+        let config = event_config();
+        let (p0, p1): (Vec<Read>, Vec<Read>) = reads.into_iter().partition(|r| r.partition == 0);
+        let cut = cut.min(p0.len());
+        let (u_out, u) = uninterrupted(&config, &p0);
+
+        let mut b = Engine::new(&config).unwrap();
+        b.track_changes(true);
+        let (mut b_out, mut changelog) = (Vec::new(), Changelog::new());
+        for (i, read) in p0[..cut].iter().enumerate() {
+            ingest(&mut b, read, &mut b_out);
+            if i % every == 0 {
+                drain(&mut b, &mut changelog);
+            }
+        }
+        drain(&mut b, &mut changelog);
+        let commits = checkpoint(&b, &p0[..cut]);
+
+        let ahead: Vec<Read> = p1
+            .into_iter()
+            .map(|mut r| {
+                r.ev.at = r.ev.at.plus_ms(200 * DAY);
+                r.ev.customer = format!("ahead-{}", r.ev.customer);
+                r
+            })
+            .collect();
+        let (a_out, a) = taken_over(&config, (&changelog, &commits), &p0, &ahead);
+        let mut joined = customer_outputs(&b_out);
+        joined.extend(customer_outputs(&a_out).into_iter().filter(|(k, _)| !k.1.starts_with("ahead-")));
+        joined.sort();
+        let mut expected = customer_outputs(&u_out);
+        expected.sort();
+        prop_assert_eq!(joined, expected);
+        let mut held = summary(&a);
+        held.retain(|id, _| !id.starts_with("ahead-"));
+        prop_assert_eq!(held, summary(&u));
     }
 
     /// Whatever the engine does between drains, a drain holds at most one

@@ -3,11 +3,14 @@
 //! Each window `[start, start + size)` accumulates stage entries,
 //! conversions and drop-offs per stage pair, active customers, revenue and
 //! late arrivals, keyed by the event time they happened at (a drop-off at
-//! its deadline). When the engine's processing frontier passes a window's
-//! end the window is emitted as a [`FunnelWindow`] and closed for good;
-//! anything that later falls into a closed window is excluded and counted
-//! as late in the oldest open window instead. Windows in which nothing
-//! happened are not emitted.
+//! its deadline). Windows aggregate every partition, so they follow the
+//! instance watermark, not a partition's time: when it passes a window's
+//! end (and the engine has processed everything before it in the
+//! partitions that hold it back) the window is emitted as a
+//! [`FunnelWindow`] and closed for good; anything that later falls into a
+//! closed window (a late touchpoint, or one of a partition resumed behind
+//! the instance) is excluded and counted as late in the oldest open
+//! window instead. Windows in which nothing happened are not emitted.
 
 use std::collections::BTreeMap;
 
@@ -80,9 +83,10 @@ impl Funnel {
         }
     }
 
-    /// Start of the window containing `t`.
+    /// Start of the window containing `t` (saturating: `MIN` for the
+    /// beginning of time, which ends no window).
     pub fn window_start(&self, t: EventTime) -> i64 {
-        t.0.div_euclid(self.size_ms) * self.size_ms
+        t.0.div_euclid(self.size_ms).saturating_mul(self.size_ms)
     }
 
     /// The window index of `t`, truncated: a cheap per-customer marker.

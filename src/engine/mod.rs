@@ -11,23 +11,49 @@
 //!
 //! ```text
 //! ingest ─► watermark.observe ─► customer slot ─► de-dup ring ─┬─ late ──► apply now
-//!                                                              └─ else ─► reorder buffer
-//! advance(watermark): pop events and timers in event-time order, < watermark
+//!                                                              └─ else ─► partition's reorder buffer
+//! advance: each partition's lane up to its partition time; events and
+//!     timers in event-time order over the lanes that move
 //!     event ─► journey::apply_event        timer ─► journey::fire
-//!     funnel windows ending before the frontier are emitted on the way
+//!     funnel windows ending before min(item, instance watermark) are
+//!     emitted on the way
 //! ```
+//!
+//! # Two kinds of event time
+//!
+//! What concerns one customer follows the customer's own partition: their
+//! touchpoints wait for, and their timers fire at, the partition's time
+//! ([`watermark::Watermarks::partition_time`]), and a touchpoint is late
+//! when it is older than that. Customers of different partitions never
+//! meet, so each partition's customers can go at their partition's pace:
+//! a partition taken over from another instance, resumed from a
+//! checkpoint behind this instance's other partitions, continues exactly
+//! as its previous owner would have.
+//!
+//! What aggregates every partition, the funnel windows, follows the
+//! instance watermark: the minimum over the partitions that hold it back,
+//! which never decreases. A window is emitted when the instance watermark
+//! passes its end; every partition that holds it back is then past the
+//! end too, so the window has all they contribute. A partition resumed
+//! behind it (or an idle one that delivers again, older) still applies its
+//! touchpoints to its customers, but what they would add to windows
+//! already emitted is excluded and counted as late, as for any late
+//! touchpoint; while it is behind, it holds the instance watermark, and
+//! the windows after it, until it has caught up.
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
 //! state), [`journey`] (the stage machine), [`reorder`], [`timers`],
-//! [`watermark`], [`funnel`] and [`churn`]; [`snapshot`] (a customer's state
-//! as versioned bytes) and [`changelog`] (dirty tracking, restore, erasure:
-//! what the changelog topic needs from the engine).
+//! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
+//! [`funnel`] and [`churn`]; [`snapshot`] (a customer's state as versioned
+//! bytes) and [`changelog`] (dirty tracking, restore, erasure: what the
+//! changelog topic needs from the engine).
 
 pub mod changelog;
 pub mod churn;
 pub mod customer;
 pub mod funnel;
 pub mod journey;
+pub mod lanes;
 pub mod offsets;
 pub mod reorder;
 pub mod rewind;
@@ -47,12 +73,12 @@ use churn::ChurnModel;
 use customer::{Customer, Customers, Slot};
 use funnel::{Funnel, FunnelTotals};
 use journey::{Ctx, Fired, Settings};
+use lanes::{Item, Lanes};
 use offsets::BufferedOffsets;
-use reorder::{PendingEvent, ReorderBuffer};
+use reorder::PendingEvent;
 pub use rewind::CommitPoint;
 pub use rules::Rules;
 pub use stats::EngineStats;
-use timers::TimerIndex;
 use watermark::Watermarks;
 
 /// Where the engine puts derived outputs.
@@ -70,10 +96,11 @@ impl Emit for Vec<Output> {
 /// What happened to an ingested touchpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingested {
-    /// Buffered until the watermark passes it (or already processed).
+    /// Buffered until its partition's time passes it (or already
+    /// processed).
     Accepted,
-    /// Older than the watermark: applied to the customer at once, excluded
-    /// from closed funnel windows.
+    /// Older than its partition's time: applied to the customer at once,
+    /// excluded from funnel windows already emitted.
     Late,
     /// A redelivery of a recent `event_id` of this customer, or input read
     /// again after a restore that was applied before: ignored.
@@ -90,14 +117,15 @@ pub struct Engine {
     settings: Settings,
     max_buffered: usize,
     customers: Customers,
-    timers: TimerIndex,
-    buffer: ReorderBuffer,
-    /// Input offsets still in `buffer`, per partition.
+    /// Per partition: buffered touchpoints, timers, what is processed.
+    lanes: Lanes,
+    /// Input offsets still buffered, per partition.
     offsets: BufferedOffsets,
     funnel: Funnel,
     watermarks: Watermarks,
-    /// Everything before this event time has been processed.
-    frontier: EventTime,
+    /// The instance watermark the last advance moved the lanes to: when
+    /// it moves, idle and unassigned partitions' time moves with it.
+    instance: EventTime,
     /// Detection time stamped on outputs: the latest `wall` seen.
     detected_at: EventTime,
     fingerprints: foldhash::fast::FixedState,
@@ -106,10 +134,6 @@ pub struct Engine {
     changes: ChangeTracker,
     /// Restored customers' touchpoints that are to be applied when read again.
     replay: ReplayLists,
-    /// Something is due before `frontier` (a restored customer's timer, a
-    /// late touchpoint's deadline, a resumed watermark): the next call
-    /// processes it even if the watermark does not move.
-    catch_up: bool,
     /// Reused buffers for encoding drained customers.
     scratch: Scratch,
 }
@@ -129,18 +153,16 @@ impl Engine {
             settings,
             max_buffered: config.limits.max_buffered_events.max(1),
             customers: Customers::new(rules.layout),
-            timers: TimerIndex::new(),
-            buffer: ReorderBuffer::new(),
+            lanes: Lanes::new(),
             offsets: BufferedOffsets::new(),
             funnel: Funnel::new(ms(config.time.funnel_window), &rules),
             watermarks: Watermarks::new(&config.time),
-            frontier: EventTime::MIN,
+            instance: EventTime::MIN,
             detected_at: EventTime::MIN,
             fingerprints: foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED),
             stats: EngineStats::new(rules.stages.len()),
             changes: ChangeTracker::default(),
             replay: ReplayLists::default(),
-            catch_up: false,
             scratch: Scratch::default(),
             rules,
         })
@@ -159,9 +181,9 @@ impl Engine {
     }
 
     /// Takes one validated touchpoint read at `offset` of `partition`, then
-    /// processes whatever the advanced watermark releases. Until it leaves
-    /// the reorder buffer, the touchpoint holds [`Engine::buffered_low`] of
-    /// its partition at or below `offset`.
+    /// processes whatever the partition's advanced time releases. Until it
+    /// leaves the reorder buffer, the touchpoint holds
+    /// [`Engine::buffered_low`] of its partition at or below `offset`.
     pub fn ingest_at(
         &mut self,
         partition: u32,
@@ -171,8 +193,11 @@ impl Engine {
         out: &mut impl Emit,
     ) -> Ingested {
         self.detected_at = self.detected_at.max(wall);
-        if self.catch_up {
-            self.advance(self.watermarks.current(), out);
+        if self.lanes.catching_up() {
+            self.advance(None, out);
+        }
+        if !self.watermarks.is_assigned(partition) {
+            self.lanes.restart(partition);
         }
         self.watermarks.observe(partition, tp.occurred_at, wall);
         let (slot, _) = self.customers.find_or_insert(&tp.customer_id);
@@ -193,25 +218,33 @@ impl Engine {
             event_id: tp.event_id.as_ref().into(),
             action_name: tp.action.as_ref().into(),
         };
-        let late = event.at < self.frontier;
+        let late = event.at < self.lanes.frontier(partition);
         if late {
             self.stats.late += 1;
             self.process(event, out);
         } else {
-            let mut customer = self.customers.get_mut(slot);
-            customer.pending = customer.pending.saturating_add(1);
-            self.offsets.push(partition, offset);
-            self.buffer.push(event);
-            if self.buffer.len() > self.max_buffered {
-                self.stats.forced_early += 1;
-                self.release_one(out);
-            }
+            self.buffer(event, out);
         }
-        self.advance(self.watermarks.current(), out);
+        self.advance(Some(partition), out);
         if late {
             Ingested::Late
         } else {
             Ingested::Accepted
+        }
+    }
+
+    /// Puts a touchpoint in its partition's reorder buffer; when the buffer
+    /// is over its limit, processes the oldest touchpoint early.
+    fn buffer(&mut self, event: PendingEvent, out: &mut impl Emit) {
+        let mut customer = self.customers.get_mut(event.slot);
+        customer.pending = customer.pending.saturating_add(1);
+        self.offsets.push(event.partition, event.offset);
+        self.lanes.push(event);
+        if self.lanes.buffered() > self.max_buffered
+            && let Some(oldest) = self.lanes.oldest_event()
+        {
+            self.stats.forced_early += 1;
+            self.release(oldest, out);
         }
     }
 
@@ -220,49 +253,64 @@ impl Engine {
     pub fn tick(&mut self, wall: EventTime, out: &mut impl Emit) {
         self.detected_at = self.detected_at.max(wall);
         self.watermarks.tick(wall);
-        self.advance(self.watermarks.current(), out);
+        self.advance(None, out);
     }
 
-    /// End of a replayed input: the watermark moves to the largest event time
-    /// seen; everything buffered is processed and timers due up to that time
-    /// fire. Timers due later do not.
+    /// End of a replayed input: every partition's time moves to the largest
+    /// event time seen; everything buffered is processed and timers due up
+    /// to that time fire. Timers due later do not.
     pub fn finish(&mut self, out: &mut impl Emit) {
         let last = self.watermarks.finish();
         if last != EventTime::MIN {
-            self.advance(last.plus_ms(1), out);
+            let end = last.plus_ms(1);
+            self.instance = self.watermarks.current();
+            self.lanes.plan_all(|_| end);
+            self.run(end, out);
         }
     }
 
-    /// Processes buffered events and timers before `limit`, in event-time
-    /// order (events before timers at equal times), emitting the funnel
-    /// windows that close on the way.
-    fn advance(&mut self, limit: EventTime, out: &mut impl Emit) {
-        if limit <= self.frontier && !self.catch_up {
-            return;
+    /// Moves lanes to their partitions' time: only `moved`'s, unless the
+    /// instance watermark moved (idle and unassigned partitions follow it)
+    /// or a lane has a timer to catch up on; every lane for `None`.
+    fn advance(&mut self, moved: Option<u32>, out: &mut impl Emit) {
+        let instance = self.watermarks.current();
+        match moved {
+            Some(p) if instance == self.instance && !self.lanes.catching_up() => {
+                self.lanes.plan(p, self.watermarks.partition_time(p));
+            }
+            _ => {
+                let watermarks = &self.watermarks;
+                self.lanes.plan_all(|p| watermarks.partition_time(p));
+            }
         }
-        let limit = limit.max(self.frontier);
-        if limit == EventTime::MIN {
-            // Nothing is before the beginning of time.
-            self.catch_up = false;
-            return;
-        }
+        self.instance = instance;
+        self.run(instance, out);
+    }
+
+    /// Processes the planned lanes' buffered events and timers before their
+    /// limits, in event-time order over the lanes (events before timers at
+    /// equal times), emitting on the way the funnel windows that end before
+    /// both the item and `funnel_limit`, then those before `funnel_limit`.
+    fn run(&mut self, funnel_limit: EventTime, out: &mut impl Emit) {
         loop {
-            let next_event = self.buffer.next_time().unwrap_or(EventTime::MAX);
-            let next_timer = self.timers.next_due().unwrap_or(EventTime::MAX);
-            let t = next_event.min(next_timer);
-            if t >= limit {
+            while let Some((t, partition, item)) = self.lanes.next() {
+                self.close_windows(t.min(funnel_limit), out);
+                match item {
+                    Item::Event => self.release(partition, out),
+                    Item::Timer => {
+                        if let Some((due, slot)) = self.lanes.pop_timer(partition) {
+                            self.fire(slot, due, out);
+                        }
+                    }
+                }
+            }
+            if !self.lanes.settle() {
                 break;
             }
-            self.close_windows(t, out);
-            if next_event <= next_timer {
-                self.release_one(out);
-            } else if let Some((due, slot)) = self.timers.pop_before(limit) {
-                self.fire(slot, due, out);
-            }
+            let watermarks = &self.watermarks;
+            self.lanes.plan_all(|p| watermarks.partition_time(p));
         }
-        self.close_windows(limit, out);
-        self.frontier = limit;
-        self.catch_up = false;
+        self.close_windows(funnel_limit, out);
     }
 
     fn close_windows(&mut self, frontier: EventTime, out: &mut impl Emit) {
@@ -271,8 +319,9 @@ impl Engine {
         });
     }
 
-    fn release_one(&mut self, out: &mut impl Emit) {
-        if let Some(event) = self.buffer.pop() {
+    /// Processes `partition`'s earliest buffered touchpoint.
+    fn release(&mut self, partition: u32, out: &mut impl Emit) {
+        if let Some(event) = self.lanes.pop_event(partition) {
             self.offsets.release(event.partition, event.offset);
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
@@ -281,11 +330,11 @@ impl Engine {
     }
 
     /// Lends out what a customer update needs, beside the customers and
-    /// the timer index.
+    /// the lanes (for their timers).
     fn split<'a, E: Emit>(
         &'a mut self,
         out: &'a mut E,
-    ) -> (Ctx<'a, E>, &'a mut Customers, &'a mut TimerIndex) {
+    ) -> (Ctx<'a, E>, &'a mut Customers, &'a mut Lanes) {
         let cx = Ctx {
             rules: &self.rules,
             churn: &self.churn,
@@ -295,39 +344,38 @@ impl Engine {
             detected_at: self.detected_at,
             out,
         };
-        (cx, &mut self.customers, &mut self.timers)
+        (cx, &mut self.customers, &mut self.lanes)
     }
 
     fn process(&mut self, event: PendingEvent, out: &mut impl Emit) {
         let slot = event.slot;
         self.changes.mark(slot);
-        let frontier = self.frontier;
-        let (mut cx, customers, timers) = self.split(out);
+        let (mut cx, customers, lanes) = self.split(out);
         let mut customer = customers.get_mut(slot);
         journey::apply_event(&mut customer, &event, &mut cx);
         let due = journey::next_due(&customer, cx.rules, cx.settings);
-        let current = customer.timer_at;
+        let (current, lane) = (customer.timer_at, u32::from(customer.partition));
         // An entry may stay early (it re-files itself when it fires); it
-        // only moves when something is now due sooner.
+        // only moves when something is now due sooner. A late touchpoint's
+        // deadline may already be behind its partition's frontier: it
+        // fires before this call returns.
         if due < current {
             let key = customers.timer_key(slot);
-            customers.get_mut(slot).timer_at = timers.reschedule(slot, key, current, due);
-            // A late touchpoint's deadline may already be behind the
-            // frontier: it fires before this call returns.
-            self.catch_up |= due < frontier;
+            customers.get_mut(slot).timer_at = lanes.reschedule(lane, (slot, key), current, due);
         }
     }
 
     fn fire(&mut self, slot: Slot, now: EventTime, out: &mut impl Emit) {
-        let (mut cx, customers, timers) = self.split(out);
+        let (mut cx, customers, lanes) = self.split(out);
         let mut customer = customers.get_mut(slot);
         customer.timer_at = EventTime::MAX;
         match journey::fire(&mut customer, now, &mut cx) {
             Fired::Keep => {
                 let due = journey::next_due(&customer, cx.rules, cx.settings);
+                let lane = u32::from(customer.partition);
                 let key = customers.timer_key(slot);
                 customers.get_mut(slot).timer_at =
-                    timers.reschedule(slot, key, EventTime::MAX, due);
+                    lanes.reschedule(lane, (slot, key), EventTime::MAX, due);
                 self.changes.mark(slot);
             }
             Fired::Evict if customer.pending == 0 => {
@@ -354,8 +402,12 @@ impl Engine {
     }
 
     /// `partition` is now read by this engine; it holds the watermark back
-    /// until it has data or goes idle.
+    /// until it has data or goes idle, and its customers' time starts from
+    /// nothing (until [`Engine::resume`] or its first touchpoint).
     pub fn assign(&mut self, partition: u32, wall: EventTime) {
+        if !self.watermarks.is_assigned(partition) {
+            self.lanes.restart(partition);
+        }
         self.watermarks.assign(partition, wall);
     }
 
@@ -368,7 +420,7 @@ impl Engine {
     pub fn revoke(&mut self, partition: u32) -> usize {
         self.watermarks.revoke(partition);
         self.offsets.forget(partition);
-        for event in self.buffer.extract(|e| e.partition != partition) {
+        for event in self.lanes.take_buffer(partition) {
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
             self.changes.mark(event.slot);
@@ -383,8 +435,9 @@ impl Engine {
             .collect();
         for &slot in &leaving {
             let key = self.customers.timer_key(slot);
-            self.timers
-                .reschedule(slot, key, self.customers.get(slot).timer_at, EventTime::MAX);
+            let at = self.customers.get(slot).timer_at;
+            self.lanes
+                .reschedule(partition, (slot, key), at, EventTime::MAX);
             let gone = self.customers.remove(slot);
             self.stats.record_removal(gone.stage, gone.band);
             self.replay.forget(slot);
@@ -422,18 +475,18 @@ impl Engine {
         self.funnel.totals()
     }
 
-    /// The current watermark.
+    /// The instance watermark (funnel windows close when it passes them).
     pub fn watermark(&self) -> EventTime {
         self.watermarks.current()
     }
 
-    /// Touchpoints waiting for the watermark.
+    /// Touchpoints waiting for their partition's time.
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.lanes.buffered()
     }
 
     /// Approximate bytes of journey state held (customers, index, timers).
     pub fn state_bytes(&self) -> usize {
-        self.customers.memory_bytes() + self.timers.memory_bytes()
+        self.customers.memory_bytes() + self.lanes.timer_bytes()
     }
 }

@@ -1,12 +1,13 @@
 //! The event-time reorder buffer.
 //!
-//! Touchpoints wait here until the watermark passes them and are then
-//! processed in `(occurred_at, fingerprint)` order, so the outcome does not
-//! depend on arrival order within the allowed lateness: "3 product views in
-//! 7 days" or a first-ever purchase followed by a pricing view give the same
-//! stage changes however the source interleaved them. The buffer is bounded
-//! (`limits.max_buffered_events`); when full, the engine processes the oldest
-//! event early.
+//! Each partition has one ([`super::lanes`]). Touchpoints wait here until
+//! their partition's time passes them and are then processed in
+//! `(occurred_at, fingerprint)` order, so the outcome does not depend on
+//! arrival order within the allowed lateness: "3 product views in 7 days"
+//! or a first-ever purchase followed by a pricing view give the same stage
+//! changes however the source interleaved them. The buffers together are
+//! bounded (`limits.max_buffered_events`); when full, the engine processes
+//! the oldest event of all early.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

@@ -5,8 +5,8 @@
 //! the last commit. Per customer that is done by dropping the partitions'
 //! customers and restoring them from the changelog, which a
 //! `read_committed` read shows as of the last commit. What is not per
-//! customer (the open funnel windows, the watermarks and the processing
-//! frontier) is kept in a [`CommitPoint`] taken at every commit, and put
+//! customer (the open funnel windows, the watermarks and each partition's
+//! processing frontier) is kept in a [`CommitPoint`] taken at every commit, and put
 //! back by [`Engine::rewind`]. Reading the input again from the committed
 //! offsets then derives the same events as the aborted transaction: same
 //! sequences, same content, the same funnel windows with the same counts.
@@ -22,14 +22,18 @@ use crate::model::EventTime;
 pub struct CommitPoint {
     funnel: Funnel,
     watermarks: Watermarks,
-    frontier: EventTime,
+    /// Each partition's lane frontier, by partition number.
+    frontiers: Vec<EventTime>,
 }
 
 impl CommitPoint {
     /// `partition` was revoked after the commit: a rewind must not bring
-    /// it back into the watermark.
+    /// it back into the watermark, and it starts afresh when assigned again.
     pub fn revoke(&mut self, partition: u32) {
         self.watermarks.revoke(partition);
+        if let Some(frontier) = self.frontiers.get_mut(partition as usize) {
+            *frontier = EventTime::MIN;
+        }
     }
 }
 
@@ -39,14 +43,14 @@ impl Engine {
         CommitPoint {
             funnel: self.funnel.clone(),
             watermarks: self.watermarks.clone(),
-            frontier: self.frontier,
+            frontiers: self.lanes.frontiers(),
         }
     }
 
     /// Forgets everything done since `point`: the customers, timers and
     /// buffered touchpoints of `partitions` (every partition this engine
     /// reads) are dropped, as [`Engine::revoke`] drops them, and the funnel
-    /// windows, watermarks and frontier return to `point`. The caller then
+    /// windows, watermarks and the partitions' frontiers return to `point`. The caller then
     /// restores the partitions' customers from the changelog and reads
     /// their input again from the committed offsets. Returns the customers
     /// dropped.
@@ -54,8 +58,11 @@ impl Engine {
         let dropped = partitions.iter().map(|&p| self.revoke(p)).sum();
         self.funnel = point.funnel.clone();
         self.watermarks = point.watermarks.clone();
-        self.frontier = point.frontier;
-        self.catch_up = true;
+        for &partition in partitions {
+            let frontier = point.frontiers.get(partition as usize).copied();
+            self.lanes
+                .rewind(partition, frontier.unwrap_or(EventTime::MIN));
+        }
         dropped
     }
 }

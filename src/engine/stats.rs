@@ -14,10 +14,10 @@ pub struct EngineStats {
     pub events: u64,
     /// Touchpoints dropped as redeliveries of a recent `event_id`.
     pub duplicates: u64,
-    /// Touchpoints older than the watermark on arrival.
+    /// Touchpoints older than their partition's time on arrival.
     pub late: u64,
-    /// Touchpoints processed before the watermark passed them because the
-    /// reorder buffer was full.
+    /// Touchpoints processed before their partition's time passed them
+    /// because the reorder buffers were full.
     pub forced_early: u64,
     pub stage_changes: u64,
     pub churn_changes: u64,

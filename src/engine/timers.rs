@@ -1,8 +1,10 @@
 //! The event-time timer index: at most one entry per customer.
 //!
 //! Absence of events (lapse, a conversion deadline, a churn band crossing,
-//! state TTL) fires from here, never from scanning customers. Each customer
-//! has a single entry at the earliest of its due times. An entry may be
+//! state TTL) fires from here, never from scanning customers. Each
+//! partition's lane ([`super::lanes`]) has an index of its own, which fires
+//! in the partition's time. Each customer has a single entry, in their
+//! partition's index, at the earliest of its due times. An entry may be
 //! *early* but never late: a touchpoint that pushes the lapse out leaves the
 //! entry where it is (no index work on the common path), and when it fires
 //! the engine finds nothing due yet and re-files the customer at its true

@@ -1,5 +1,5 @@
 //! The processor's watermark, combined from per-partition watermarks
-//! (SPEC section 3).
+//! (SPEC section 3), and each partition's own event time.
 //!
 //! A partition's watermark is the newest `occurred_at` it has delivered minus
 //! `allowed_lateness`; the processor's watermark is the minimum over the
@@ -71,6 +71,40 @@
 //! minimum - and p1's event at 10:04:50 raises it to 10:04:20. 10:05:40
 //! makes p0 the minimum: 10:04:30. [`Watermarks::finish`] then moves it to
 //! 10:05:40, the newest event time seen.
+//!
+//! # Partition time
+//!
+//! The processor's watermark closes what aggregates every partition (funnel
+//! windows). What concerns one customer follows the customer's partition
+//! instead, [`Watermarks::partition_time`]: the partition's own watermark
+//! while it delivers (or has resumed from a checkpoint), whatever the other
+//! partitions do; at least the processor's watermark while it is idle or
+//! not assigned, since nothing of it is to come (on a quiet stream, its
+//! customers' timers fire with the wall clock); `MIN` while it is assigned
+//! and has neither delivered nor resumed, so customers restored for it wait
+//! for its data. In a single partition, partition time and the processor's
+//! watermark are the same.
+//!
+//! Why: a partition taken over from another instance resumes at its
+//! committed position, which may be far behind the partitions this
+//! instance already reads (instances catching up on a backlog at different
+//! speeds). Measured against the processor's watermark, which cannot go
+//! back, its restored customers' timers would all be due at once and its
+//! touchpoints, read again, all late. In its own time it continues as its
+//! previous owner would have. `event` mode, `allowed_lateness` 30 s:
+//!
+//! ```text
+//! input                   p0 time   p1 time   watermark  why
+//! p1 event 12:00:00       11:59:30  11:59:30  11:59:30   p0 not assigned: nothing of it is to come
+//! assign p0 (taken over)  MIN       11:59:30  11:59:30   customers restored for p0 wait for it
+//! resume p0 at 11:00:00   10:59:30  11:59:30  11:59:30   p0 continues from its checkpoint; the
+//!                                                        watermark does not go back
+//! p0 event 11:00:40       11:00:10  11:59:30  11:59:30   not late for its customer (late for the
+//!                                                        funnel windows emitted up to 11:59:30)
+//! p1 event 12:10:00       11:00:10  12:09:30  11:59:30   p0 holds the watermark, and the windows
+//!                                                        after 11:59:30, until it catches up
+//! p0 event 12:05:00       12:04:30  12:09:30  12:04:30   the minimum again
+//! ```
 
 use crate::config::{TimeConfig, TimeMode};
 use crate::model::EventTime;
@@ -236,6 +270,19 @@ impl Watermarks {
         }
     }
 
+    /// `partition` is assigned but its input is paused while its state is
+    /// restored: nothing can arrive from it yet, so it does not go idle
+    /// (which would let its customers' time run ahead to the processor's
+    /// watermark); its idle clock restarts at `wall`.
+    pub fn hold(&mut self, partition: u32, wall: EventTime) {
+        if let Some(p) = self.partitions.get_mut(partition as usize)
+            && p.assigned
+            && !p.idle
+        {
+            p.last_active = p.last_active.max(wall);
+        }
+    }
+
     /// Partitions continue from checkpoints: each `(partition, max_seen,
     /// committed_at)` has read up to `max_seen` before (in an earlier
     /// process, or on another instance) and was committed at wall time
@@ -279,6 +326,34 @@ impl Watermarks {
     pub fn partition_max_seen(&self, partition: u32) -> Option<EventTime> {
         let p = self.partitions.get(partition as usize)?;
         (p.assigned && p.max_seen != EventTime::MIN).then_some(p.max_seen)
+    }
+
+    /// Event time for the customers of `partition`, which decides which of
+    /// their timers are due and which of their touchpoints are late (see
+    /// "Partition time" in the module docs): its own watermark (its newest
+    /// event time minus the allowed lateness) while it delivers or has
+    /// resumed from a checkpoint; at least the processor's watermark once
+    /// it is idle or not assigned, since nothing of it is to come; `MIN`
+    /// while it is assigned and has neither delivered nor resumed. It may
+    /// go back when an idle partition delivers again: the engine keeps the
+    /// maximum.
+    pub fn partition_time(&self, partition: u32) -> EventTime {
+        match self.partitions.get(partition as usize) {
+            Some(p) if p.assigned && !p.idle => p.max_seen.minus_ms(self.allowed_lateness_ms),
+            Some(p) => p
+                .max_seen
+                .minus_ms(self.allowed_lateness_ms)
+                .max(self.current),
+            None => self.current,
+        }
+    }
+
+    /// Whether `partition` is assigned: by [`Watermarks::assign`], an
+    /// event or [`Watermarks::resume`], and not revoked since.
+    pub fn is_assigned(&self, partition: u32) -> bool {
+        self.partitions
+            .get(partition as usize)
+            .is_some_and(|p| p.assigned)
     }
 
     /// `partition` was revoked: it no longer holds the watermark back, and
@@ -666,6 +741,62 @@ mod tests {
             step(&w, at(10, 5, 10), at(10, 4, 30));
             assert_eq!(w.finish(), at(10, 5, 40));
         }
+    }
+
+    /// The takeover in the module documentation, step by step.
+    #[test]
+    fn documented_partition_times() {
+        let mut w = watermarks(TimeMode::Event);
+        let times = |w: &Watermarks| [w.partition_time(0), w.partition_time(1), w.current()];
+        w.observe(1, at(12, 0, 0), at(10, 0, 0));
+        assert_eq!(times(&w), [at(11, 59, 30); 3]);
+        w.assign(0, at(10, 0, 1));
+        assert_eq!(times(&w), [EventTime::MIN, at(11, 59, 30), at(11, 59, 30)]);
+        w.resume([(0, at(11, 0, 0), at(10, 0, 0))]);
+        assert_eq!(times(&w), [at(10, 59, 30), at(11, 59, 30), at(11, 59, 30)]);
+        w.observe(0, at(11, 0, 40), at(10, 0, 3));
+        assert_eq!(times(&w), [at(11, 0, 10), at(11, 59, 30), at(11, 59, 30)]);
+        w.observe(1, at(12, 10, 0), at(10, 0, 4));
+        assert_eq!(times(&w), [at(11, 0, 10), at(12, 9, 30), at(11, 59, 30)]);
+        w.observe(0, at(12, 5, 0), at(10, 0, 5));
+        assert_eq!(times(&w), [at(12, 4, 30), at(12, 9, 30), at(12, 4, 30)]);
+    }
+
+    #[test]
+    fn an_idle_partitions_time_follows_the_watermark() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.observe(0, at(10, 0, 0), at(10, 0, 0));
+        w.observe(1, at(11, 0, 0), at(10, 0, 30));
+        assert_eq!(w.partition_time(0), at(9, 59, 30));
+        w.tick(at(10, 1, 0));
+        assert_eq!(w.current(), at(10, 59, 30), "p0 idle: p1 alone holds");
+        assert_eq!(
+            w.partition_time(0),
+            at(10, 59, 30),
+            "nothing of p0 is to come"
+        );
+        w.observe(0, at(10, 0, 10), at(10, 1, 1));
+        assert_eq!(w.partition_time(0), at(9, 59, 40), "back: its own again");
+        assert_eq!(w.partition_time(7), w.current(), "not assigned");
+    }
+
+    #[test]
+    fn a_held_partition_does_not_go_idle() {
+        let mut w = watermarks(TimeMode::Hybrid);
+        w.observe(1, at(11, 0, 0), at(10, 0, 0));
+        w.assign(0, at(10, 0, 0));
+        w.hold(0, at(10, 0, 50));
+        w.hold(9, at(10, 0, 50));
+        w.tick(at(10, 1, 40));
+        assert_eq!(w.partition_time(0), EventTime::MIN, "restoring: not idle");
+        w.resume([(0, at(10, 30, 0), at(9, 0, 0))]);
+        assert_eq!(w.partition_time(0), at(10, 29, 30));
+        w.tick(at(10, 1, 50));
+        assert_eq!(
+            w.partition_time(0),
+            at(10, 59, 30),
+            "idle 60 s after the last hold"
+        );
     }
 
     #[derive(Clone, Debug)]

@@ -131,7 +131,9 @@ impl Driver {
                     since_erasures = Stopwatch::start();
                 }
             }
-            self.pipeline().restore_step(&self.consumer);
+            if self.pipeline().is_restoring() {
+                self.pipeline().restore_step(&self.consumer, wall_now());
+            }
             if since_metrics.elapsed() >= self.intervals.metrics {
                 self.periodic();
                 since_metrics = Stopwatch::start();

@@ -493,10 +493,15 @@ impl Pipeline {
     }
 
     /// Reads the next batch of changelog records for partitions being
-    /// restored, and resumes them when all are complete.
-    pub fn restore_step<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    /// restored at wall time `wall`, and resumes them when all are
+    /// complete.
+    pub fn restore_step<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        wall: EventTime,
+    ) {
         self.restorer
-            .step(&mut self.engine, &self.partitions, consumer);
+            .step(&mut self.engine, (&self.partitions, consumer), wall);
     }
 
     /// Partitions were assigned to this instance: input partitions are

@@ -47,6 +47,7 @@ use crate::clock::Stopwatch;
 use crate::config::Config;
 use crate::engine::{Checkpoint, Engine, RestoreError};
 use crate::http::Readiness;
+use crate::model::EventTime;
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{
     ConsumeFailed, InternalEvent, RestoreCompleted, RestoreRecordSkipped,
@@ -188,15 +189,20 @@ impl Restorer {
 
     /// Reads the next batch of changelog records into `engine`; when the
     /// round is complete, resumes its partitions (in `engine` and in the
-    /// group `consumer`). Cheap when nothing is being restored.
+    /// group `consumer`). Meanwhile the round's partitions do not go idle
+    /// in `engine` at wall time `wall`: their input is paused, not quiet.
+    /// Cheap when nothing is being restored.
     pub fn step<C: ConsumerContext>(
         &mut self,
         engine: &mut Engine,
-        partitions: &PartitionMap,
-        consumer: &BaseConsumer<C>,
+        (partitions, consumer): (&PartitionMap, &BaseConsumer<C>),
+        wall: EventTime,
     ) {
         if self.round.is_empty() {
             return;
+        }
+        for &index in &self.round {
+            engine.hold(index, wall);
         }
         self.start_passes();
         if self.jobs.iter().any(|j| j.reading) {

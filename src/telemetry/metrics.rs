@@ -81,7 +81,7 @@ impl InputMetrics {
                 .collect(),
             late: r.counter(
                 "journeyd_events_late_total",
-                "Touchpoints older than the watermark on arrival.",
+                "Touchpoints older than their partition's event time on arrival.",
             )?,
             duplicate: r.counter(
                 "journeyd_events_duplicate_total",

@@ -78,15 +78,22 @@
 //!
 //! # Timers across a restore
 //!
-//! A restored customer's timer is filed at its next due time. If that is
-//! already behind the engine's frontier (it fell due while nobody owned
-//! the partition, or the resumed watermark is past it), it fires once on
-//! the next [`Engine::ingest_at`] or [`Engine::tick`], before that call's
+//! A restored customer's timer is filed at its next due time in the lane
+//! of its partition ([`super::lanes`]), whose time is the partition's own:
+//! from nothing when the partition is assigned, then from its checkpoint
+//! on [`Engine::resume`], however far this engine's other partitions are.
+//! A partition taken over from another instance mid-catch-up therefore
+//! fires its customers' timers in event-time order with its touchpoints
+//! read again, as the previous owner would have, rather than all at once
+//! at this instance's watermark. If a timer is already behind its
+//! partition's frontier (in `hybrid` mode it fell due while nobody owned
+//! the partition, and the resumed stream is quiet), it fires once on the
+//! next [`Engine::ingest_at`] or [`Engine::tick`], before that call's
 //! touchpoint, in event-time order with any others due; the customer's
 //! persisted state already reflects every timer that fired before the
 //! write, so none fires twice. The same rule makes a late touchpoint's
 //! overdue deadline fire before the call that applied it returns, so at
-//! the end of every call nothing is left due behind the frontier, and a
+//! the end of every call nothing is left due behind a frontier, and a
 //! restored engine fires exactly what the original would have.
 //!
 //! In `event` mode a restored engine continues exactly: its outputs are the
@@ -105,9 +112,10 @@
 //!   commit the offsets computed at that drain, each with its partition's
 //!   [`Checkpoint`].
 //! - On assignment: [`Engine::assign`], [`Engine::restore`] for every record
-//!   of the changelog partition (tombstones included, in log order),
-//!   [`Engine::resume`] with the assignment's committed checkpoints in one
-//!   call, then read from the committed offsets.
+//!   of the changelog partition (tombstones included, in log order), with
+//!   [`Engine::hold`] while that takes time, [`Engine::resume`] with the
+//!   assignment's committed checkpoints in one call, then read from the
+//!   committed offsets.
 //! - On revocation: drain, write, commit as above, then [`Engine::revoke`],
 //!   which forgets the partition's pending tombstones: its changelog
 //!   belongs to the next owner now.
@@ -119,7 +127,7 @@ mod tracker;
 
 use super::Engine;
 use super::customer::{Customers, Slot};
-use super::reorder::ReorderBuffer;
+use super::reorder::PendingEvent;
 use super::snapshot::{self, CustomerState, DecodeError};
 use crate::model::EventTime;
 pub(super) use tracker::{ChangeTracker, ReplayLists};
@@ -233,7 +241,8 @@ impl Engine {
         let slot = self.customers.find(id)?;
         let out = &mut self.scratch.buffered;
         out.clear();
-        buffered_of(&self.buffer, &self.customers, |s| s == slot, out);
+        let buffered = self.lanes.buffered_events();
+        buffered_of(buffered, &self.customers, |s| s == slot, out);
         self.encode_slot(slot);
         Some(self.scratch.bytes.clone())
     }
@@ -246,7 +255,7 @@ impl Engine {
         let out = &mut self.scratch.buffered;
         out.clear();
         if changes.queued_slots().any(wanted) {
-            buffered_of(&self.buffer, customers, wanted, out);
+            buffered_of(self.lanes.buffered_events(), customers, wanted, out);
         }
     }
 
@@ -277,13 +286,13 @@ impl Engine {
 
 /// Appends `(slot, offset)` of every buffered touchpoint read from its
 /// customer's partition whose slot is `wanted`, then sorts `out`.
-fn buffered_of(
-    buffer: &ReorderBuffer,
+fn buffered_of<'a>(
+    buffer: impl Iterator<Item = &'a PendingEvent>,
     customers: &Customers,
     wanted: impl Fn(Slot) -> bool,
     out: &mut Vec<(Slot, i64)>,
 ) {
-    for e in buffer.iter() {
+    for e in buffer {
         let own = e.offset >= 0 && u32::from(customers.get(e.slot).partition) == e.partition;
         if own && wanted(e.slot) {
             out.push((e.slot, e.offset));

@@ -63,19 +63,36 @@ impl Engine {
         })
     }
 
+    /// `partition`'s state is being restored, its input paused: in
+    /// `hybrid` mode it does not go idle meanwhile, so its restored
+    /// customers keep waiting for its own time; see
+    /// [`crate::engine::watermark::Watermarks::hold`]. Call it while the
+    /// restore runs, more often than `time.idle_timeout`.
+    pub fn hold(&mut self, partition: u32, wall: EventTime) {
+        self.watermarks.hold(partition, wall);
+    }
+
     /// Restored partitions continue from their checkpoints: each partition's
-    /// watermark starts from the newest event time read up to its commit
-    /// instead of from nothing, and in `hybrid` mode a stream that stays
-    /// quiet counts the time since the commit. Resume the partitions of one
+    /// watermark, and with it its customers' time, starts from the newest
+    /// event time read up to its commit instead of from nothing, however
+    /// far the instance's other partitions are, and in `hybrid` mode a
+    /// stream that stays quiet counts the time since the commit. Resume the partitions of one
     /// assignment in one call, after [`Engine::assign`] and the restores;
     /// see [`crate::engine::watermark::Watermarks::resume`]. Timers already
     /// due fire on the next call that takes input or time.
     pub fn resume(&mut self, checkpoints: impl IntoIterator<Item = (u32, Checkpoint)>) {
-        let checkpoints = checkpoints
+        let checkpoints: Vec<_> = checkpoints
             .into_iter()
-            .map(|(p, c)| (p, c.max_seen, c.committed_at));
+            .filter(|(_, c)| c.max_seen != EventTime::MIN)
+            .map(|(p, c)| (p, c.max_seen, c.committed_at))
+            .collect();
+        for &(partition, _, _) in &checkpoints {
+            if !self.watermarks.is_assigned(partition) {
+                self.lanes.restart(partition);
+            }
+        }
         self.watermarks.resume(checkpoints);
-        self.catch_up = true;
+        self.lanes.recheck();
     }
 
     /// Erases customer `customer_id` (SPEC section 6): their state, timer,
@@ -104,18 +121,17 @@ impl Engine {
         fingerprint: u64,
     ) -> bool {
         let tag = tag(partition);
+        if self.customers.get(slot).partition != tag {
+            self.move_customer(slot, tag);
+        }
         let mut c = self.customers.get_mut(slot);
-        if offset >= 0 && c.partition == tag && offset <= c.fence {
+        if offset >= 0 && offset <= c.fence {
             // Ingested before: apply it only if it was still buffered then.
             let awaited = !self.replay.is_empty() && self.replay.take(slot, offset);
             if awaited {
                 self.changes.mark(slot);
             }
             return awaited;
-        }
-        if c.partition != tag {
-            c.partition = tag;
-            c.fence = -1;
         }
         c.fence = c.fence.max(offset);
         let fresh = c.remember(fingerprint, &self.rules.layout);
@@ -125,6 +141,24 @@ impl Engine {
         }
         self.changes.mark(slot);
         fresh
+    }
+
+    /// The customer in `slot` now reads from partition `to` (a new
+    /// customer, or one with touchpoints in a second input topic): the
+    /// fence starts again and the timer moves to `to`'s lane.
+    fn move_customer(&mut self, slot: Slot, to: u16) {
+        let at = self.customers.get(slot).timer_at;
+        let key = if at == EventTime::MAX {
+            0
+        } else {
+            self.customers.timer_key(slot)
+        };
+        let mut c = self.customers.get_mut(slot);
+        let from = u32::from(c.partition);
+        c.partition = to;
+        c.fence = -1;
+        self.lanes
+            .move_timer((from, u32::from(to)), (slot, key), at);
     }
 
     /// The slot for `id` with fresh words and no timer, keeping a held
@@ -145,7 +179,7 @@ impl Engine {
     /// returns their final state.
     fn discard(&mut self, slot: Slot) -> Customer {
         if self.customers.get(slot).pending > 0 {
-            for e in self.buffer.extract(|e| e.slot != slot) {
+            for e in self.lanes.extract(|e| e.slot != slot) {
                 self.offsets.release(e.partition, e.offset);
             }
         }
@@ -156,21 +190,22 @@ impl Engine {
         gone
     }
 
-    /// Files the customer's timer at its next due time, to fire on the
-    /// next call if that is behind the frontier.
+    /// Files the customer's timer at its next due time in their
+    /// partition's lane, to fire on the next call if that is behind the
+    /// lane's frontier.
     fn file_timer(&mut self, slot: Slot) {
         let due = journey::next_due(self.customers.get(slot), &self.rules, &self.settings);
-        let key = self.customers.timer_key(slot);
-        let mut c = self.customers.get_mut(slot);
-        c.timer_at = self.timers.reschedule(slot, key, c.timer_at, due);
-        self.catch_up |= due < self.frontier;
+        self.set_timer(slot, due);
     }
 
     fn unfile_timer(&mut self, slot: Slot) {
+        self.set_timer(slot, EventTime::MAX);
+    }
+
+    fn set_timer(&mut self, slot: Slot, due: EventTime) {
         let key = self.customers.timer_key(slot);
         let mut c = self.customers.get_mut(slot);
-        c.timer_at = self
-            .timers
-            .reschedule(slot, key, c.timer_at, EventTime::MAX);
+        let lane = u32::from(c.partition);
+        c.timer_at = self.lanes.reschedule(lane, (slot, key), c.timer_at, due);
     }
 }
