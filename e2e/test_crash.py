@@ -189,11 +189,6 @@ def test_kill_9_at_random_moments_while_catching_up_loses_and_repeats_nothing(
         assert journeyd.stop() == 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "an instance has one watermark over the partitions it reads: a partition it takes over "
-    "whose committed position is behind that watermark is read late there, and a restored "
-    "customer's timer that fell due in between fires before the touchpoints read again "
-    "(see the README, Guarantees)"))
 def test_a_killed_instances_partitions_are_restored_by_the_other(broker, topics, tmp_path, references):
     """The first instance reads the backlog alone at first; the second
     joins, takes half of the partitions (restoring what the first wrote
