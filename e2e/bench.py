@@ -30,6 +30,7 @@ slowest partition); its restore metrics must count every customer.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import statistics
@@ -105,6 +106,9 @@ def latency_buckets(instance: Journeyd) -> list[tuple[float, float]]:
 def journeyd_round(journeyd: Path, broker, topics, topic, records, workdir: Path, n: int):
     group = f"bench-{n}"
     config = workdir / f"journeyd-{n}.toml"
+    # A changelog of its own: with the previous round's, every customer
+    # would be restored with its touchpoints already applied.
+    topics = dataclasses.replace(topics, changelog_topic=f"{topics.prefix}.state-changelog-{n}")
     port = write_config(config, broker.bootstrap, group, topics, commit_interval="100ms")
     instance = Journeyd(config, port, workdir / f"journeyd-{n}.log", binary=journeyd)
     try:
@@ -115,6 +119,9 @@ def journeyd_round(journeyd: Path, broker, topics, topic, records, workdir: Path
                  and committed(broker.bootstrap, group, topic) >= records, 600, every=0.05)
         seconds = time.monotonic() - started
         buckets = latency_buckets(instance)
+        restored = instance.metric_sum("journeyd_restore_customers_total")
+        assert restored == 0, f"round {n} restored {restored:.0f} customers: its changelog is not new"
+        assert instance.metric_sum("journeyd_outputs_total") > 0, f"round {n} published nothing"
     finally:
         instance.stop()
     return records / seconds, {q: quantile(buckets, q) for q in (0.5, 0.9, 0.99)}

@@ -102,6 +102,8 @@ class Topics:
 
     prefix: str
     inputs: dict[str, str] = field(default_factory=dict)
+    #: Another state changelog than the prefix's, e.g. one per benchmark round.
+    changelog_topic: str | None = None
 
     def output(self, kind: str) -> str:
         return f"{self.prefix}.{kind.replace('_', '-')}"
@@ -116,7 +118,7 @@ class Topics:
     def changelog(self) -> str:
         """The state changelog: journeyd creates it, co-partitioned with
         the inputs, unless the test does."""
-        return f"{self.prefix}.state-changelog"
+        return self.changelog_topic or f"{self.prefix}.state-changelog"
 
 
 def write_config(path: Path, bootstrap: str, group: str, topics: Topics, *,
