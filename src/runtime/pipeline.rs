@@ -28,6 +28,13 @@
 //! later one) and re-reads from them; [`super::changelog`] says why that
 //! neither loses nor repeats anything.
 //!
+//! # Exactly-once mode
+//!
+//! With `runtime.exactly_once = true` the same pieces run inside one Kafka
+//! transaction per commit interval: the changelog drain is sent at once,
+//! the positions go with the transaction, and a failed transaction rewinds
+//! the pipeline to the last commit (see `pipeline/exactly_once.rs`).
+//!
 //! # Rebalances
 //!
 //! An assigned input partition is paused and restored from the changelog
