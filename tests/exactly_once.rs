@@ -21,6 +21,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde_json::Value;
 
 use common::journeys::{by_sequence, produce, reference, sentinels, workload};
-use common::service::{GROUP, free_port, mock_cluster, read_all, wait_for};
+use common::service::{config_text, free_port, mock_cluster, read_all, wait_for};
 use common::{DAY, Ev};
 
 const PARTITIONS: i32 = 3;
@@ -313,20 +314,10 @@ fn comparable(sent: &Sent) -> (Vec<u8>, String) {
     (sent.key.clone().unwrap_or_default(), value.to_string())
 }
 
-fn config(brokers: &str) -> Config {
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "{GROUP}"
-
-[kafka.consumer_properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
-[http]
-listen = "127.0.0.1:{port}"
-
+/// The service's settings: exactly-once, frequent commits, and no
+/// partition ever idle (the end of input is marked by a late touchpoint on
+/// every partition instead).
+const SETTINGS: &str = r#"
 [time]
 mode = "hybrid"
 idle_timeout = "1h"
@@ -335,9 +326,11 @@ idle_timeout = "1h"
 exactly_once = true
 commit_interval = "200ms"
 shutdown_timeout = "10s"
-"#,
-        port = free_port()
-    );
+"#;
+
+fn config(brokers: &str) -> Config {
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let text = config_text(brokers, http, "", "", SETTINGS);
     Config::from_toml_str(&text, std::iter::empty()).expect("a valid configuration")
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +18,9 @@ use std::time::Duration;
 
 #[path = "common/registry.rs"]
 mod fake_registry;
+#[path = "common/service.rs"]
+#[allow(dead_code)]
+mod service;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as AvroValue;
@@ -32,6 +35,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use fake_registry::FakeRegistry;
+use service::{config_text, free_port};
 
 const INPUT: &str = "touchpoints";
 const PARTITIONS: i32 = 3;
@@ -109,14 +113,6 @@ fn cluster() -> MockCluster<'static, DefaultProducerContext> {
     cluster
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &Path, brokers: &str, commit_interval: &str) -> PathBuf {
     write_config_with(dir, brokers, commit_interval, "")
 }
@@ -124,16 +120,8 @@ fn write_config(dir: &Path, brokers: &str, commit_interval: &str) -> PathBuf {
 /// A config file for the mock cluster, with `extra` TOML sections.
 fn write_config_with(dir: &Path, brokers: &str, commit_interval: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("journeyd-{commit_interval}.toml"));
-    let text = format!(
+    let settings = format!(
         r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "{GROUP}"
-
-[kafka.consumer_properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
 # Hybrid, the service's default: assigned partitions hold the watermark
 # back until they have data, so the order in which partitions are read does
 # not matter. (In event mode, meant for replays, only partitions that have
@@ -141,16 +129,14 @@ group_id = "{GROUP}"
 [time]
 mode = "hybrid"
 
-[http]
-listen = "127.0.0.1:{port}"
-
 [runtime]
 commit_interval = "{commit_interval}"
 shutdown_timeout = "10s"
 {extra}
-"#,
-        port = free_port()
+"#
     );
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let text = config_text(brokers, http, "", "", &settings);
     std::fs::File::create(&path)
         .unwrap()
         .write_all(text.as_bytes())

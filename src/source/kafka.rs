@@ -96,14 +96,7 @@ impl ClientContext for SourceContext {
     }
 
     fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (&partition, p) in &stats.partitions {
-                if partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .set_consumer_lag(topic, partition, p.consumer_lag);
-                }
-            }
-        }
+        self.metrics.observe_consumer_statistics(&statistics);
     }
 }
 

@@ -123,6 +123,18 @@ impl Metrics {
             .set(lag);
     }
 
+    /// The lag of every partition a consumer's statistics report (both
+    /// the group member's and the erasure reader's).
+    pub fn observe_consumer_statistics(&self, statistics: &rdkafka::statistics::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (&partition, p) in &stats.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    self.set_consumer_lag(topic, partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+
     /// Drops the lag series of a partition this instance no longer owns.
     pub fn remove_consumer_lag(&self, topic: &str, partition: i32) {
         let partition = partition.to_string();

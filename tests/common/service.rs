@@ -241,6 +241,37 @@ pub fn http_request(
     Ok((status, body.to_owned()))
 }
 
+/// The configuration of a journeyd under test: the mock cluster's
+/// `brokers`, the test group, quick group timeouts, HTTP on `http`, and
+/// more tables and keys.
+pub fn config_text(
+    brokers: &str,
+    http: SocketAddr,
+    kafka_tables: &str,
+    http_keys: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{GROUP}"
+
+[kafka.consumer_properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+
+{kafka_tables}
+
+[http]
+listen = "{http}"
+{http_keys}
+
+{extra}
+"#
+    )
+}
+
 /// A running `journeyd run`, killed on drop.
 pub struct Journeyd {
     child: Child,
@@ -302,25 +333,7 @@ impl Journeyd {
             log_level,
             log_file,
         } = launch;
-        let text = format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "{GROUP}"
-
-[kafka.consumer_properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
-{kafka_tables}
-
-[http]
-listen = "{http}"
-{http_keys}
-
-{extra}
-"#
-        );
+        let text = config_text(brokers, http, kafka_tables, http_keys, extra);
         let config = dir.join("journeyd.toml");
         std::fs::write(&config, text).expect("write the configuration");
         let stderr = match log_file {
