@@ -35,7 +35,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use fake_registry::FakeRegistry;
-use service::{config_text, free_port};
+use service::{config_text, free_port, start_up_error};
 
 const INPUT: &str = "touchpoints";
 const PARTITIONS: i32 = 3;
@@ -648,15 +648,7 @@ fn a_registry_that_cannot_register_the_outputs_stops_start_up_naming_the_key() {
          [schema_registry]\nurl = \"{url}\"\nretry_for = \"300ms\"\n"
     );
     let config = write_config_with(dir.path(), "127.0.0.1:9", "1s", &extra);
-    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .output()
-        .expect("journeyd runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_up_error(&config);
     assert!(
         stderr.contains(&format!(
             "schema_registry.url: registering the output schemas with {}",

@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use journeyd::model::EventTime;
@@ -24,7 +23,7 @@ use serde_json::Value;
 use common::journeys::{by_sequence, produce, reference, sentinels, workload};
 use common::service::{
     CHANGELOG, INPUT, Journeyd, Record, committed, committed_with_metadata, mock_cluster, producer,
-    read_all, wait_for,
+    read_all, start_up_error, wait_for,
 };
 use common::{BASE, DAY, Ev};
 
@@ -311,15 +310,7 @@ fn start_up_refuses_a_changelog_with_another_partition_count() {
         cluster.bootstrap_servers()
     );
     std::fs::write(&config, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .output()
-        .expect("journeyd runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_up_error(&config);
     assert!(
         stderr.contains(
             "runtime.changelog_topic: topic \"journeyd.state-changelog\" has 2 partitions but \

@@ -96,16 +96,35 @@ impl Consumed {
     }
 }
 
-/// Everything on `topic` up to its current end, read from every partition
-/// without a consumer group; waits up to `timeout` for at least `at_least`
-/// records to be there.
-pub fn consume(brokers: &str, topic: &str, at_least: usize, timeout: Duration) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A consumer that reads what it is assigned and never commits.
+fn reader(brokers: &str) -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "journeyd-test-reader")
         .set("enable.auto.commit", "false")
         .create()
-        .expect("reader");
+        .expect("reader")
+}
+
+/// Runs `journeyd run --config config`, which must fail at start-up;
+/// returns what it wrote to stderr.
+pub fn start_up_error(config: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .output()
+        .expect("journeyd runs");
+    assert!(!output.status.success(), "journeyd started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Everything on `topic` up to its current end, read from every partition
+/// without a consumer group; waits up to `timeout` for at least `at_least`
+/// records to be there.
+pub fn consume(brokers: &str, topic: &str, at_least: usize, timeout: Duration) -> Vec<Consumed> {
+    let consumer = reader(brokers);
     let clock = Stopwatch::start();
     loop {
         let records = read_to_end(&consumer, topic);
@@ -461,12 +480,7 @@ pub struct Record {
 /// Every record of `topic` (`partitions` partitions) up to its end
 /// offsets when called.
 pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "journeyd-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
+    let consumer = reader(brokers);
     let timeout = Duration::from_secs(10);
     let mut list = TopicPartitionList::new();
     let mut ends = Vec::new();
