@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from harness import Broker, JOURNEYD, Topics
+from registry import SchemaRegistry
 
 _names = itertools.count(1)
 
@@ -15,6 +16,14 @@ def broker(tmp_path_factory):
     broker = Broker(tmp_path_factory.mktemp("broker"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory):
+    """Apicurio Registry (scripts/schema-registry), in memory, for the session."""
+    registry = SchemaRegistry(tmp_path_factory.mktemp("schema-registry"))
+    yield registry
+    registry.stop()
 
 
 @pytest.fixture
