@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end suite: one tansu broker for the session."""
+"""Fixtures of the end-to-end suite: one Apache Kafka broker for the session."""
 
 import itertools
 
@@ -30,3 +30,12 @@ def schema_registry(tmp_path_factory):
 def topics(request):
     """Topic names of their own for each test."""
     return Topics(prefix=f"e2e{next(_names)}")
+
+
+@pytest.fixture
+def references():
+    """Replays (`test_crash.Reference`) started by a test, stopped at its end."""
+    started = []
+    yield started
+    for reference in started:
+        reference.stop()

@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
 JOURNEYD = Path(os.environ.get("JOURNEYD_BIN", ROOT / "target" / "debug" / "journeyd"))
-TANSU = os.environ.get("TANSU_BIN", "tansu")
+KAFKA = ROOT / "scripts" / "kafka"
 
 OUTPUTS = ("stage_changes", "churn_risk", "funnel", "dlq", "audit", "erasure")
 
@@ -50,24 +50,30 @@ def wait_for(what: str, check, timeout: float, every: float = 0.2):
 
 
 class Broker:
-    """A tansu broker with in-memory storage on a free loopback port."""
+    """Apache Kafka (one KRaft node, scripts/kafka) on free loopback ports,
+    with a fresh, empty log directory under `log_dir`."""
 
     def __init__(self, log_dir: Path):
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.log = open(log_dir / "tansu.log", "wb")
+        self.log_path = log_dir / "kafka.log"
+        self.log = open(self.log_path, "wb")
+        started = time.monotonic()
         self.process = subprocess.Popen(
-            [TANSU, "broker", "--storage-engine", "memory://tansu/",
-             "--listener-url", url, "--advertised-listener-url", url],
+            [str(KAFKA), "run", str(log_dir), str(self.port), str(free_port())],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
+        wait_for("Apache Kafka to start", self._started, 90)
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        wait_for("tansu to answer metadata requests", self._answers, 30)
+        wait_for("Apache Kafka to answer metadata requests", self._answers, 30)
+        print(f"Apache Kafka started in {time.monotonic() - started:.1f}s on {self.bootstrap}")
+
+    def _started(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"Kafka exited with {self.process.returncode}; see {self.log_path}")
+        return b"Kafka Server started" in self.log_path.read_bytes()
 
     def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"tansu exited with {self.process.returncode}; see {self.log.name}")
         try:
             self.admin.list_topics(timeout=1)
             return True
@@ -85,11 +91,20 @@ class Broker:
         wait_for("the new topics in metadata",
                  lambda: set(partitions) <= set(self.admin.list_topics(timeout=5).topics), 20)
 
+    def delete_topics(self, names):
+        """Deletes topics a test or a benchmark round no longer needs, to
+        keep the broker's memory and disk in check over a long run."""
+        for future in self.admin.delete_topics(list(names), operation_timeout=30).values():
+            try:
+                future.result(timeout=60)
+            except KafkaException:
+                pass
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -237,17 +252,10 @@ class Journeyd:
         self.log.close()
 
 
-def produce(bootstrap: str, topic: str, records, partition: int | None = None,
-            one_per_batch: bool = False):
-    """Produces (key, value) pairs in order and waits for every delivery.
-
-    `one_per_batch` writes each record as a record batch of its own, for
-    input that is read again from a committed offset: tansu 0.6 answers a
-    fetch that starts inside a batch with the next batch, and the records
-    in between would be skipped."""
-    settings = {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": False}
-    if one_per_batch:
-        settings.update({"linger.ms": 5, "batch.num.messages": 1})
+def produce(bootstrap: str, topic: str, records, partition: int | None = None):
+    """Produces (key, value) pairs in order and waits for every delivery."""
+    settings = {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
+                "compression.type": "lz4"}
     producer = Producer(settings)
     failures = []
 
@@ -307,7 +315,12 @@ def end_offsets(bootstrap: str, topic: str) -> int:
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    """The group's committed offsets of `topic`, summed. Read without
+    waiting for a transaction that may still commit offsets (a
+    read_committed client asks for stable offsets, and a killed
+    producer's open transaction would hold the answer back)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "isolation.level": "read_uncommitted"})
     try:
         parts = [TopicPartition(topic, p) for p in range(partitions_of(bootstrap, topic))]
         return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))

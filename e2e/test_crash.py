@@ -1,4 +1,4 @@
-"""Crash safety against a real Kafka-protocol broker (tansu): journeyd is
+"""Crash safety against Apache Kafka: journeyd is
 killed with SIGKILL at random moments while it catches up on a backlog of
 about 200,000 touchpoints, and restarted each time; the stage changes it
 publishes must be those of `journeyd replay` of the same file: none
@@ -21,8 +21,6 @@ import random
 import subprocess
 import time
 from collections import defaultdict
-
-import pytest
 
 from harness import JOURNEYD, Journeyd, committed, consume, generate, produce, wait_for, write_config
 from test_pipeline import DAY_MS, SENTINEL, comparable, last_event_time, read_lines, sentinels, time_of, values
@@ -56,10 +54,13 @@ class Reference:
         self.process = subprocess.Popen([str(JOURNEYD), "replay", str(source), "--out", str(out)],
                                         stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
 
-    def stage_changes(self):
+    def events(self):
+        """Every derived event of the replay, once it has finished."""
         assert self.process.wait() == 0, "journeyd replay failed"
-        events = (json.loads(line) for line in self.out.read_text().splitlines() if line)
-        return [e for e in events if e["type"] == "stage_changed"]
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line]
+
+    def stage_changes(self):
+        return [e for e in self.events() if e["type"] == "stage_changed"]
 
     def stop(self):
         if self.process.poll() is None:
@@ -69,7 +70,7 @@ class Reference:
 
 def feed(broker, topic, records, cutoff):
     """Produces the records, then a sentinel on every partition."""
-    produce(broker.bootstrap, topic, records, one_per_batch=True)
+    produce(broker.bootstrap, topic, records)
     sentinels(broker.bootstrap, topic, PARTITIONS, cutoff + 10 * DAY_MS)
 
 
@@ -145,15 +146,6 @@ def check_stage_changes(broker, topics, cutoff, reference, context):
     return repeats
 
 
-@pytest.fixture
-def references():
-    """Replays started by a test, stopped at its end."""
-    started = []
-    yield started
-    for reference in started:
-        reference.stop()
-
-
 def test_kill_9_at_random_moments_while_catching_up_loses_and_repeats_nothing(
         broker, topics, tmp_path, references):
     topic, records, cutoff, reference = workload(broker, topics, tmp_path, SEED)
@@ -191,11 +183,10 @@ def test_kill_9_at_random_moments_while_catching_up_loses_and_repeats_nothing(
 
 def test_a_killed_instances_partitions_are_restored_by_the_other(broker, topics, tmp_path, references):
     """The first instance reads the backlog alone at first; the second
-    joins, takes half of the partitions (restoring what the first wrote
-    for them) and is killed with SIGKILL at a random moment; the first
-    takes those partitions back and restores what the second wrote. (The
-    second is the one killed: tansu 0.6 keeps a dead group leader, the
-    first member, and then assigns nothing to anyone.)"""
+    joins and takes half of the partitions (restoring what the first wrote
+    for them); then the first, the group's leader, is killed with SIGKILL
+    at a random moment, and the second takes its partitions over and
+    restores what it wrote."""
     topic, records, cutoff, reference = workload(broker, topics, tmp_path, SEED + 1)
     references.append(reference)
     feed(broker, topic, records, cutoff)
@@ -215,20 +206,20 @@ def test_a_killed_instances_partitions_are_restored_by_the_other(broker, topics,
                  timeout=90, every=0.1)
         delay = rng.uniform(0.5, 4.0)
         time.sleep(delay)
-        second.alive()
-        second.kill()
+        first.alive()
+        first.kill()
         before = committed(broker.bootstrap, group, topic)
-        context = f"the second instance killed {delay:.2f}s after the split, {before} records committed"
+        context = f"the first instance killed {delay:.2f}s after the split, {before} records committed"
         assert before < total, f"the backlog was read before the kill; {context}"
-        restored = first.metric_sum("journeyd_restore_records_total")
-        wait_for("the first instance holding every partition", lambda: assigned(first) == PARTITIONS, 60)
+        restored = second.metric_sum("journeyd_restore_records_total")
+        wait_for("the second instance holding every partition", lambda: assigned(second) == PARTITIONS, 60)
         wait_for(f"{total} input records committed",
-                 lambda: first.alive() and committed(broker.bootstrap, group, topic) >= total,
+                 lambda: second.alive() and committed(broker.bootstrap, group, topic) >= total,
                  timeout=150, every=1.0)
-        assert first.metric_sum("journeyd_restore_records_total") > restored, context
+        assert second.metric_sum("journeyd_restore_records_total") > restored, context
         repeats = check_stage_changes(broker, topics, cutoff, reference, context)
         print(f"{repeats} stage changes delivered again; {context}")
     finally:
+        first.kill()
         if second is not None:
-            second.kill()
-        assert first.stop() == 0
+            assert second.stop() == 0

@@ -1,4 +1,4 @@
-"""journeyd against a real Kafka-protocol broker (tansu), checked with a
+"""journeyd against Apache Kafka, checked with a
 client that is not journeyd's: touchpoints go in as JSON and as Avro in the
 Confluent wire format; stage changes, churn-risk changes, funnel windows and
 dead letters come out; two instances in one group split the partitions.
