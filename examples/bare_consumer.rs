@@ -1,7 +1,10 @@
 //! The throughput ceiling for `scripts/bench-e2e`: a consumer-group member
-//! configured like journeyd's source that only reads a topic, from the
-//! first poll to the last record, and prints one JSON line of figures
-//! (`bytes` of values, `key_bytes` of keys).
+//! that only reads a topic, from the first poll to the last record, and
+//! prints one JSON line of figures (`bytes` of values, `key_bytes` of keys).
+//!
+//! It is set for throughput, not like journeyd's source: large fetches and
+//! a deep local queue ([`THROUGHPUT`]), so that it measures what this
+//! broker and machine can deliver to one consumer at most.
 //!
 //! ```text
 //! cargo run --release --example bare_consumer -- BROKERS TOPIC RECORDS
@@ -16,13 +19,29 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 /// Gives up when nothing arrives for this long.
 const STALL: Duration = Duration::from_secs(30);
 
+/// librdkafka settings for reading a backlog as fast as possible: up to
+/// 8 MiB per partition and 64 MiB per fetch (librdkafka's defaults: 1 MiB
+/// and 50 MiB), and up to a million records or 1 GiB fetched ahead of the
+/// application (defaults: 100,000 records, 64 MiB).
+const THROUGHPUT: [(&str, &str); 5] = [
+    ("max.partition.fetch.bytes", "8388608"),
+    ("fetch.max.bytes", "67108864"),
+    ("receive.message.max.bytes", "134217728"),
+    ("queued.min.messages", "1000000"),
+    ("queued.max.messages.kbytes", "1048576"),
+];
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [brokers, topic, records] = args.as_slice() else {
         anyhow::bail!("usage: bare_consumer BROKERS TOPIC RECORDS");
     };
     let records: u64 = records.parse()?;
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in THROUGHPUT {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-consumer-{}", std::process::id()))
         .set("enable.auto.commit", "false")
