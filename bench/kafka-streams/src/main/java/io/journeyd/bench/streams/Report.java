@@ -15,11 +15,17 @@ import org.HdrHistogram.Histogram;
  * What the benchmark reads of a run: a "First record." line on standard
  * output when the first touchpoint is processed (its clock starts there),
  * and on shutdown a JSON file with the counts and the processing latency
- * percentiles (poll to acknowledgement of the stage change, see
- * {@link TimedClients}).
+ * (poll to acknowledgement of the stage change, see {@link TimedClients}):
+ * exact percentiles, and cumulative counts at the bucket bounds of
+ * journeyd's {@code journeyd_processing_latency_seconds} histogram, so
+ * that the benchmark can read both latencies the same way.
  */
 final class Report {
     private static final double NANOS_PER_MS = 1e6;
+    /** journeyd's processing latency buckets in seconds (src/telemetry/metrics.rs). */
+    private static final double[] BUCKETS = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    };
 
     /** Processing latency in nanoseconds; recorded from the producers' I/O threads. */
     final Histogram latency = new ConcurrentHistogram(3);
@@ -47,10 +53,21 @@ final class Report {
     void write(Path path) throws IOException {
         String json = String.format(Locale.ROOT,
                 "{\"touchpoints\":%d,\"invalid\":%d,\"stage_changes\":%d,\"latency_samples\":%d,"
-                        + "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}%n",
+                        + "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+                        + "\"latency_buckets\":%s}%n",
                 touchpoints.sum(), invalid.sum(), stageChanges.sum(), latency.getTotalCount(),
-                percentile(50), percentile(90), percentile(99), latency.getMaxValue() / NANOS_PER_MS);
+                percentile(50), percentile(90), percentile(99), latency.getMaxValue() / NANOS_PER_MS, buckets());
         Files.writeString(path, json, StandardCharsets.UTF_8);
+    }
+
+    /** [[le_seconds, cumulative count], ...], ending with +Inf as "inf". */
+    private String buckets() {
+        StringBuilder out = new StringBuilder("[");
+        for (double le : BUCKETS) {
+            long count = latency.getCountBetweenValues(0, (long) (le * 1e9));
+            out.append(String.format(Locale.ROOT, "[%s,%d],", le, count));
+        }
+        return out.append(String.format(Locale.ROOT, "[\"inf\",%d]]", latency.getTotalCount())).toString();
     }
 
     private double percentile(double p) {
