@@ -23,10 +23,10 @@ final class JourneyProcessor implements Processor<String, byte[], String, byte[]
     /** The persistent, changelogged store of customer states, keyed by customer id. */
     static final String STORE = "journeys";
     /**
-     * How often (in stream time) the punctuator looks for lapsed customers:
-     * a lapse is reported up to an hour of event time late, at its own
-     * due time, which is close enough for a 90-day deadline and keeps
-     * punctuation off the per-record path.
+     * How often (in stream time) the punctuator looks for lapsed customers.
+     * A lapse is found up to an hour of stream time after it fell due (its
+     * event time is still the due time): close enough for a 90-day
+     * deadline, and it keeps punctuation off the per-record path.
      */
     private static final Duration TIMER_RESOLUTION = Duration.ofHours(1);
 

@@ -29,6 +29,7 @@ enum Stage {
         return BY_ORDINAL[ordinal];
     }
 
+    /** Whether this stage is further along than {@code other}; every stage is above none (null). */
     boolean above(Stage other) {
         return other == null || ordinal() > other.ordinal();
     }
