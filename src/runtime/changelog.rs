@@ -119,6 +119,11 @@ pub struct ChangelogWriter {
 }
 
 impl ChangelogWriter {
+    /// The changelog topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// A writer to `topic`.
     pub fn new(topic: &str) -> ChangelogWriter {
         ChangelogWriter {

@@ -19,6 +19,8 @@ pub struct PartitionMap {
     /// Per index, the first offset read since assignment (or since a
     /// rewind): where reading started.
     first_offset: Vec<Option<i64>>,
+    /// Per index, whether the group has it assigned to this instance now.
+    owned: Vec<bool>,
 }
 
 impl PartitionMap {
@@ -32,6 +34,7 @@ impl PartitionMap {
         self.names.push((topic.to_owned(), partition));
         self.next_offset.push(None);
         self.first_offset.push(None);
+        self.owned.push(false);
         let partitions = self.by_topic.entry(topic.to_owned()).or_default();
         if partitions.len() <= slot {
             partitions.resize(slot + 1, None);
@@ -82,6 +85,25 @@ impl PartitionMap {
         }
     }
 
+    /// Partition `index` is assigned to this instance (`true`) or no
+    /// longer is (`false`).
+    pub fn set_owned(&mut self, index: u32, owned: bool) {
+        if let Some(slot) = self.owned.get_mut(index as usize) {
+            *slot = owned;
+        }
+    }
+
+    /// Whether partition `index` is assigned to this instance.
+    pub fn is_owned(&self, index: u32) -> bool {
+        self.owned.get(index as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether some owned partition has the Kafka partition number
+    /// `partition`: changelog partition p belongs to input partitions p.
+    pub fn owns_number(&self, partition: i32) -> bool {
+        (self.names.iter().zip(&self.owned)).any(|((_, p), &owned)| owned && *p == partition)
+    }
+
     /// `(index, next offset)` of every partition read since its assignment.
     pub fn consumed_positions(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.next_offset
@@ -106,6 +128,9 @@ mod tests {
             (map.find("b", 0), map.find("b", 1), map.find("c", 0)),
             (Some(1), None, None)
         );
+        assert!(!map.is_owned(1) && !map.owns_number(0));
+        map.set_owned(1, true);
+        assert!(map.is_owned(1) && map.owns_number(0) && !map.owns_number(3));
         map.consumed(0, 41);
         map.consumed(0, 44);
         assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 45)]);

@@ -416,6 +416,17 @@ impl Pipeline {
                 Delivery::Failed { meta, .. } if self.transaction.is_some() => {
                     self.tracker.acked(meta.id);
                 }
+                // Another member owns that partition's state now.
+                Delivery::Failed { meta, record }
+                    if record.topic == self.changelog.topic()
+                        && !self.partitions.owns_number(record.partition.unwrap_or(-1)) =>
+                {
+                    tracing::warn!(
+                        partition = record.partition,
+                        "A changelog record of a partition no longer assigned here failed; it is not sent again."
+                    );
+                    self.tracker.acked(meta.id);
+                }
                 Delivery::Failed { mut meta, record } => {
                     let failed = meta.id;
                     meta.id = self.tracker.resend(failed);
@@ -523,6 +534,7 @@ impl Pipeline {
         for element in list.elements() {
             let (topic, partition) = (element.topic(), element.partition());
             let index = self.partitions.index(topic, partition);
+            self.partitions.set_owned(index, true);
             self.engine.assign(index, wall);
             if matches!(self.routes.get(topic), Some(Route::Touchpoints(_))) {
                 self.restorer.start(index, topic, partition);
@@ -572,9 +584,42 @@ impl Pipeline {
         }
     }
 
+    /// Partitions were *lost*: the group gave them to another member while
+    /// this one was cut off from it (it missed its session timeout: the
+    /// process was frozen, starved or partitioned away), so the new owner
+    /// may be writing their state already. Unlike [`Pipeline::revoke`],
+    /// nothing of theirs is written any more: no flush, no changelog
+    /// drain, no commit. A changelog record written now would land after
+    /// the new owner's, win compaction and roll its customers back; an
+    /// offset committed now would move the new owner's position back.
+    /// Their customers, timers and buffered touchpoints are dropped, and
+    /// changelog records of theirs that the producer reports failed are
+    /// not sent again ([`Pipeline::drain_deliveries`]).
+    ///
+    /// In exactly-once mode the open transaction may hold their records:
+    /// it is aborted, and the partitions still owned are rewound to the
+    /// last commit as after any abort. (Records the producer had already
+    /// sent in at-least-once mode cannot be called back; exactly-once mode
+    /// is the one that fences a member that lost its partitions.)
+    pub fn lose<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        list: &TopicPartitionList,
+        wall: EventTime,
+    ) {
+        for element in list.elements() {
+            let index = self.partitions.index(element.topic(), element.partition());
+            self.restorer.cancel(index);
+            self.drop_partition(index);
+        }
+        self.forget_followers(list);
+        self.abort_after_loss(consumer, wall);
+    }
+
     /// Forgets a revoked partition's customers, checkpoints and position.
     fn drop_partition(&mut self, index: u32) {
         let dropped = self.engine.revoke(index);
+        self.partitions.set_owned(index, false);
         self.tracker.forget_partition(index);
         self.changelog.forget_partition(index);
         self.partitions.revoked(index);

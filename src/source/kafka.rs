@@ -40,7 +40,9 @@ use crate::runtime::pipeline::Pipeline;
 use crate::telemetry::{KafkaLog, Metrics};
 
 use super::erasure::ErasureReader;
-use crate::telemetry::events::{InternalEvent, PartitionsAssigned, PartitionsRevoked};
+use crate::telemetry::events::{
+    InternalEvent, PartitionsAssigned, PartitionsLost, PartitionsRevoked,
+};
 
 /// The consumer's context: the link from rebalance callbacks to the pipeline.
 pub struct SourceContext {
@@ -109,7 +111,15 @@ impl ConsumerContext for SourceContext {
             .emit(&self.metrics);
             let rewinds = {
                 let mut pipeline = self.pipeline();
-                pipeline.revoke(consumer, list, self.flush_timeout, wall_now());
+                if consumer.assignment_lost() {
+                    PartitionsLost {
+                        partitions: &as_refs(&names(list)),
+                    }
+                    .emit(&self.metrics);
+                    pipeline.lose(consumer, list, wall_now());
+                } else {
+                    pipeline.revoke(consumer, list, self.flush_timeout, wall_now());
+                }
                 pipeline.take_erasure_rewinds()
             };
             // A transaction that failed during the revocation rewound the

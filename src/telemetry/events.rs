@@ -171,6 +171,26 @@ impl InternalEvent for PartitionsRevoked<'_> {
     }
 }
 
+/// Revoked partitions were lost: the group gave them to another member
+/// while this one was cut off from it (missed session timeout), so
+/// nothing of theirs is written any more (see `Pipeline::lose`).
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionsLost<'a> {
+    /// The partitions lost.
+    pub partitions: &'a [TopicPartition<'a>],
+}
+
+impl InternalEvent for PartitionsLost<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            count = self.partitions.len(),
+            partitions = %PartitionList(self.partitions),
+            "Partitions lost to another group member; their state is dropped without writing."
+        );
+        metrics.kafka.lost.inc();
+    }
+}
+
 /// The state of one input partition was restored from its changelog
 /// partition. The record and partition counts behind `/readyz` follow the
 /// shared readiness state; this event adds the customers and the duration.

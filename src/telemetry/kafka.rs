@@ -18,6 +18,9 @@ pub(super) struct KafkaMetrics {
     pub assigned: IntCounter,
     /// `journeyd_rebalances_total{kind="revoked"}`.
     pub revoked: IntCounter,
+    /// `journeyd_rebalances_total{kind="lost"}`: revocations of partitions
+    /// the group had already given to another member.
+    pub lost: IntCounter,
     pub consumer_errors: IntCounter,
     pub outputs: IntCounterVec,
     pub delivery_errors: IntCounterVec,
@@ -38,6 +41,7 @@ impl KafkaMetrics {
             )?,
             assigned: rebalances.with_label_values(&["assigned"]),
             revoked: rebalances.with_label_values(&["revoked"]),
+            lost: rebalances.with_label_values(&["lost"]),
             consumer_errors: r.counter(
                 "journeyd_consumer_errors_total",
                 "Errors reported by the Kafka consumer.",

@@ -290,6 +290,23 @@ impl Pipeline {
         }
     }
 
+    /// Partitions were lost ([`Pipeline::lose`]): the open transaction may
+    /// hold their records, so it is aborted, and the partitions still
+    /// owned are rewound. Nothing happens in at-least-once mode.
+    pub(super) fn abort_after_loss<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        wall: EventTime,
+    ) {
+        if !self.transaction.as_ref().is_some_and(|t| t.open) {
+            return;
+        }
+        let error = abortable(KafkaError::Subscription(
+            "partitions lost to another group member".into(),
+        ));
+        self.abort_and_rewind(consumer, "partitions_lost", error, wall);
+    }
+
     /// Replaces the producer, initialises its transactions (fencing the
     /// old one) and opens a transaction. On failure the pipeline stays
     /// closed, and the next commit interval tries again.
@@ -331,11 +348,12 @@ impl Pipeline {
             if !matches!(self.routes.get(topic), Some(Route::Touchpoints(_))) {
                 continue;
             }
-            inputs.push((
-                self.partitions.index(topic, partition),
-                topic.to_owned(),
-                partition,
-            ));
+            let index = self.partitions.index(topic, partition);
+            // Lost while the group consumer still lists it.
+            if !self.partitions.is_owned(index) {
+                continue;
+            }
+            inputs.push((index, topic.to_owned(), partition));
             if topic == self.topics.primary
                 && let Some(index) = self.partitions.find(&self.topics.erasure, partition)
             {
