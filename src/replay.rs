@@ -75,10 +75,11 @@ pub fn replay_into(
     let mut config = config.clone();
     config.time.mode = TimeMode::Event;
     let mut engine = Engine::new(&config)?;
-    let validator = Validator::new(config.time.max_future_skew, config.limits.max_message_bytes);
+    let validator = Validator::from_config(&config);
     let mut reader = RecordReader::open(&options.input)
         .with_context(|| format!("cannot read {}", options.input.display()))?
-        .with_max_record_bytes(config.limits.max_message_bytes);
+        .with_max_record_bytes(config.limits.max_message_bytes)
+        .with_field_limits(config.limits.field_limits());
     let progress = Progress::new(options.progress);
     let mut outputs = Vec::new();
     let mut summary = ReplaySummary::default();

@@ -9,7 +9,8 @@ use std::io::BufReader;
 use journeyd::codec::avro::{self, ContainerReader};
 use journeyd::codec::confluent::{self, WriterSchemas};
 use journeyd::codec::file::{FileFormat, RecordReader};
-use journeyd::codec::{Encoding, InvalidReason, Validator, json};
+use journeyd::codec::{Encoding, FieldLimits, InvalidReason, Validator, json};
+use journeyd::config::Config;
 use journeyd::model::{Channel, EventTime, Touchpoint};
 
 /// Counts allocations made by the current thread while counting is on.
@@ -176,6 +177,13 @@ fn every_reason_is_reachable_through_the_public_api() {
             br#"{"event_id":"e","customer_id":"c","occurred_at":"soon","action":"a"}"#.to_vec(),
             InvalidReason::InvalidField,
         ),
+        (
+            Encoding::Json,
+            json_at(NOW.millis())
+                .replace("\"c\"", &format!("\"{}\"", "c".repeat(257)))
+                .into_bytes(),
+            InvalidReason::FieldTooLong,
+        ),
     ];
     let mut seen: Vec<_> = cases
         .into_iter()
@@ -188,4 +196,113 @@ fn every_reason_is_reachable_through_the_public_api() {
     seen.sort();
     assert_eq!(seen, InvalidReason::ALL.to_vec());
     assert!(json::decode(LINE.as_bytes()).is_ok());
+}
+
+/// A plain Avro datum of the shipped schema with `attributes`.
+fn avro_with_attributes(tp: &Touchpoint<'_>, attributes: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    avro::encode_datum(tp, &mut body);
+    // `encode_datum` ends with an empty map (a single 0): replace it.
+    body.pop();
+    fn long(v: i64, out: &mut Vec<u8>) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut tail = Vec::new();
+    long(attributes.len() as i64, &mut tail);
+    for (k, v) in attributes {
+        for s in [k, v] {
+            long(s.len() as i64, &mut tail);
+            tail.extend_from_slice(s.as_bytes());
+        }
+    }
+    long(0, &mut tail);
+    body.extend_from_slice(&tail);
+    body
+}
+
+#[test]
+fn avro_attributes_are_measured_without_allocating() {
+    let body = avro_with_attributes(&sample(), &[("page", "/p/42"), ("referrer", "search")]);
+    let v = Validator::default();
+    let mut out = None;
+    let n = allocations(|| out = Some(v.decode(Encoding::Avro, &body, NOW)));
+    assert_eq!((out.unwrap().unwrap(), n), (sample(), 0));
+}
+
+#[test]
+fn configured_field_limits_reject_over_long_fields_in_every_encoding() {
+    let mut config = Config::default();
+    config.limits.max_action_length = 8;
+    config.limits.max_attribute_value_length = 4;
+    let v = Validator::from_config(&config);
+    assert_eq!(v.fields.action, 8);
+
+    let expect_too_long = |result: Result<Touchpoint<'_>, journeyd::codec::Invalid>,
+                           detail: &str| {
+        let err = result.unwrap_err();
+        assert_eq!(err.reason, InvalidReason::FieldTooLong, "{err}");
+        assert_eq!(err.detail, detail);
+    };
+    // "product_view" is 12 bytes.
+    let action = "action is 12 bytes long, limit 8";
+    expect_too_long(v.decode(Encoding::Json, LINE.as_bytes(), NOW), action);
+    let mut body = Vec::new();
+    avro::encode_datum(&sample(), &mut body);
+    expect_too_long(v.decode(Encoding::Avro, &body, NOW), action);
+    let mut schemas = WriterSchemas::new();
+    schemas.insert(3, avro::reader_schema().clone());
+    let mut framed = Vec::new();
+    confluent::frame(3, &body, &mut framed);
+    expect_too_long(
+        v.decode(Encoding::Confluent(&schemas), &framed, NOW),
+        action,
+    );
+
+    let short = Touchpoint {
+        action: "login".into(),
+        ..sample()
+    };
+    let body = avro_with_attributes(&short, &[("page", "/p/42")]);
+    expect_too_long(
+        v.decode(Encoding::Avro, &body, NOW),
+        "attributes[\"page\"] is 5 bytes long, limit 4",
+    );
+    // The default limits accept all of it.
+    assert!(
+        Validator::default()
+            .decode(Encoding::Avro, &body, NOW)
+            .is_ok()
+    );
+}
+
+#[test]
+fn replay_files_apply_the_field_limits_they_are_given() {
+    let limits = FieldLimits {
+        id: 6,
+        ..FieldLimits::default()
+    };
+    let text = format!("{LINE}\n");
+    let mut reader = RecordReader::from_reader(BufReader::new(text.as_bytes()))
+        .unwrap()
+        .with_field_limits(limits);
+    let record = reader.next_record().unwrap().unwrap();
+    let err = record.result.unwrap_err();
+    assert_eq!(err.reason, InvalidReason::FieldTooLong);
+    assert_eq!(err.detail, "customer_id is 7 bytes long, limit 6");
+
+    let bytes = avro::write_container(&[sample()], Vec::new()).unwrap();
+    let mut reader = RecordReader::from_reader(BufReader::new(bytes.as_slice()))
+        .unwrap()
+        .with_field_limits(limits);
+    assert_eq!(reader.format(), FileFormat::AvroContainer);
+    let record = reader.next_record().unwrap().unwrap();
+    assert_eq!(
+        record.result.unwrap_err().reason,
+        InvalidReason::FieldTooLong
+    );
 }

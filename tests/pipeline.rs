@@ -132,6 +132,9 @@ mode = "hybrid"
 [runtime]
 commit_interval = "{commit_interval}"
 shutdown_timeout = "10s"
+
+[limits]
+max_action_length = 40
 {extra}
 "#
     );
@@ -158,13 +161,16 @@ fn input() -> Vec<(String, Vec<u8>)> {
         touchpoint("a3", "ana", BASE + 2 * DAY, "purchase"),
     ];
     let future = BASE + 100_000 * DAY;
-    let invalid: [(&str, Vec<u8>); 6] = [
+    // Longer than the configured limits.max_action_length (40), not the default (64).
+    let long_action = "a".repeat(41);
+    let invalid: [(&str, Vec<u8>); 7] = [
         ("bad", b"{\"event_id\": \"x\", \"customer_id\":".to_vec()),
         ("bad", json!({"customer_id": "bad", "occurred_at": BASE, "action": "page_view"}).to_string().into_bytes()),
         ("", touchpoint("x2", "", BASE, "page_view").to_string().into_bytes()),
         ("bad", touchpoint("x3", "bad", 946_684_799_000, "page_view").to_string().into_bytes()),
         ("bad", touchpoint("x4", "bad", future, "page_view").to_string().into_bytes()),
         ("bad", br#"{"event_id":"x5","customer_id":"bad","occurred_at":"someday","action":"page_view"}"#.to_vec()),
+        ("bad", touchpoint("x6", "bad", BASE, &long_action).to_string().into_bytes()),
     ];
     let mut records: Vec<(String, Vec<u8>)> = valid
         .iter()
@@ -406,7 +412,7 @@ fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
         "one row per conversion pair"
     );
 
-    let dead = read_topic(&brokers, "journey.dlq", 6, Duration::from_secs(10));
+    let dead = read_topic(&brokers, "journey.dlq", 7, Duration::from_secs(10));
     let mut reasons: Vec<&str> = dead
         .iter()
         .map(|(_, h)| h["journeyd.error.reason"].as_str())
@@ -415,6 +421,7 @@ fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
     assert_eq!(
         reasons,
         [
+            "field_too_long",
             "invalid_field",
             "invalid_json",
             "missing_customer_id",
@@ -422,6 +429,14 @@ fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
             "timestamp_in_future",
             "timestamp_too_old"
         ]
+    );
+    let too_long = dead
+        .iter()
+        .find(|(_, h)| h["journeyd.error.reason"] == "field_too_long")
+        .unwrap();
+    assert_eq!(
+        too_long.1["journeyd.error.detail"],
+        "action is 41 bytes long, limit 40"
     );
     for (_, headers) in &dead {
         assert_eq!(headers["journeyd.source.topic"], INPUT);

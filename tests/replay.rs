@@ -148,6 +148,74 @@ fn invalid_records_are_reported_by_reason_and_the_rest_is_processed() {
 }
 
 #[test]
+fn over_long_fields_are_invalid_records_and_fields_at_the_limit_pass() {
+    let (output, summary) = check_golden("field-limits");
+    assert_eq!(
+        summary
+            .invalid
+            .iter()
+            .map(|(r, n)| (*r, *n))
+            .collect::<Vec<_>>(),
+        [("field_too_long", 6)]
+    );
+    let details: Vec<(u64, String)> = lines_of_type(&output, "invalid_record")
+        .iter()
+        .map(|v| {
+            assert_eq!(v["reason"], "field_too_long");
+            (
+                v["position"].as_u64().unwrap(),
+                v["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            (2, "customer_id is 257 bytes long, limit 256".to_owned()),
+            (3, "event_id is 257 bytes long, limit 256".to_owned()),
+            (4, "action is 65 bytes long, limit 64".to_owned()),
+            (5, "channel is 65 bytes long, limit 64".to_owned()),
+            (
+                6,
+                "an attribute key is 129 bytes long, limit 128".to_owned()
+            ),
+            (
+                7,
+                "attributes[\"note\"] is 1025 bytes long, limit 1024".to_owned()
+            ),
+        ]
+    );
+    let stages: Vec<_> = lines_of_type(&output, "stage_changed")
+        .iter()
+        .map(|v| v["to_stage"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        stages,
+        ["awareness", "consideration", "purchase"],
+        "the record with every field at its limit is processed"
+    );
+}
+
+#[test]
+fn configured_field_limits_apply_to_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let line = |id: &str, action: &str| {
+        format!(
+            r#"{{"event_id":"{id}","customer_id":"ivy","occurred_at":1767225600000,"action":"{action}"}}"#
+        )
+    };
+    let text = [line("i-1", "ad_click"), line("i-2", "pricing_view")].join("\n");
+    std::fs::write(&input, text).unwrap();
+    let config = Config::from_toml_str("[limits]\nmax_action_length = 8\n", []).unwrap();
+    let (output, summary) = replay_file(&input, &config);
+    assert_eq!(summary.invalid.get("field_too_long"), Some(&1));
+    let invalid = lines_of_type(&output, "invalid_record");
+    assert_eq!(invalid[0]["position"], 2);
+    assert_eq!(invalid[0]["detail"], "action is 12 bytes long, limit 8");
+}
+
+#[test]
 fn a_truncated_avro_container_is_reported_and_earlier_records_are_processed() {
     let dir = tempfile::tempdir().unwrap();
     let ndjson = golden_dir().join("journeys.ndjson");

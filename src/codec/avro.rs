@@ -18,9 +18,10 @@ use apache_avro::types::Value;
 
 use super::avro_binary::Cursor;
 use super::invalid::{Invalid, InvalidReason};
+use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
 use super::schemas;
-use crate::model::{Channel, Touchpoint};
+use crate::model::Touchpoint;
 
 pub use super::avro_binary::{decode, encode_datum};
 pub use super::avro_container::{
@@ -99,12 +100,19 @@ impl DatumDecoder {
         self.path == Path::Fast
     }
 
-    /// Decodes one datum; the whole of `bytes` must be that datum.
+    /// Decodes one datum, with the default [`FieldLimits`]; the whole of
+    /// `bytes` must be that datum.
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Touchpoint<'a>, Invalid> {
+        self.parts(bytes)?.finish(&FieldLimits::default())
+    }
+
+    /// The fields of one datum that is the whole of `bytes`, before the
+    /// checks shared by every encoding.
+    pub(crate) fn parts<'a>(&self, bytes: &'a [u8]) -> Result<Parts<'a>, Invalid> {
         let mut cursor = Cursor::new(bytes);
         let parts = self.read(&mut cursor)?;
         cursor.expect_end()?;
-        parts.finish()
+        Ok(parts)
     }
 
     /// Reads one datum's fields from the cursor, advancing past it.
@@ -141,8 +149,9 @@ fn is_recursive(schema: &Schema, open: &mut Vec<String>) -> bool {
 
 /// Decodes one datum written with `writer_schema`, resolving it to the
 /// reader schema: fields the writer lacks take their defaults, fields the
-/// reader does not know are skipped. Always goes through schema resolution;
-/// prefer a [`DatumDecoder`] kept per writer schema.
+/// reader does not know are skipped. Field lengths are checked against the
+/// default [`FieldLimits`]. Always goes through schema resolution; prefer a
+/// [`DatumDecoder`] kept per writer schema.
 pub fn decode_datum(bytes: &[u8], writer_schema: &Schema) -> Result<Touchpoint<'static>, Invalid> {
     if is_recursive(writer_schema, &mut Vec::new()) {
         return Err(Invalid::new(
@@ -153,7 +162,7 @@ pub fn decode_datum(bytes: &[u8], writer_schema: &Schema) -> Result<Touchpoint<'
     let mut cursor = Cursor::new(bytes);
     let parts = resolve(writer_schema, &mut cursor)?;
     cursor.expect_end()?;
-    parts.finish()
+    parts.finish(&FieldLimits::default())
 }
 
 /// Decodes with apache_avro and resolves to the reader schema.
@@ -220,14 +229,29 @@ fn parts_from_value(value: Value) -> Result<Parts<'static>, Invalid> {
             "event_id" => parts.event_id = Some(Cow::Owned(string(value, &name)?)),
             "customer_id" => parts.customer_id = Some(Cow::Owned(string(value, &name)?)),
             "occurred_at" => parts.occurred_at = Some(long(value, &name)?),
-            "channel" => parts.channel = Some(Channel::parse(&string(value, &name)?)),
+            "channel" => parts.channel = Some(Cow::Owned(string(value, &name)?)),
             "action" => parts.action = Some(Cow::Owned(string(value, &name)?)),
             "value" => parts.value = optional(value, &name, double)?,
             "session_id" => parts.session_id = optional(value, &name, string)?.map(Cow::Owned),
+            "attributes" => parts.attributes = string_map(value, &name)?,
             _ => {}
         }
     }
     Ok(parts)
+}
+
+/// The sizes of a resolved map of strings, keeping the key of the longest
+/// value (moved, not copied).
+fn string_map(value: Value, field: &str) -> Result<AttributeSizes<'static>, Invalid> {
+    let Value::Map(entries) = value else {
+        return Err(wrong_type(field, &value));
+    };
+    let mut sizes = AttributeSizes::default();
+    for (key, value) in entries {
+        let value = string(value, field)?;
+        sizes.add(key.len(), Some(Cow::Owned(key)), value.len());
+    }
+    Ok(sizes)
 }
 
 fn optional<T>(

@@ -10,18 +10,26 @@
 use std::borrow::Cow;
 
 use super::invalid::{Invalid, InvalidReason};
+use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
-use crate::model::{Channel, Touchpoint};
+use crate::model::Touchpoint;
 
-/// Decodes one datum written with the shipped touchpoint schema.
+/// Decodes one datum written with the shipped touchpoint schema, with the
+/// default [`FieldLimits`] ([`super::Validator`] applies the configured
+/// ones).
 ///
 /// Strings borrow from `bytes`; trailing bytes after the datum are
 /// `invalid_avro`, a datum cut short is `truncated`.
 pub fn decode(bytes: &[u8]) -> Result<Touchpoint<'_>, Invalid> {
+    parts(bytes)?.finish(&FieldLimits::default())
+}
+
+/// The fields of one datum, before the checks shared by every encoding.
+pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, Invalid> {
     let mut cursor = Cursor::new(bytes);
     let parts = cursor.touchpoint()?;
     cursor.expect_end()?;
-    parts.finish()
+    Ok(parts)
 }
 
 /// Appends `tp` to `buf` as an Avro datum of the shipped touchpoint schema.
@@ -91,15 +99,16 @@ impl<'a> Cursor<'a> {
             true => Some(Cow::Borrowed(self.str("session_id")?)),
             false => None,
         };
-        self.skip_string_map("attributes")?;
+        let attributes = self.string_map("attributes")?;
         Ok(Parts {
             event_id: Some(Cow::Borrowed(event_id)),
             customer_id: Some(Cow::Borrowed(customer_id)),
             occurred_at: Some(occurred_at),
-            channel: Some(Channel::parse(channel)),
+            channel: Some(Cow::Borrowed(channel)),
             action: Some(Cow::Borrowed(action)),
             value,
             session_id,
+            attributes,
         })
     }
 
@@ -171,21 +180,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips a map of strings to strings, checking its structure. Every
-    /// entry consumes at least two bytes, so a huge block count ends at the
-    /// end of the input rather than looping.
-    fn skip_string_map(&mut self, field: &str) -> Result<(), Invalid> {
+    /// Reads past a map of strings to strings, checking its structure and
+    /// keeping only the sizes of its longest key and value. Every entry
+    /// consumes at least two bytes, so a huge block count ends at the end
+    /// of the input rather than looping.
+    fn string_map(&mut self, field: &str) -> Result<AttributeSizes<'a>, Invalid> {
+        let mut sizes = AttributeSizes::default();
         loop {
             let count = self.long(field)?;
             if count == 0 {
-                return Ok(());
+                return Ok(sizes);
             }
             if count < 0 {
                 self.long(field)?;
             }
             for _ in 0..count.unsigned_abs() {
-                self.str(field)?;
-                self.str(field)?;
+                let key = self.str(field)?;
+                let value = self.str(field)?;
+                sizes.add(key.len(), Some(Cow::Borrowed(key)), value.len());
             }
         }
     }

@@ -4,7 +4,7 @@ use apache_avro::types::Value;
 
 use super::*;
 use crate::codec::avro::reader_schema;
-use crate::model::EventTime;
+use crate::model::{Channel, EventTime};
 
 pub(crate) fn sample() -> Touchpoint<'static> {
     Touchpoint {
@@ -197,4 +197,48 @@ fn to_datum(schema: &apache_avro::Schema, value: apache_avro::types::Value) -> V
         .unwrap()
         .write_value_to_vec(value)
         .unwrap()
+}
+
+#[test]
+fn over_long_fields_and_attributes_are_field_too_long() {
+    let datum = |channel: &str, attributes: &[(&str, &str)]| {
+        let mut bytes = Vec::new();
+        put_str(&mut bytes, "e");
+        put_str(&mut bytes, "c");
+        put_long(&mut bytes, 1_700_000_000_000);
+        put_str(&mut bytes, channel);
+        put_str(&mut bytes, "a");
+        bytes.extend_from_slice(&[0, 0]);
+        if !attributes.is_empty() {
+            put_long(&mut bytes, attributes.len() as i64);
+            for (k, v) in attributes {
+                put_str(&mut bytes, k);
+                put_str(&mut bytes, v);
+            }
+        }
+        put_long(&mut bytes, 0);
+        bytes
+    };
+    let detail = |bytes: &[u8]| {
+        let err = decode(bytes).unwrap_err();
+        assert_eq!(err.reason, InvalidReason::FieldTooLong);
+        err.detail
+    };
+    let long_channel = "c".repeat(65);
+    assert_eq!(
+        detail(&datum(&long_channel, &[])),
+        "channel is 65 bytes long, limit 64"
+    );
+    let long_key = "k".repeat(129);
+    assert_eq!(
+        detail(&datum("web", &[("a", "b"), (&long_key, "v")])),
+        "an attribute key is 129 bytes long, limit 128"
+    );
+    let long_value = "v".repeat(1025);
+    assert_eq!(
+        detail(&datum("web", &[("note", &long_value)])),
+        "attributes[\"note\"] is 1025 bytes long, limit 1024"
+    );
+    let at_limit = "v".repeat(1024);
+    assert!(decode(&datum("web", &[("note", &at_limit)])).is_ok());
 }

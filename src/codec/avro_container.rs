@@ -17,6 +17,7 @@ use apache_avro::{Codec, Schema, Writer};
 use super::avro::{DatumDecoder, reader_schema};
 use super::avro_binary::Cursor;
 use super::invalid::{Invalid, InvalidReason};
+use super::limits::FieldLimits;
 use super::parts::into_owned;
 use crate::model::Touchpoint;
 
@@ -47,6 +48,8 @@ pub struct ContainerRecord<'a> {
 pub struct ContainerReader<R> {
     input: R,
     decoder: DatumDecoder,
+    /// The field length limits records are checked against.
+    limits: FieldLimits,
     codec: Codec,
     sync: [u8; 16],
     /// The current block, decompressed; reused from block to block.
@@ -69,6 +72,7 @@ impl<R: Read> ContainerReader<R> {
         Ok(ContainerReader {
             input,
             decoder: DatumDecoder::new(header.schema),
+            limits: FieldLimits::default(),
             codec: header.codec,
             sync: header.sync,
             block: Vec::new(),
@@ -77,6 +81,13 @@ impl<R: Read> ContainerReader<R> {
             index: 0,
             done: false,
         })
+    }
+
+    /// Checks records against `limits` instead of the default
+    /// [`FieldLimits`].
+    pub fn with_field_limits(mut self, limits: FieldLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The schema the file was written with.
@@ -109,7 +120,7 @@ impl<R: Read> ContainerReader<R> {
         let raw = bytes.get(..used).unwrap_or_default();
         self.pos += used;
         let result = match parts {
-            Ok(parts) => parts.finish(),
+            Ok(parts) => parts.finish(&self.limits),
             Err(e) => {
                 self.done = e.reason.is_structural();
                 Err(e)

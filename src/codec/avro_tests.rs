@@ -1,7 +1,7 @@
 use apache_avro::types::Value;
 
 use super::*;
-use crate::model::EventTime;
+use crate::model::{Channel, EventTime};
 
 /// A writer schema from the time before `session_id` and `attributes`.
 const OLDER: &str = r#"{"type":"record","name":"Touchpoint","namespace":"journeyd.v1","fields":[
@@ -200,4 +200,39 @@ fn recursive_writer_schemas_are_rejected_without_recursing() {
     )
     .unwrap();
     assert!(!is_recursive(&shared, &mut Vec::new()));
+}
+
+#[test]
+fn over_long_fields_are_field_too_long_on_the_resolution_path() {
+    let (schema, bytes) = older_datum(&"c".repeat(257));
+    let err = decode_datum(&bytes, &schema).unwrap_err();
+    assert_eq!(err.reason, InvalidReason::FieldTooLong);
+    assert_eq!(err.detail, "customer_id is 257 bytes long, limit 256");
+
+    let schema = Schema::parse_str(NEWER).unwrap();
+    let value = Value::Record(vec![
+        ("customer_id".into(), s("c2")),
+        ("event_id".into(), s("e2")),
+        (
+            "device".into(),
+            Value::Record(vec![("os".into(), s("ios"))]),
+        ),
+        ("occurred_at".into(), Value::TimestampMillis(1)),
+        ("channel".into(), s("app")),
+        ("action".into(), s("login")),
+        ("value".into(), Value::Union(0, Box::new(Value::Null))),
+        ("session_id".into(), Value::Union(0, Box::new(Value::Null))),
+        ("tags".into(), Value::Array(vec![])),
+        (
+            "attributes".into(),
+            Value::Map([("note".to_owned(), s(&"v".repeat(1025)))].into()),
+        ),
+    ]);
+    let bytes = to_datum(&schema, value);
+    let err = decode_datum(&bytes, &schema).unwrap_err();
+    assert_eq!(err.reason, InvalidReason::FieldTooLong);
+    assert_eq!(
+        err.detail,
+        "attributes[\"note\"] is 1025 bytes long, limit 1024"
+    );
 }

@@ -11,6 +11,8 @@ use apache_avro::Schema;
 
 use super::avro::DatumDecoder;
 use super::invalid::{Invalid, InvalidReason};
+use super::limits::FieldLimits;
+use super::parts::Parts;
 use crate::model::Touchpoint;
 
 /// The first byte of every framed message.
@@ -89,14 +91,20 @@ impl WriterSchemas {
         self.by_id.contains_key(&id)
     }
 
-    /// Decodes a framed message: `unknown_schema_id` when its id was never
-    /// registered.
+    /// Decodes a framed message, with the default [`FieldLimits`]:
+    /// `unknown_schema_id` when its id was never registered.
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Touchpoint<'a>, Invalid> {
+        self.parts(bytes)?.finish(&FieldLimits::default())
+    }
+
+    /// The fields of a framed message, before the checks shared by every
+    /// encoding.
+    pub(crate) fn parts<'a>(&self, bytes: &'a [u8]) -> Result<Parts<'a>, Invalid> {
         let (id, body) = split(bytes)?;
         let decoder = self.by_id.get(&id).ok_or_else(|| {
             Invalid::new(InvalidReason::UnknownSchemaId, format!("schema id {id}"))
         })?;
-        decoder.decode(body)
+        decoder.parts(body)
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use super::avro_container::{ContainerReader, MAGIC};
 use super::invalid::{Invalid, InvalidReason};
 use super::json;
+use super::limits::FieldLimits;
 use crate::model::Touchpoint;
 
 /// Read buffer size: large sequential reads.
@@ -47,6 +48,8 @@ pub struct RecordReader<R = BufReader<File>> {
     inner: Inner<R>,
     /// Records larger than this are rejected as `oversized`.
     max_record_bytes: usize,
+    /// Records with longer fields are rejected as `field_too_long`.
+    limits: FieldLimits,
 }
 
 enum Inner<R> {
@@ -81,12 +84,23 @@ impl<R: BufRead> RecordReader<R> {
         Ok(RecordReader {
             inner,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            limits: FieldLimits::default(),
         })
     }
 
     /// Sets the size limit for one record (default 1 MiB).
     pub fn with_max_record_bytes(mut self, max: usize) -> Self {
         self.max_record_bytes = max;
+        self
+    }
+
+    /// Sets the field length limits (default: [`FieldLimits::default`]).
+    pub fn with_field_limits(mut self, limits: FieldLimits) -> Self {
+        self.limits = limits;
+        self.inner = match self.inner {
+            Inner::Avro(reader) => Inner::Avro(Box::new(reader.with_field_limits(limits))),
+            ndjson => ndjson,
+        };
         self
     }
 
@@ -103,7 +117,7 @@ impl<R: BufRead> RecordReader<R> {
     pub fn next_record(&mut self) -> io::Result<Option<FileRecord<'_>>> {
         let max = self.max_record_bytes;
         match &mut self.inner {
-            Inner::Ndjson(lines) => lines.next_record(max),
+            Inner::Ndjson(lines) => lines.next_record(max, &self.limits),
             Inner::Avro(reader) => Ok(reader.next_record().map(|r| FileRecord {
                 position: r.index,
                 raw: r.raw,
@@ -133,7 +147,11 @@ struct Lines<R> {
 }
 
 impl<R: BufRead> Lines<R> {
-    fn next_record(&mut self, max: usize) -> io::Result<Option<FileRecord<'_>>> {
+    fn next_record(
+        &mut self,
+        max: usize,
+        limits: &FieldLimits,
+    ) -> io::Result<Option<FileRecord<'_>>> {
         let len = loop {
             let Some(len) = self.read_line(max)? else {
                 return Ok(None);
@@ -145,7 +163,7 @@ impl<R: BufRead> Lines<R> {
         let raw = self.line.as_slice();
         let result = match len > max {
             true => Err(oversized(len, max)),
-            false => json::decode(raw),
+            false => json::parts(raw).and_then(|parts| parts.finish(limits)),
         };
         Ok(Some(FileRecord {
             position: self.line_no,

@@ -33,11 +33,14 @@ pub enum InvalidReason {
     /// A field of the wrong type, a bad timestamp string, a missing required
     /// field other than the ids, or a non-finite `value`.
     InvalidField,
+    /// An id, the action, the channel or an attribute key or value longer
+    /// than its configured limit (`limits.max_*_length`).
+    FieldTooLong,
 }
 
 impl InvalidReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [InvalidReason; 10] = [
+    pub const ALL: [InvalidReason; 11] = [
         InvalidReason::InvalidJson,
         InvalidReason::InvalidAvro,
         InvalidReason::MissingEventId,
@@ -48,6 +51,7 @@ impl InvalidReason {
         InvalidReason::UnknownSchemaId,
         InvalidReason::Truncated,
         InvalidReason::InvalidField,
+        InvalidReason::FieldTooLong,
     ];
 
     /// The stable label: DLQ header value and metric label.
@@ -63,6 +67,7 @@ impl InvalidReason {
             InvalidReason::UnknownSchemaId => "unknown_schema_id",
             InvalidReason::Truncated => "truncated",
             InvalidReason::InvalidField => "invalid_field",
+            InvalidReason::FieldTooLong => "field_too_long",
         }
     }
 

@@ -2,28 +2,37 @@
 //!
 //! This is a hot path. For an ordinary event (no escapes in its strings) the
 //! decoder allocates nothing: strings borrow from the input, `attributes` is
-//! type-checked by a visitor that keeps nothing, and unknown fields are
-//! skipped. It only decodes; time plausibility is [`super::Validator`]'s job.
+//! type-checked by a visitor that keeps only the longest key's and value's
+//! lengths, and unknown fields are skipped. It only decodes; time
+//! plausibility is [`super::Validator`]'s job.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::invalid::{Invalid, InvalidReason, excerpt};
+use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
-use crate::model::{Channel, Touchpoint};
+use crate::model::Touchpoint;
 
-/// Decodes one JSON object into a touchpoint.
+/// Decodes one JSON object into a touchpoint, with the default
+/// [`FieldLimits`] ([`super::Validator`] applies the configured ones).
 ///
 /// `occurred_at` is epoch milliseconds or an RFC 3339 string; `channel` is
-/// optional (unknown or absent -> [`Channel::Other`]); `value`, `session_id`
-/// and `attributes` are optional (`attributes` must map strings to strings
-/// but is not kept). Unknown fields are ignored.
+/// optional (unknown or absent -> [`crate::model::Channel::Other`]);
+/// `value`, `session_id` and `attributes` are optional (`attributes` must
+/// map strings to strings but is not kept). Unknown fields are ignored.
 pub fn decode(bytes: &[u8]) -> Result<Touchpoint<'_>, Invalid> {
+    parts(bytes)?.finish(&FieldLimits::default())
+}
+
+/// The fields of one JSON object, before the checks they share with the
+/// other encodings.
+pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, Invalid> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(Invalid::new(
@@ -32,7 +41,7 @@ pub fn decode(bytes: &[u8]) -> Result<Touchpoint<'_>, Invalid> {
         ));
     }
     let raw: RawTouchpoint<'_> = serde_json::from_slice(bytes).map_err(classify)?;
-    raw.into_touchpoint()
+    Ok(raw.into_parts())
 }
 
 /// Syntax errors are `invalid_json`; well-formed JSON with a field of the
@@ -63,22 +72,22 @@ struct RawTouchpoint<'a> {
     value: Option<f64>,
     #[serde(borrow, default)]
     session_id: Option<Str<'a>>,
-    #[serde(default, rename = "attributes")]
-    _attributes: Option<StringMap>,
+    #[serde(borrow, default)]
+    attributes: Option<StringMap<'a>>,
 }
 
 impl<'a> RawTouchpoint<'a> {
-    fn into_touchpoint(self) -> Result<Touchpoint<'a>, Invalid> {
+    fn into_parts(self) -> Parts<'a> {
         Parts {
             event_id: self.event_id.map(|s| s.0),
             customer_id: self.customer_id.map(|s| s.0),
             occurred_at: self.occurred_at.map(|t| t.0),
-            channel: self.channel.map(|c| Channel::parse(&c.0)),
+            channel: self.channel.map(|c| c.0),
             action: self.action.map(|s| s.0),
             value: self.value,
             session_id: self.session_id.map(|s| s.0),
+            attributes: self.attributes.map(|a| a.0).unwrap_or_default(),
         }
-        .finish()
     }
 }
 
@@ -162,10 +171,12 @@ impl Visitor<'_> for MillisVisitor {
     }
 }
 
-/// `attributes`: checked to be an object of strings, then forgotten.
-struct StringMap;
+/// `attributes`: checked to be an object of strings; only the lengths of
+/// the longest key and value are kept (and the key of the longest value,
+/// when it borrows from the input).
+struct StringMap<'a>(AttributeSizes<'a>);
 
-impl<'de> Deserialize<'de> for StringMap {
+impl<'de: 'a, 'a> Deserialize<'de> for StringMap<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(StringMapVisitor)
     }
@@ -174,33 +185,48 @@ impl<'de> Deserialize<'de> for StringMap {
 struct StringMapVisitor;
 
 impl<'de> Visitor<'de> for StringMapVisitor {
-    type Value = StringMap;
+    type Value = StringMap<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of string values")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value::<AnyStr>()?;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap<'de>, A::Error> {
+        let mut sizes = AttributeSizes::default();
+        while let Some(key) = map.next_key::<StrLen<'de>>()? {
+            let value = map.next_value::<StrLen<'de>>()?;
+            sizes.add(key.len, key.borrowed.map(Cow::Borrowed), value.len);
         }
-        Ok(StringMap)
+        Ok(StringMap(sizes))
     }
 }
 
-/// Any string, borrowed or not, kept nowhere.
-struct AnyStr;
+/// Any string, kept only by its length, and by reference when it borrows
+/// from the input (an escaped string is never copied).
+struct StrLen<'a> {
+    len: usize,
+    borrowed: Option<&'a str>,
+}
 
-impl<'de> Deserialize<'de> for AnyStr {
+impl<'de: 'a, 'a> Deserialize<'de> for StrLen<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
-            type Value = AnyStr;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrLen<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<AnyStr, E> {
-                Ok(AnyStr)
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<StrLen<'de>, E> {
+                Ok(StrLen {
+                    len: v.len(),
+                    borrowed: Some(v),
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StrLen<'de>, E> {
+                Ok(StrLen {
+                    len: v.len(),
+                    borrowed: None,
+                })
             }
         }
         d.deserialize_str(V)

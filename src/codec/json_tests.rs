@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::model::EventTime;
+use crate::model::{Channel, EventTime};
 
 const GOOD: &str = r#"{"event_id":"e1","customer_id":"c1","occurred_at":1700000000000,
     "channel":"web","action":"product_view","value":12.5,"session_id":"s1",
@@ -189,4 +189,89 @@ fn details_do_not_echo_long_input() {
     let err = decode(json.as_bytes()).unwrap_err();
     assert_eq!(err.reason, InvalidReason::InvalidField);
     assert!(err.detail.len() < 300, "{}", err.detail);
+}
+
+#[test]
+fn over_long_fields_are_field_too_long_naming_field_and_limit() {
+    let long = |n: usize| "x".repeat(n);
+    let event = |field: &str, value: &str| {
+        let mut object = serde_json::json!({
+            "event_id": "e", "customer_id": "c", "occurred_at": 1, "action": "a",
+            "channel": "web", "attributes": {"plan": "pro"},
+        });
+        object[field] = serde_json::Value::String(value.to_owned());
+        object.to_string()
+    };
+    let cases = [
+        (
+            event("customer_id", &long(257)),
+            "customer_id is 257 bytes long, limit 256",
+        ),
+        (
+            event("event_id", &long(257)),
+            "event_id is 257 bytes long, limit 256",
+        ),
+        (
+            event("action", &long(65)),
+            "action is 65 bytes long, limit 64",
+        ),
+        (
+            event("channel", &long(65)),
+            "channel is 65 bytes long, limit 64",
+        ),
+    ];
+    for (text, detail) in cases {
+        let err = decode(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            (err.reason, err.detail.as_str()),
+            (InvalidReason::FieldTooLong, detail)
+        );
+    }
+    for (text, field) in [
+        (event("customer_id", &long(256)), "id"),
+        (event("action", &long(64)), "action"),
+    ] {
+        assert!(decode(text.as_bytes()).is_ok(), "{field} at its limit");
+    }
+}
+
+#[test]
+fn over_long_attributes_are_field_too_long() {
+    let key = "k".repeat(129);
+    let text = format!(
+        r#"{{"event_id":"e","customer_id":"c","occurred_at":1,"action":"a","attributes":{{"{key}":"v"}}}}"#
+    );
+    let err = decode(text.as_bytes()).unwrap_err();
+    assert_eq!(err.reason, InvalidReason::FieldTooLong);
+    assert_eq!(err.detail, "an attribute key is 129 bytes long, limit 128");
+
+    let value = "v".repeat(1025);
+    let text = format!(
+        r#"{{"event_id":"e","customer_id":"c","occurred_at":1,"action":"a","attributes":{{"a":"1","note":"{value}","z":"{}"}}}}"#,
+        "v".repeat(1024)
+    );
+    let err = decode(text.as_bytes()).unwrap_err();
+    assert_eq!(err.reason, InvalidReason::FieldTooLong);
+    assert_eq!(
+        err.detail,
+        "attributes[\"note\"] is 1025 bytes long, limit 1024"
+    );
+
+    // An escaped key is measured unescaped and not copied to be named.
+    let text = format!(
+        r#"{{"event_id":"e","customer_id":"c","occurred_at":1,"action":"a","attributes":{{"n\u00f6te":"{value}"}}}}"#
+    );
+    let err = decode(text.as_bytes()).unwrap_err();
+    assert_eq!(
+        err.detail,
+        "an attribute value is 1025 bytes long, limit 1024"
+    );
+}
+
+#[test]
+fn limits_apply_to_unescaped_lengths() {
+    // Six bytes of input, one byte decoded: "\u0041" is "A".
+    let id = r"\u0041".repeat(256);
+    let text = format!(r#"{{"event_id":"e","customer_id":"{id}","occurred_at":1,"action":"a"}}"#);
+    assert_eq!(decode(text.as_bytes()).unwrap().customer_id.len(), 256);
 }

@@ -3,7 +3,8 @@
 //! Owns every input encoding of SPEC section 2: JSON ([`json`]), plain Avro
 //! and Avro object container files ([`avro`]), the Confluent wire format
 //! ([`confluent`]), replay files ([`file`]), the shipped Avro schemas
-//! ([`schemas`]) and input validation ([`Validator`]). Every rejected record
+//! ([`schemas`]) and input validation ([`Validator`], with the field
+//! length limits of [`FieldLimits`]). Every rejected record
 //! carries an [`InvalidReason`], the label of the dead-letter header and of
 //! `journeyd_events_invalid_total`.
 //!
@@ -37,12 +38,14 @@ pub mod erasure;
 pub mod file;
 mod invalid;
 pub mod json;
+mod limits;
 pub mod output;
 mod parts;
 pub mod schemas;
 mod validate;
 
 pub use invalid::{Invalid, InvalidReason};
+pub use limits::FieldLimits;
 pub use parts::into_owned;
 pub use validate::{Encoding, Validator};
 

@@ -1,13 +1,15 @@
 //! The fields of a touchpoint as a decoder found them, before the checks
 //! every encoding shares: ids present and non-empty, time and action
-//! present, value finite.
+//! present, no field longer than its limit, value finite.
 //!
 //! Decoders fill [`Parts`] and call [`Parts::finish`], so that the same
-//! input problem gets the same reason whatever the encoding.
+//! input problem gets the same reason whatever the encoding, and each
+//! check runs once per touchpoint.
 
 use std::borrow::Cow;
 
 use super::invalid::{Invalid, InvalidReason};
+use super::limits::{AttributeSizes, FieldLimits};
 use crate::model::{Channel, EventTime, Touchpoint};
 
 /// A touchpoint's fields, any of which may be absent.
@@ -16,15 +18,18 @@ pub(crate) struct Parts<'a> {
     pub event_id: Option<Cow<'a, str>>,
     pub customer_id: Option<Cow<'a, str>>,
     pub occurred_at: Option<i64>,
-    pub channel: Option<Channel>,
+    /// As written; mapped to a [`Channel`] once its length is checked.
+    pub channel: Option<Cow<'a, str>>,
     pub action: Option<Cow<'a, str>>,
     pub value: Option<f64>,
     pub session_id: Option<Cow<'a, str>>,
+    /// The sizes of `attributes`, which the touchpoint does not keep.
+    pub attributes: AttributeSizes<'a>,
 }
 
 impl<'a> Parts<'a> {
     /// The validated touchpoint, or the first problem found.
-    pub fn finish(self) -> Result<Touchpoint<'a>, Invalid> {
+    pub fn finish(self, limits: &FieldLimits) -> Result<Touchpoint<'a>, Invalid> {
         let event_id = require_id(self.event_id, InvalidReason::MissingEventId)?;
         let customer_id = require_id(self.customer_id, InvalidReason::MissingCustomerId)?;
         let occurred_at = self.occurred_at.ok_or_else(|| absent("occurred_at"))?;
@@ -32,6 +37,17 @@ impl<'a> Parts<'a> {
         if action.is_empty() {
             return Err(Invalid::new(InvalidReason::InvalidField, "action empty"));
         }
+        FieldLimits::check("customer_id", &customer_id, limits.id)?;
+        FieldLimits::check("event_id", &event_id, limits.id)?;
+        FieldLimits::check("action", &action, limits.action)?;
+        let channel = match &self.channel {
+            Some(name) => {
+                FieldLimits::check("channel", name, limits.channel)?;
+                Channel::parse(name)
+            }
+            None => Channel::Other,
+        };
+        limits.check_attributes(&self.attributes)?;
         if let Some(v) = self.value.filter(|v| !v.is_finite()) {
             return Err(Invalid::new(
                 InvalidReason::InvalidField,
@@ -42,7 +58,7 @@ impl<'a> Parts<'a> {
             event_id,
             customer_id,
             occurred_at: EventTime(occurred_at),
-            channel: self.channel.unwrap_or(Channel::Other),
+            channel,
             action,
             value: self.value,
             session_id: self.session_id,
@@ -88,26 +104,36 @@ mod tests {
             event_id: Some("e".into()),
             customer_id: Some("c".into()),
             occurred_at: Some(1),
-            channel: Some(Channel::Web),
+            channel: Some("web".into()),
             action: Some("login".into()),
             value: Some(1.0),
             session_id: None,
+            attributes: AttributeSizes::default(),
         }
     }
 
+    fn finish(p: Parts<'_>) -> Result<Touchpoint<'_>, Invalid> {
+        p.finish(&FieldLimits::default())
+    }
+
     fn reason(p: Parts<'_>) -> InvalidReason {
-        p.finish().unwrap_err().reason
+        finish(p).unwrap_err().reason
     }
 
     #[test]
     fn complete_parts_finish() {
-        let tp = full().finish().unwrap();
+        let tp = finish(full()).unwrap();
         assert_eq!((tp.channel, tp.occurred_at), (Channel::Web, EventTime(1)));
-        let tp = Parts {
+        let tp = finish(Parts {
             channel: None,
             ..full()
-        }
-        .finish()
+        })
+        .unwrap();
+        assert_eq!(tp.channel, Channel::Other);
+        let tp = finish(Parts {
+            channel: Some("carrier-pigeon".into()),
+            ..full()
+        })
         .unwrap();
         assert_eq!(tp.channel, Channel::Other);
     }
@@ -182,12 +208,97 @@ mod tests {
 
     #[test]
     fn into_owned_keeps_every_field() {
-        let tp = Parts {
+        let tp = finish(Parts {
             session_id: Some("s".into()),
             ..full()
-        }
-        .finish()
+        })
         .unwrap();
         assert_eq!(into_owned(tp.clone()), tp);
+    }
+
+    #[test]
+    fn every_bounded_field_is_checked_against_its_limit() {
+        let limits = FieldLimits {
+            id: 3,
+            action: 5,
+            channel: 4,
+            attribute_key: 2,
+            attribute_value: 2,
+        };
+        let at_the_limits = Parts {
+            event_id: Some("eee".into()),
+            customer_id: Some("ccc".into()),
+            action: Some("login".into()),
+            channel: Some("chat".into()),
+            ..full()
+        };
+        let mut attributes = AttributeSizes::default();
+        attributes.add(2, Some("ab".into()), 2);
+        let at_the_limits = Parts {
+            attributes,
+            ..at_the_limits
+        };
+        assert!(at_the_limits.finish(&limits).is_ok());
+
+        let mut attributes = AttributeSizes::default();
+        attributes.add(1, Some("k".into()), 3);
+        let cases = [
+            (
+                Parts {
+                    customer_id: Some("cccc".into()),
+                    ..full()
+                },
+                "customer_id is 4 bytes long, limit 3",
+            ),
+            (
+                Parts {
+                    event_id: Some("eeee".into()),
+                    ..full()
+                },
+                "event_id is 4 bytes long, limit 3",
+            ),
+            (
+                Parts {
+                    action: Some("logout".into()),
+                    ..full()
+                },
+                "action is 6 bytes long, limit 5",
+            ),
+            (
+                Parts {
+                    channel: Some("email".into()),
+                    ..full()
+                },
+                "channel is 5 bytes long, limit 4",
+            ),
+            (
+                Parts {
+                    attributes,
+                    ..full()
+                },
+                "attributes[\"k\"] is 3 bytes long, limit 2",
+            ),
+        ];
+        for (parts, detail) in cases {
+            let err = parts.finish(&limits).unwrap_err();
+            assert_eq!(err.reason, InvalidReason::FieldTooLong, "{detail}");
+            assert_eq!(err.detail, detail);
+        }
+    }
+
+    #[test]
+    fn a_missing_id_is_reported_before_a_long_field() {
+        let limits = FieldLimits {
+            action: 1,
+            ..FieldLimits::default()
+        };
+        let parts = Parts {
+            customer_id: None,
+            ..full()
+        };
+        assert_eq!(
+            parts.finish(&limits).unwrap_err().reason,
+            InvalidReason::MissingCustomerId
+        );
     }
 }

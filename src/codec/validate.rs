@@ -1,15 +1,19 @@
-//! Input validation that needs configuration or the wall clock: message size
-//! and timestamp plausibility.
+//! Input validation that needs configuration or the wall clock: message
+//! size, field lengths and timestamp plausibility.
 //!
 //! Structural checks (ids present, fields well-typed) are the decoders' job;
-//! this module never parses bytes itself. The wall clock comes in as an
-//! argument so that tests control it exactly.
+//! this module never parses bytes itself. Field lengths are checked where
+//! every decoder's fields meet ([`super::parts`]), with the limits held
+//! here. The wall clock comes in as an argument so that tests control it
+//! exactly.
 
 use std::time::Duration;
 
 use super::confluent::WriterSchemas;
 use super::invalid::{Invalid, InvalidReason};
-use super::{avro, json};
+use super::limits::FieldLimits;
+use super::{avro_binary, json};
+use crate::config::Config;
 use crate::model::{EventTime, Touchpoint};
 
 /// How the messages of a topic are encoded.
@@ -24,7 +28,7 @@ pub enum Encoding<'s> {
     Confluent(&'s WriterSchemas),
 }
 
-/// Rejects oversized messages and implausible timestamps.
+/// Rejects oversized messages, over-long fields and implausible timestamps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Validator {
     /// How far ahead of the wall clock an event may be timestamped, in
@@ -33,22 +37,40 @@ pub struct Validator {
     /// The largest message accepted, in bytes; protects memory from a
     /// runaway producer.
     pub max_message_bytes: usize,
+    /// The longest ids, action, channel and attributes accepted; they end
+    /// up as map keys, labels and output fields.
+    pub fields: FieldLimits,
 }
 
 impl Default for Validator {
-    /// The SPEC defaults: 5 minutes of skew, 1 MiB messages.
+    /// The defaults: 5 minutes of skew, 1 MiB messages, the default field
+    /// limits.
     fn default() -> Self {
         Validator::new(Duration::from_secs(300), 1 << 20)
     }
 }
 
 impl Validator {
-    /// A validator from configured limits.
+    /// A validator with the given skew and size limit, and the default
+    /// field limits.
     pub fn new(max_future_skew: Duration, max_message_bytes: usize) -> Validator {
         Validator {
             max_future_skew_ms: i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX),
             max_message_bytes,
+            fields: FieldLimits::default(),
         }
+    }
+
+    /// The validator `config` asks for: `time.max_future_skew` and the
+    /// `[limits]` on messages and fields.
+    pub fn from_config(config: &Config) -> Validator {
+        Validator::new(config.time.max_future_skew, config.limits.max_message_bytes)
+            .with_field_limits(config.limits.field_limits())
+    }
+
+    /// The same validator with other field limits.
+    pub fn with_field_limits(self, fields: FieldLimits) -> Validator {
+        Validator { fields, ..self }
     }
 
     /// Rejects a message longer than `max_message_bytes` as `oversized`.
@@ -84,8 +106,9 @@ impl Validator {
         Ok(())
     }
 
-    /// Size check, decode, then [`Validator::check`]: everything a message
-    /// must pass before it reaches the engine.
+    /// Size check, decode (with the field checks), then
+    /// [`Validator::check`]: everything a message must pass before it
+    /// reaches the engine.
     pub fn decode<'a>(
         &self,
         encoding: Encoding<'_>,
@@ -93,11 +116,12 @@ impl Validator {
         wall_now: EventTime,
     ) -> Result<Touchpoint<'a>, Invalid> {
         self.check_size(bytes.len())?;
-        let tp = match encoding {
-            Encoding::Json => json::decode(bytes)?,
-            Encoding::Avro => avro::decode(bytes)?,
-            Encoding::Confluent(schemas) => schemas.decode(bytes)?,
+        let parts = match encoding {
+            Encoding::Json => json::parts(bytes)?,
+            Encoding::Avro => avro_binary::parts(bytes)?,
+            Encoding::Confluent(schemas) => schemas.parts(bytes)?,
         };
+        let tp = parts.finish(&self.fields)?;
         self.check(&tp, wall_now)?;
         Ok(tp)
     }
@@ -106,7 +130,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::confluent;
+    use crate::codec::{avro, confluent};
 
     const NOW: EventTime = EventTime(1_700_000_000_000);
 
@@ -197,5 +221,49 @@ mod tests {
             reason(&v, Encoding::Confluent(&schemas), &framed),
             Some(InvalidReason::UnknownSchemaId)
         );
+    }
+
+    #[test]
+    fn applies_its_field_limits_to_every_encoding() {
+        let v = Validator::default().with_field_limits(FieldLimits {
+            id: 8,
+            ..FieldLimits::default()
+        });
+        let long = r#"{"event_id":"e","customer_id":"customer9","occurred_at":1700000000000,"action":"a"}"#;
+        let err = v.decode(Encoding::Json, long.as_bytes(), NOW).unwrap_err();
+        assert_eq!(err.reason, InvalidReason::FieldTooLong);
+        assert_eq!(err.detail, "customer_id is 9 bytes long, limit 8");
+        assert!(
+            Validator::default()
+                .decode(Encoding::Json, long.as_bytes(), NOW)
+                .is_ok()
+        );
+
+        let tp = json::decode(long.as_bytes()).unwrap();
+        let mut body = Vec::new();
+        avro::encode_datum(&tp, &mut body);
+        assert_eq!(
+            reason(&v, Encoding::Avro, &body),
+            Some(InvalidReason::FieldTooLong)
+        );
+        let mut schemas = WriterSchemas::new();
+        schemas.insert(7, avro::reader_schema().clone());
+        let mut framed = Vec::new();
+        confluent::frame(7, &body, &mut framed);
+        assert_eq!(
+            reason(&v, Encoding::Confluent(&schemas), &framed),
+            Some(InvalidReason::FieldTooLong)
+        );
+    }
+
+    #[test]
+    fn takes_its_limits_from_the_configuration() {
+        let mut config = Config::default();
+        config.limits.max_action_length = 3;
+        config.limits.max_message_bytes = 4096;
+        let v = Validator::from_config(&config);
+        assert_eq!(v.fields.action, 3);
+        assert_eq!(v.max_message_bytes, 4096);
+        assert_eq!(v.max_future_skew_ms, 300_000);
     }
 }

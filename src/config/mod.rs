@@ -29,6 +29,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::FieldLimits;
+
 pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSignalConfig};
 pub use journey::{
     ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, StageConfig,
@@ -153,6 +155,18 @@ pub struct LimitsConfig {
     pub max_buffered_events: usize,
     /// Messages larger than this many bytes are rejected as oversized.
     pub max_message_bytes: usize,
+    /// The longest `customer_id` and `event_id`, in bytes; ids become map
+    /// keys, changelog keys and fields of every output.
+    pub max_id_length: usize,
+    /// The longest `action`, in bytes.
+    pub max_action_length: usize,
+    /// The longest `channel`, in bytes (unknown channels count as `other`,
+    /// but are still bounded).
+    pub max_channel_length: usize,
+    /// The longest key of `attributes`, in bytes.
+    pub max_attribute_key_length: usize,
+    /// The longest value of `attributes`, in bytes.
+    pub max_attribute_value_length: usize,
 }
 
 impl Default for LimitsConfig {
@@ -161,6 +175,41 @@ impl Default for LimitsConfig {
             dedupe_per_customer: 4,
             max_buffered_events: 1_000_000,
             max_message_bytes: 1 << 20,
+            max_id_length: FieldLimits::DEFAULT_ID,
+            max_action_length: FieldLimits::DEFAULT_ACTION,
+            max_channel_length: FieldLimits::DEFAULT_CHANNEL,
+            max_attribute_key_length: FieldLimits::DEFAULT_ATTRIBUTE_KEY,
+            max_attribute_value_length: FieldLimits::DEFAULT_ATTRIBUTE_VALUE,
         }
+    }
+}
+
+impl LimitsConfig {
+    /// The field length limits, for the decoders.
+    pub fn field_limits(&self) -> FieldLimits {
+        FieldLimits {
+            id: self.max_id_length,
+            action: self.max_action_length,
+            channel: self.max_channel_length,
+            attribute_key: self.max_attribute_key_length,
+            attribute_value: self.max_attribute_value_length,
+        }
+    }
+
+    /// Each field length limit with its key, for validation and docs.
+    pub(crate) fn field_limit_keys(&self) -> [(&'static str, usize); 5] {
+        [
+            ("limits.max_id_length", self.max_id_length),
+            ("limits.max_action_length", self.max_action_length),
+            ("limits.max_channel_length", self.max_channel_length),
+            (
+                "limits.max_attribute_key_length",
+                self.max_attribute_key_length,
+            ),
+            (
+                "limits.max_attribute_value_length",
+                self.max_attribute_value_length,
+            ),
+        ]
     }
 }

@@ -150,6 +150,11 @@ fn limits(limits: &LimitsConfig, problems: &mut Problems) {
             format_args!("must be at least 64, got {got}"),
         );
     }
+    for (key, got) in limits.field_limit_keys() {
+        if got < 1 {
+            problems.add(key, "must be at least 1, got 0");
+        }
+    }
 }
 
 /// Every problem `config` has, for the validation tests of each section.
@@ -191,6 +196,9 @@ mod tests {
                 dedupe_per_customer: 65,
                 max_buffered_events: 0,
                 max_message_bytes: 10,
+                max_id_length: 0,
+                max_attribute_value_length: 0,
+                ..LimitsConfig::default()
             },
             ..Config::default()
         };
@@ -201,6 +209,8 @@ mod tests {
                 "limits.dedupe_per_customer: must be 1 to 64, got 65",
                 "limits.max_buffered_events: must be at least 1, got 0",
                 "limits.max_message_bytes: must be at least 64, got 10",
+                "limits.max_id_length: must be at least 1, got 0",
+                "limits.max_attribute_value_length: must be at least 1, got 0",
             ]
         );
     }

@@ -167,7 +167,7 @@ impl Pipeline {
             sink: parts.sink,
             deliveries: parts.deliveries,
             encoder: parts.encoder,
-            validator: Validator::new(config.time.max_future_skew, config.limits.max_message_bytes),
+            validator: Validator::from_config(config),
             schemas: parts.schemas,
             routes: config
                 .inputs
