@@ -11,7 +11,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use journeyd::config::{Config, TimeMode};
 use journeyd::engine::Engine;
-use journeyd::http::{self, CustomerQuery, ErasureCommand, Forwarded, HttpState, Readiness};
+use journeyd::http::{
+    self, CustomerQuery, ErasureCommand, Forwarded, HttpState, Readiness, ServerLimits,
+};
 use journeyd::model::{Channel, EventTime, Touchpoint};
 use journeyd::telemetry::{EngineSnapshot, Metrics};
 use serde_json::Value;
@@ -65,7 +67,16 @@ fn app(token: Option<&str>) -> App {
     app_forwarding(token, Forwarded::Stored)
 }
 
+/// [`app`] without a token, with `http.allow_unauthenticated_erasure`.
+fn open_app(forwarded: Forwarded) -> App {
+    app_with(None, forwarded, true)
+}
+
 fn app_forwarding(token: Option<&str>, forwarded: Forwarded) -> App {
+    app_with(token, forwarded, false)
+}
+
+fn app_with(token: Option<&str>, forwarded: Forwarded, allow_unauthenticated: bool) -> App {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let (queries, mut rx) = mpsc::channel::<CustomerQuery>(16);
     let engine = engine();
@@ -90,7 +101,8 @@ fn app_forwarding(token: Option<&str>, forwarded: Forwarded) -> App {
         queries,
         token.map(str::to_owned),
     )
-    .with_erasures(erasures, "journey.audit");
+    .with_erasures(erasures, "journey.audit")
+    .allow_unauthenticated_erasure(allow_unauthenticated);
     App {
         router: http::router(state),
         readiness,
@@ -315,7 +327,7 @@ async fn probes_and_metrics_stay_open_with_a_token() {
 
 #[tokio::test]
 async fn erasure_is_accepted_once_the_request_is_stored() {
-    let app = app(None);
+    let app = open_app(Forwarded::Stored);
     let reply = send(&app.router, Method::DELETE, "/customers/carol%20c", None).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
@@ -337,20 +349,98 @@ async fn erasure_is_accepted_once_the_request_is_stored() {
 }
 
 #[tokio::test]
+async fn erasure_fails_closed_without_a_token() {
+    let app = app(None);
+    let reply = send(&app.router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["error"], "erasure_disabled");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("http.auth_token")
+            && message.contains("http.allow_unauthenticated_erasure"),
+        "{message}"
+    );
+    assert!(
+        app.erased.try_recv().is_err(),
+        "nothing reached the engine's thread"
+    );
+    let lookup = send(&app.router, Method::GET, "/customers/alice", None).await;
+    assert_eq!(lookup.status, StatusCode::OK, "look-ups stay as they were");
+
+    let open = open_app(Forwarded::Stored);
+    let reply = send(&open.router, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    assert_eq!(open.erased.try_recv().as_deref(), Ok("alice"));
+}
+
+#[tokio::test]
+async fn the_configuration_decides_whether_erasure_runs_unauthenticated() {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (queries, _rx) = mpsc::channel::<CustomerQuery>(1);
+    let (erasures, _commands) = mpsc::channel::<ErasureCommand>(1);
+    let config = Config::from_toml_str(
+        "[http]\nallow_unauthenticated_erasure = true\n",
+        std::iter::empty(),
+    )
+    .expect("valid");
+    let state = HttpState::new(metrics, Readiness::new(), queries, None)
+        .with_erasures(erasures, "journey.audit")
+        .with_erasure_timeout(Duration::from_millis(50));
+    let closed = http::router(state.clone().with_config(&Config::default().http));
+    let reply = send(&closed, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let open = http::router(state.with_config(&config.http));
+    let reply = send(&open, Method::DELETE, "/customers/alice", None).await;
+    assert_eq!(
+        reply.json()["error"],
+        "engine_timeout",
+        "let through to the engine's thread"
+    );
+}
+
+#[tokio::test]
+async fn a_request_not_answered_in_time_is_503() {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (queries, _unanswered) = mpsc::channel::<CustomerQuery>(1);
+    let limits = ServerLimits {
+        request_timeout: Duration::from_millis(50),
+        ..ServerLimits::default()
+    };
+    let state = HttpState::new(metrics, Readiness::new(), queries, None)
+        .with_query_timeout(Duration::from_secs(30))
+        .with_server_limits(limits);
+    let router = http::router(state);
+    let started = journeyd::clock::Stopwatch::start();
+    let reply = get(&router, "/customers/alice").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["error"], "request_timeout");
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(get(&router, "/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn erasure_failures_say_whether_to_retry() {
-    let refused = app_forwarding(None, Forwarded::Refused);
+    let refused = open_app(Forwarded::Refused);
     let reply = send(&refused.router, Method::DELETE, "/customers/alice", None).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.json()["error"], "erasure_not_queued");
 
-    let busy = app_forwarding(None, Forwarded::Busy);
+    let busy = open_app(Forwarded::Busy);
     let reply = send(&busy.router, Method::DELETE, "/customers/alice", None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["error"], "engine_busy");
     assert_eq!(reply.headers[header::RETRY_AFTER], "1");
 
     let long = format!("/customers/{}", "x".repeat(1025));
-    let reply = send(&app(None).router, Method::DELETE, &long, None).await;
+    let reply = send(
+        &open_app(Forwarded::Stored).router,
+        Method::DELETE,
+        &long,
+        None,
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
@@ -361,6 +451,7 @@ async fn erasure_without_an_answer_is_503() {
     let (erasures, commands) = mpsc::channel::<ErasureCommand>(1);
     let state = HttpState::new(metrics, Readiness::new(), queries, None)
         .with_erasures(erasures, "journey.audit")
+        .allow_unauthenticated_erasure(true)
         .with_erasure_timeout(Duration::from_millis(50));
     let router = http::router(state);
     let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
@@ -377,7 +468,9 @@ async fn erasure_without_an_answer_is_503() {
 async fn erasure_without_an_engine_thread_is_not_available() {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let (queries, _rx) = mpsc::channel::<CustomerQuery>(1);
-    let router = http::router(HttpState::new(metrics, Readiness::new(), queries, None));
+    let state = HttpState::new(metrics, Readiness::new(), queries, None)
+        .allow_unauthenticated_erasure(true);
+    let router = http::router(state);
     let reply = send(&router, Method::DELETE, "/customers/alice", None).await;
     assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(reply.json()["error"], "erasure_not_available");
@@ -443,4 +536,126 @@ async fn serves_over_a_real_socket_and_shuts_down_gracefully() {
         tokio::net::TcpStream::connect(address).await.is_err(),
         "listener closed"
     );
+}
+
+/// [`http::serve`] on 127.0.0.1 with `limits`; returns its address and
+/// the sender that stops it.
+async fn serve_with(
+    limits: ServerLimits,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), http::HttpError>>,
+) {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (queries, _rx) = mpsc::channel(1);
+    let state = HttpState::new(metrics, Readiness::new(), queries, None).with_server_limits(limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    (address, stop, server)
+}
+
+/// Reads from `stream` until it closes or `within` passes: what was read,
+/// and whether it closed. (Blocking: call from a blocking thread.)
+fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read;
+    let clock = journeyd::clock::Stopwatch::start();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = within.saturating_sub(clock.elapsed());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&read).into_owned(), false);
+        }
+        stream.set_read_timeout(Some(left)).expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&read).into_owned(), true),
+            Ok(n) => read.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&read).into_owned(), true),
+        }
+    }
+}
+
+/// Stops the server and checks that it ends cleanly and in time.
+async fn stop_server(
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), http::HttpError>>,
+) {
+    stop.send(()).expect("server running");
+    let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
+    ended
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("clean exit");
+}
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_headers_is_disconnected() {
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerLimits::default()
+    };
+    let (address, stop, server) = serve_with(limits).await;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut slow = std::net::TcpStream::connect(address).expect("connect");
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: local")
+            .expect("write");
+        let (answer, closed) = read_until_closed(&mut slow, Duration::from_secs(5));
+        assert!(closed, "the half-sent request is cut off: {answer:?}");
+        assert!(!answer.contains("200 OK"), "{answer}");
+
+        let mut idle = std::net::TcpStream::connect(address).expect("connect");
+        let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(5));
+        assert!(closed, "a connection that sends nothing is closed too");
+    })
+    .await
+    .expect("client thread");
+    stop_server(stop, server).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let limits = ServerLimits {
+        max_connections: 1,
+        ..ServerLimits::default()
+    };
+    let (address, stop, server) = serve_with(limits).await;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        // Takes the only slot: connected, sending nothing yet.
+        let mut first = std::net::TcpStream::connect(address).expect("connect");
+        std::thread::sleep(Duration::from_millis(200));
+        let mut second = std::net::TcpStream::connect(address).expect("connect");
+        second.write_all(request).expect("write");
+        let (answer, closed) = read_until_closed(&mut second, Duration::from_millis(500));
+        assert!(
+            answer.is_empty() && !closed,
+            "not served while the slot is taken: {answer:?}"
+        );
+
+        first.write_all(request).expect("write");
+        let (answer, _) = read_until_closed(&mut first, Duration::from_secs(5));
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let (answer, closed) = read_until_closed(&mut second, Duration::from_secs(5));
+        assert!(
+            closed && answer.starts_with("HTTP/1.1 200 OK"),
+            "served once the slot is free: {answer:?}"
+        );
+    })
+    .await
+    .expect("client thread");
+    stop_server(stop, server).await;
 }

@@ -9,18 +9,35 @@ use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
 
-/// The HTTP endpoint: metrics, health, readiness and customer look-ups
-/// (SPEC section 5).
+/// The HTTP endpoint: metrics, health, readiness, customer look-ups and
+/// erasure (docs/configuration.md, `[http]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// The address and port to listen on.
     pub listen: SocketAddr,
     /// When set, `/customers/*` and every endpoint that changes state
-    /// require `Authorization: Bearer <token>` (SPEC section 6, "Access").
-    /// `/metrics`, `/healthz` and `/readyz` stay open.
+    /// require `Authorization: Bearer <token>`. `/metrics`, `/healthz` and
+    /// `/readyz` stay open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<Secret>,
+    /// Without `auth_token`, endpoints that change state (`DELETE
+    /// /customers/{id}`) are off unless this says they may run without
+    /// authentication: erasure must not be open to anyone who can reach the
+    /// port by accident. Has no effect when a token is set.
+    pub allow_unauthenticated_erasure: bool,
+    /// A client must send a request's headers within this long of opening
+    /// the connection (or of the previous response); an idle or slow
+    /// connection is closed then, so it cannot hold a connection slot.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// The longest a request may take to be answered; a slower one gets
+    /// 503 (`request_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Connections served at once, at most; more wait to be accepted. Keeps
+    /// a flood of clients from exhausting file descriptors and memory.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -28,6 +45,10 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464)),
             auth_token: None,
+            allow_unauthenticated_erasure: false,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 256,
         }
     }
 }

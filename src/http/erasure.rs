@@ -1,4 +1,4 @@
-//! `DELETE /customers/{id}`: erasure over HTTP (SPEC section 6).
+//! `DELETE /customers/{id}`: erasure over HTTP (README, "Erasure").
 //!
 //! The customer's state lives only on the instance that owns their
 //! partition, and the request may reach any instance. So the endpoint does
@@ -6,6 +6,10 @@
 //! engine's thread over a bounded channel, which produces the request to
 //! the erasure topic keyed by customer id; the owner of that partition
 //! erases the customer and publishes `CustomerErased` on the audit topic.
+//!
+//! Without `http.auth_token` the endpoint is off (`403`,
+//! `erasure_disabled`) unless `http.allow_unauthenticated_erasure` is set:
+//! an endpoint that deletes data fails closed.
 //!
 //! The answer is `202 Accepted` once Kafka has acknowledged the request
 //! record: from then on the erasure happens even if this instance dies. A
@@ -114,6 +118,9 @@ pub(super) async fn delete_customer(
     State(state): State<HttpState>,
     Path(id): Path<String>,
 ) -> Response {
+    if state.erasure_closed() {
+        return disabled();
+    }
     if id.len() > MAX_CUSTOMER_ID_BYTES {
         return error_response(StatusCode::BAD_REQUEST, "customer_id_too_long");
     }
@@ -136,6 +143,17 @@ pub(super) async fn delete_customer(
         Ok((Forwarded::Busy, _)) => retry_later(LookupError::Busy),
         Err(e) => retry_later(e),
     }
+}
+
+/// 403: erasure is off without a token, and says how to turn it on.
+fn disabled() -> Response {
+    let body = serde_json::json!({
+        "error": "erasure_disabled",
+        "message": "DELETE /customers/{id} is off because no http.auth_token is configured; \
+                    set http.auth_token (then send Authorization: Bearer <token>), or set \
+                    http.allow_unauthenticated_erasure = true",
+    });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 /// 503 with `Retry-After: 1`.

@@ -13,19 +13,21 @@
 //!
 //! With an auth token configured, `/customers/*` requires
 //! `Authorization: Bearer <token>` (401 otherwise); the probes and
-//! `/metrics` stay open. This module never touches the engine: lookups and
-//! erasures go to the engine's thread over bounded channels
-//! ([`CustomerQuery`], [`ErasureCommand`]), and readiness is shared atomics
-//! ([`Readiness`]).
+//! `/metrics` stay open. Without a token, erasure is off (403) unless the
+//! configuration allows it unauthenticated: it fails closed. [`serve`]
+//! bounds connections, header reading and request time ([`ServerLimits`]).
+//! This module never touches the engine: lookups and erasures go to the
+//! engine's thread over bounded channels ([`CustomerQuery`],
+//! [`ErasureCommand`]), and readiness is shared atomics ([`Readiness`]).
 
 mod auth;
 pub mod customers;
 pub mod erasure;
 mod readiness;
+mod server;
 mod view;
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +37,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use auth::AuthToken;
@@ -44,7 +45,9 @@ pub use customers::{
 };
 pub use erasure::{ErasureCommand, Forwarded, take_erasures};
 pub use readiness::{NotReady, Readiness, ReadinessSnapshot};
+pub use server::{ServerLimits, serve};
 
+use crate::config::HttpConfig;
 use crate::telemetry::Metrics;
 
 /// The content type of the Prometheus text exposition format.
@@ -86,6 +89,11 @@ pub struct HttpState {
     audit_topic: Arc<str>,
     /// How long an erasure waits for Kafka's acknowledgement before 503.
     erasure_timeout: Duration,
+    /// `http.allow_unauthenticated_erasure`: whether `DELETE` runs without
+    /// a token. Without a token and without this, erasure answers 403.
+    allow_unauthenticated_erasure: bool,
+    /// Connections, header reading and request time ([`serve`]).
+    server: ServerLimits,
 }
 
 impl HttpState {
@@ -105,6 +113,56 @@ impl HttpState {
             erasures: None,
             audit_topic: Arc::from(""),
             erasure_timeout: DEFAULT_ERASURE_TIMEOUT,
+            allow_unauthenticated_erasure: false,
+            server: ServerLimits::default(),
+        }
+    }
+
+    /// Applies what `[http]` says besides the token (given to
+    /// [`HttpState::new`]): whether erasure may run unauthenticated, and
+    /// the server's limits.
+    pub fn with_config(self, http: &HttpConfig) -> Self {
+        self.allow_unauthenticated_erasure(http.allow_unauthenticated_erasure)
+            .with_server_limits(ServerLimits::from_config(http))
+    }
+
+    /// Lets `DELETE /customers/{id}` run without a token when `allow` and
+    /// no token is configured (`http.allow_unauthenticated_erasure`).
+    pub fn allow_unauthenticated_erasure(mut self, allow: bool) -> Self {
+        self.allow_unauthenticated_erasure = allow;
+        self
+    }
+
+    /// Replaces the server's limits ([`ServerLimits::default`]).
+    pub fn with_server_limits(mut self, limits: ServerLimits) -> Self {
+        self.server = limits;
+        self
+    }
+
+    /// Whether endpoints that change state are off: no token, and no
+    /// permission to run them without one.
+    fn erasure_closed(&self) -> bool {
+        self.auth_token.is_none() && !self.allow_unauthenticated_erasure
+    }
+
+    /// Says at start-up how erasure over HTTP is protected, when it is not
+    /// by a token.
+    fn log_erasure_access(&self) {
+        if self.erasures.is_none() || self.auth_token.is_some() {
+            return;
+        }
+        if self.allow_unauthenticated_erasure {
+            tracing::warn!(
+                "DELETE /customers/{{id}} runs without authentication \
+                 (http.allow_unauthenticated_erasure = true): anyone who reaches this port can \
+                 erase customers."
+            );
+        } else {
+            tracing::warn!(
+                "DELETE /customers/{{id}} is off: no http.auth_token is set. Set one, or set \
+                 http.allow_unauthenticated_erasure = true to allow erasure without \
+                 authentication; the erasure topic works either way."
+            );
         }
     }
 
@@ -144,6 +202,11 @@ impl fmt::Debug for HttpState {
             .field("query_timeout", &self.query_timeout)
             .field("audit_topic", &self.audit_topic)
             .field("erasure_timeout", &self.erasure_timeout)
+            .field(
+                "allow_unauthenticated_erasure",
+                &self.allow_unauthenticated_erasure,
+            )
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -164,23 +227,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(customers)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            server::limit_request_time,
+        ))
         .with_state(state)
-}
-
-/// Serves [`router`] on `listener` until `shutdown` completes, then stops
-/// accepting and waits for requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    state: HttpState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), HttpError> {
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "HTTP server listening.");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    tracing::info!(%address, "HTTP server stopped.");
-    Ok(())
 }
 
 /// `GET /metrics`: readiness gauges refreshed, then every metric encoded.

@@ -87,7 +87,8 @@ impl Service {
             .as_ref()
             .map(|t| t.expose().to_owned());
         let state = HttpState::new(metrics.clone(), readiness.clone(), query_tx, token)
-            .with_erasures(erasure_tx, &config.outputs.audit);
+            .with_erasures(erasure_tx, &config.outputs.audit)
+            .with_config(&config.http);
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http = runtime.spawn(async move {
             let shutdown = async move {

@@ -6,6 +6,11 @@ use crate::config::{HttpConfig, RuntimeConfig};
 
 /// Checks the `http` section. The token is never quoted.
 pub(super) fn http(http: &HttpConfig, problems: &mut Problems) {
+    problems.positive_duration("http.header_read_timeout", http.header_read_timeout);
+    problems.positive_duration("http.request_timeout", http.request_timeout);
+    if http.max_connections < 1 {
+        problems.add("http.max_connections", "must be at least 1, got 0");
+    }
     let Some(token) = &http.auth_token else {
         return;
     };
@@ -67,6 +72,22 @@ mod tests {
         );
         config.http.auth_token = Some(Secret::new("s3cret"));
         assert_eq!(problems(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn http_timeouts_and_connections_are_positive() {
+        let mut config = Config::default();
+        config.http.header_read_timeout = Duration::ZERO;
+        config.http.request_timeout = Duration::ZERO;
+        config.http.max_connections = 0;
+        assert_eq!(
+            problems(&config),
+            [
+                "http.header_read_timeout: must be at least 1ms, got \"0s\"",
+                "http.request_timeout: must be at least 1ms, got \"0s\"",
+                "http.max_connections: must be at least 1, got 0",
+            ]
+        );
     }
 
     #[test]
