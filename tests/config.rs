@@ -837,3 +837,38 @@ fn secrets_never_show_in_debug_serialized_or_error_output() {
         assert!(!message.contains(secret), "{secret} shown in {message}");
     }
 }
+
+#[test]
+fn event_time_mode_loads_for_replays_but_run_refuses_it_naming_the_key() {
+    let config = Config::from_toml_str("[time]\nmode = \"event\"\n", NO_ENV).expect("loads");
+    let error = config.validate_for_run().unwrap_err();
+    assert_eq!(error.problems.len(), 1, "{error}");
+    let problem = &error.problems[0];
+    assert!(
+        problem.starts_with("time.mode: \"event\" is for replays"),
+        "{problem}"
+    );
+    assert!(problem.contains("\"hybrid\""), "{problem}");
+    assert_eq!(Config::default().validate_for_run(), Ok(()));
+}
+
+#[test]
+fn journeyd_run_refuses_event_time_mode_before_touching_the_network() {
+    // Nothing listens on port 9; refusing takes no time, trying would.
+    let text = "[time]\nmode = \"event\"\n\n[kafka]\nbrokers = \"127.0.0.1:9\"\n\n\
+                [http]\nlisten = \"127.0.0.1:0\"\n";
+    let config = Config::from_toml_str(text, NO_ENV).expect("loads");
+    let started = journeyd::clock::Stopwatch::start();
+    let error = match journeyd::runtime::Service::start(config) {
+        Ok(service) => {
+            let _ = service.stop();
+            panic!("journeyd run started in event-time mode");
+        }
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("time.mode: \"event\" is for replays"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

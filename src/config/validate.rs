@@ -15,7 +15,7 @@ mod topics;
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::{Config, ConfigError, LimitsConfig, TimeConfig};
+use super::{Config, ConfigError, LimitsConfig, TimeConfig, TimeMode};
 use crate::model::Channel;
 
 impl Config {
@@ -37,6 +37,29 @@ impl Config {
             Ok(())
         } else {
             Err(ConfigError::new(problems.0))
+        }
+    }
+}
+
+impl Config {
+    /// What [`Config::validate`] cannot know because it also serves
+    /// `journeyd replay`: the settings `journeyd run` refuses. Every
+    /// problem names its key.
+    pub fn validate_for_run(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        if self.time.mode == TimeMode::Event {
+            problems.add(
+                "time.mode",
+                "\"event\" is for replays (journeyd replay runs in event time whatever this \
+                 says); journeyd run needs \"hybrid\", the default: in event mode time stands \
+                 still while the stream is quiet, so lapse, churn and drop-off timers would not \
+                 fire, and partitions that have no data yet would not hold the watermark back. \
+                 Remove the key or set it to \"hybrid\"",
+            );
+        }
+        match problems.0.is_empty() {
+            true => Ok(()),
+            false => Err(ConfigError::new(problems.0)),
         }
     }
 }

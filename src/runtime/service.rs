@@ -63,6 +63,7 @@ impl Service {
     /// Like [`Service::start`], with every producer wrapped by `hook`: a
     /// seam to observe the transactional calls and inject failures.
     pub fn start_with(mut config: Config, hook: Option<ProducerHook>) -> anyhow::Result<Service> {
+        config.validate_for_run()?;
         if config.runtime.exactly_once {
             // Fixed once: the default is unique to the process.
             config.runtime.transactional_id = Some(transactional_id(&config));
