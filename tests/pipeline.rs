@@ -679,3 +679,68 @@ fn a_registry_that_cannot_register_the_outputs_stops_start_up_naming_the_key() {
         registry.requests()
     );
 }
+
+/// A mock cluster with the input and the changelog, and of the topics of
+/// `[outputs]` only `outputs` (name, partitions).
+fn cluster_with_outputs(outputs: &[(&str, i32)]) -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
+    cluster
+        .create_topic("journeyd.state-changelog", PARTITIONS, 1)
+        .unwrap();
+    for &(topic, partitions) in outputs {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    cluster
+}
+
+#[test]
+fn missing_output_topics_stop_start_up_naming_each() {
+    let cluster = cluster_with_outputs(&[("journey.stage-changes", 1), ("journey.funnel", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cluster.bootstrap_servers(), "1s");
+    let stderr = start_up_error(&config);
+    assert!(stderr.contains("4 output topics are missing"), "{stderr}");
+    for (key, topic) in [
+        ("churn_risk", "journey.churn-risk"),
+        ("dlq", "journey.dlq"),
+        ("audit", "journey.audit"),
+        ("erasure", "journey.erasure"),
+    ] {
+        assert!(
+            stderr.contains(&format!("outputs.{key} = \"{topic}\"")),
+            "{key} not named:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("outputs.stage_changes ="), "{stderr}");
+    assert!(
+        stderr.contains("outputs.erasure with 3 partitions"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("outputs.create_topics = true"), "{stderr}");
+}
+
+#[test]
+fn an_erasure_topic_not_co_partitioned_with_the_input_stops_start_up() {
+    let mut outputs: Vec<(&str, i32)> = [
+        "journey.stage-changes",
+        "journey.churn-risk",
+        "journey.funnel",
+        "journey.dlq",
+        "journey.audit",
+    ]
+    .map(|t| (t, 1))
+    .to_vec();
+    outputs.push(("journey.erasure", PARTITIONS + 1));
+    let cluster = cluster_with_outputs(&outputs);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cluster.bootstrap_servers(), "1s");
+    let stderr = start_up_error(&config);
+    assert!(
+        stderr.contains(
+            "outputs.erasure: topic \"journey.erasure\" has 4 partitions but input topic \
+             \"touchpoints\" has 3"
+        ),
+        "{stderr}"
+    );
+}

@@ -87,6 +87,19 @@ pub struct OutputsConfig {
     pub audit: String,
     /// Erasure requests to consume (key = customer id); an input, not an output.
     pub erasure: String,
+    /// Whether start-up creates the topics of this section that do not
+    /// exist. Off by default: output topics are usually provisioned with
+    /// the platform's own partitions, retention and replication, and a
+    /// missing one then stops start-up with an error naming it instead of
+    /// being created with guesses.
+    pub create_topics: bool,
+    /// Partitions of a topic created by `create_topics`, except the
+    /// erasure topic, which always gets as many as the input topics.
+    pub new_topic_partitions: i32,
+    /// Replication factor of a topic created by `create_topics`; the
+    /// brokers' `default.replication.factor` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_topic_replication_factor: Option<i32>,
 }
 
 impl Default for OutputsConfig {
@@ -99,6 +112,9 @@ impl Default for OutputsConfig {
             dlq: "journey.dlq".to_owned(),
             audit: "journey.audit".to_owned(),
             erasure: "journey.erasure".to_owned(),
+            create_topics: false,
+            new_topic_partitions: 1,
+            new_topic_replication_factor: None,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `journeyd run`: wiring the service together and taking it down.
 //!
-//! [`Service::start`] builds metrics, the HTTP server (on a small tokio
-//! runtime of its own), the producer, the pipeline, checks or creates the
-//! changelog topic ([`super::provision`]), then the consumer and the
-//! driver thread; [`Service::stop`] asks the driver to finish and joins
-//! everything, reporting how each part ended. [`run`] is `start`, wait for
+//! [`Service::start`] refuses settings meant for replays only, then builds
+//! metrics, the HTTP server (on a small tokio runtime of its own), the
+//! producer, the pipeline, checks or creates the changelog and output
+//! topics ([`super::provision`]), then the consumer and the driver thread;
+//! [`Service::stop`] asks the driver to finish and joins everything,
+//! reporting how each part ended. [`run`] is `start`, wait for
 //! SIGTERM or SIGINT, `stop`.
 
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ use crate::telemetry::{Metrics, rule_actions};
 
 use super::driver::{Driver, Requests};
 use super::pipeline::{Pipeline, PipelineParts};
-use super::provision::ensure_changelog;
+use super::provision::ensure_topics;
 use super::restore::Restorer;
 
 /// Customer lookups waiting for the driver, at most.
@@ -100,12 +101,13 @@ impl Service {
             }
         });
         let mut pipeline = build_pipeline(&config, metrics.clone(), readiness.clone(), hook)?;
-        let changelog = runtime.block_on(ensure_changelog(&config))?;
+        let topics = runtime.block_on(ensure_topics(&config))?;
         tracing::debug!(
-            topic = config.runtime.changelog_topic.as_str(),
-            partitions = changelog.partitions,
-            created = changelog.created,
-            "Changelog topic checked."
+            changelog = config.runtime.changelog_topic.as_str(),
+            partitions = topics.partitions,
+            changelog_created = topics.changelog_created,
+            outputs_created = ?topics.outputs_created,
+            "Topics checked."
         );
         pipeline.init_transactions().with_context(|| {
             format!(

@@ -107,17 +107,36 @@ fn reader(brokers: &str) -> BaseConsumer {
 }
 
 /// Runs `journeyd run --config config`, which must fail at start-up;
-/// returns what it wrote to stderr.
+/// returns what it wrote to stderr. A journeyd still running after a
+/// minute has started: it is killed and the test fails.
 pub fn start_up_error(config: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
+    let stderr = tempfile::NamedTempFile::new().expect("a file for stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_journeyd"))
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .output()
+        .stderr(stderr.reopen().expect("stderr file"))
+        .spawn()
         .expect("journeyd runs");
-    assert!(!output.status.success(), "journeyd started");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let clock = Stopwatch::start();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("journeyd's status") {
+            break status;
+        }
+        if clock.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "journeyd started (still running after a minute):\n{}",
+                std::fs::read_to_string(stderr.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(stderr.path()).expect("stderr");
+    assert!(!status.success(), "journeyd exited 0:\n{text}");
+    text
 }
 
 /// Everything on `topic` up to its current end, read from every partition

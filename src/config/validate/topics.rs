@@ -31,7 +31,25 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
             }
         }
     }
+    new_topics(config, problems);
     schema_registry(config, problems);
+}
+
+/// The partitions and replication factor of topics `create_topics` makes.
+fn new_topics(config: &Config, problems: &mut Problems) {
+    let outputs = &config.outputs;
+    if outputs.new_topic_partitions < 1 {
+        problems.add(
+            "outputs.new_topic_partitions",
+            format_args!("must be at least 1, got {}", outputs.new_topic_partitions),
+        );
+    }
+    if let Some(factor) = outputs.new_topic_replication_factor.filter(|&f| f < 1) {
+        problems.add(
+            "outputs.new_topic_replication_factor",
+            format_args!("must be at least 1, got {factor}; leave it out for the brokers' default"),
+        );
+    }
 }
 
 /// Every topic journeyd reads or writes, with its key, in file order.
@@ -197,6 +215,24 @@ mod tests {
                  outputs.stage_changes",
             ]
         );
+    }
+
+    #[test]
+    fn new_topics_have_partitions_and_replicas() {
+        let mut config = Config::default();
+        config.outputs.new_topic_partitions = 0;
+        config.outputs.new_topic_replication_factor = Some(0);
+        assert_eq!(
+            problems(&config),
+            [
+                "outputs.new_topic_partitions: must be at least 1, got 0",
+                "outputs.new_topic_replication_factor: must be at least 1, got 0; leave it out \
+                 for the brokers' default",
+            ]
+        );
+        config.outputs.new_topic_partitions = 12;
+        config.outputs.new_topic_replication_factor = Some(3);
+        assert_eq!(problems(&config), Vec::<String>::new());
     }
 
     #[test]
