@@ -252,10 +252,11 @@ class Journeyd:
         self.log.close()
 
 
-def produce(bootstrap: str, topic: str, records, partition: int | None = None):
-    """Produces (key, value) pairs in order and waits for every delivery."""
+def produce(bootstrap: str, topic: str, records, partition: int | None = None, **settings):
+    """Produces (key, value) pairs in order and waits for every delivery;
+    `settings` are more producer properties."""
     settings = {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
-                "compression.type": "lz4"}
+                "compression.type": "lz4", **settings}
     producer = Producer(settings)
     failures = []
 

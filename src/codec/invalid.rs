@@ -36,11 +36,17 @@ pub enum InvalidReason {
     /// An id, the action, the channel or an attribute key or value longer
     /// than its configured limit (`limits.max_*_length`).
     FieldTooLong,
+    /// Not an input record: a derived event its output topic refused for
+    /// good (larger than the topic takes, or invalid there). Its dead
+    /// letter carries the derived event's bytes, and the output topic as
+    /// `journeyd.source.topic`; it is counted in
+    /// `journeyd_output_delivery_errors_total`, not as invalid input.
+    OutputRejected,
 }
 
 impl InvalidReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [InvalidReason; 11] = [
+    pub const ALL: [InvalidReason; 12] = [
         InvalidReason::InvalidJson,
         InvalidReason::InvalidAvro,
         InvalidReason::MissingEventId,
@@ -52,6 +58,7 @@ impl InvalidReason {
         InvalidReason::Truncated,
         InvalidReason::InvalidField,
         InvalidReason::FieldTooLong,
+        InvalidReason::OutputRejected,
     ];
 
     /// The stable label: DLQ header value and metric label.
@@ -68,6 +75,7 @@ impl InvalidReason {
             InvalidReason::Truncated => "truncated",
             InvalidReason::InvalidField => "invalid_field",
             InvalidReason::FieldTooLong => "field_too_long",
+            InvalidReason::OutputRejected => "output_rejected",
         }
     }
 

@@ -110,13 +110,15 @@ impl Driver {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs until `stop` is set, then shuts down cleanly.
-    pub fn run(mut self, stop: &AtomicBool) {
+    /// Runs until `stop` is set, then shuts down cleanly; or until a
+    /// record can never be delivered ([`Pipeline::fatal`]), then shuts
+    /// down as cleanly as it can and returns why.
+    pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         self.readiness.set_consuming(true);
         let mut since_commit = Stopwatch::start();
         let mut since_metrics = Stopwatch::start();
         let mut since_erasures = Stopwatch::start();
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && self.pipeline().fatal().is_none() {
             if self.pipeline().in_flight() >= self.intervals.max_in_flight {
                 self.pipeline().drain_deliveries();
                 std::thread::sleep(Duration::from_millis(1));
@@ -145,7 +147,12 @@ impl Driver {
                 since_commit = Stopwatch::start();
             }
         }
+        let fatal = self.pipeline().fatal().map(str::to_owned);
         self.shutdown();
+        match fatal {
+            Some(reason) => Err(anyhow::anyhow!(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Seeks the erasure reader back after an aborted transaction.

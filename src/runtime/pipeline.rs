@@ -57,6 +57,7 @@ use std::sync::mpsc::Receiver;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::clock::Stopwatch;
@@ -68,7 +69,7 @@ use crate::engine::Engine;
 use crate::model::{EventTime, Output};
 use crate::registry::SchemaSource;
 use crate::runtime::acks::{CommitTracker, Position};
-use crate::sink::kafka::{Delivery, Outgoing, OutputMeta, Sink, owned_headers};
+use crate::sink::kafka::{Delivery, OutputMeta, OwnedRecord, Sink, owned_headers};
 use crate::telemetry::events::{InternalEvent, InvalidRecord};
 use crate::telemetry::{ConsumedCounters, Metrics};
 
@@ -78,6 +79,7 @@ use super::restore::Restorer;
 
 mod erasure;
 mod exactly_once;
+mod rejected;
 
 use exactly_once::Transaction;
 
@@ -137,6 +139,11 @@ pub struct Pipeline {
     transaction: Option<Transaction>,
     /// Erasure partitions to seek back after a rewind: `(partition, offset)`.
     erasure_rewinds: Vec<(i32, i64)>,
+    /// Per output topic, the record size it was seen to reject.
+    size_limits: rejected::SizeLimits,
+    /// Why the pipeline cannot go on, once a record can never be
+    /// delivered; the driver stops on it.
+    fatal: Option<String>,
 }
 
 /// What the pipeline is built from.
@@ -200,6 +207,8 @@ impl Pipeline {
             waiters: erasure::Waiters::new(exactly_once),
             transaction,
             erasure_rewinds: Vec::new(),
+            size_limits: rejected::SizeLimits::default(),
+            fatal: None,
         }
     }
 
@@ -338,33 +347,49 @@ impl Pipeline {
                 event_time: Some(output.event_time().0),
                 polled,
             });
-            if let Err(error) = self
-                .sink
-                .send(topic, Some(&self.key), &self.value, None, meta)
-            {
-                let topic = topic.clone();
-                self.refused(id, &topic, &error);
+            let result = if self.size_limits.fits(topic, self.value.len()) {
+                self.sink
+                    .send(topic, Some(&self.key), &self.value, None, meta)
+            } else {
+                Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageSizeTooLarge,
+                ))
+            };
+            if let Err(error) = result {
+                let record = OwnedRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: Some(self.key.clone()),
+                    payload: Some(self.value.clone()),
+                    headers: None,
+                };
+                self.refused(id, record, &error);
             }
         }
     }
 
     /// The producer refused a record outright: not a full queue (that only
-    /// waits) but an error no retry fixes, such as a record larger than the
-    /// broker accepts or a topic that does not exist. Such a record would
-    /// hold every commit back for good, so it is logged at ERROR, counted in
-    /// `journeyd_output_delivery_errors_total` (alert on it) and settled;
-    /// the pipeline goes on. This is the one place an output can be lost,
-    /// and only through a configuration error.
+    /// waits) but an error such as a record larger than the producer
+    /// accepts or a topic that does not exist. Counted in
+    /// `journeyd_output_delivery_errors_total`, then handled as a failed
+    /// delivery ([`rejected`]): never settled silently.
     fn refused(
         &mut self,
         id: crate::runtime::acks::OutputId,
-        topic: &str,
-        error: &rdkafka::error::KafkaError,
+        record: OwnedRecord,
+        error: &KafkaError,
     ) {
-        crate::telemetry::events::OutputDeliveryFailed { topic, error }.emit(&self.metrics);
-        tracing::error!(%error, topic, "The producer refused a record; it is not delivered.");
-        self.tracker.acked(id);
-        self.waiters.refused(id);
+        crate::telemetry::events::OutputDeliveryFailed {
+            topic: &record.topic,
+            error,
+        }
+        .emit(&self.metrics);
+        let meta = Box::new(OutputMeta {
+            id,
+            event_time: None,
+            polled: Stopwatch::start(),
+        });
+        self.not_taken(meta, record, error);
     }
 
     /// Sends a dead letter: the original bytes (cut to
@@ -374,16 +399,18 @@ impl Pipeline {
         let values = letter.headers();
         let mut headers = owned_headers(values.iter().map(|(k, v)| (*k, v.as_bytes())));
         let original = letter.original;
-        let kept = &original[..original.len().min(self.max_message_bytes)];
+        let limit = (self.size_limits.get(&self.topics.dlq))
+            .map_or(self.max_message_bytes, |l| l.min(self.max_message_bytes));
+        let kept = &original[..original.len().min(limit)];
         if kept.len() < original.len() {
             let size = original.len().to_string();
             headers = headers
                 .insert(rdkafka::message::Header {
-                    key: "journeyd.original.truncated",
+                    key: rejected::TRUNCATED,
                     value: Some("true"),
                 })
                 .insert(rdkafka::message::Header {
-                    key: "journeyd.original.size",
+                    key: rejected::ORIGINAL_SIZE,
                     value: Some(&size),
                 });
         }
@@ -396,9 +423,16 @@ impl Pipeline {
         let topic = self.topics.dlq.clone();
         if let Err(error) = self
             .sink
-            .send(&topic, letter.key, kept, Some(headers), meta)
+            .send(&topic, letter.key, kept, Some(headers.clone()), meta)
         {
-            self.refused(id, &topic, &error);
+            let record = OwnedRecord {
+                topic,
+                partition: None,
+                key: letter.key.map(<[u8]>::to_vec),
+                payload: Some(original.to_vec()),
+                headers: Some(headers),
+            };
+            self.refused(id, record, &error);
         }
     }
 
@@ -411,13 +445,8 @@ impl Pipeline {
                     self.tracker.acked(id);
                     self.waiters.acked(id);
                 }
-                // Exactly-once: the failure aborts the transaction (its
-                // commit fails), and the rewind produces the record again.
-                Delivery::Failed { meta, .. } if self.transaction.is_some() => {
-                    self.tracker.acked(meta.id);
-                }
                 // Another member owns that partition's state now.
-                Delivery::Failed { meta, record }
+                Delivery::Failed { meta, record, .. }
                     if record.topic == self.changelog.topic()
                         && !self.partitions.owns_number(record.partition.unwrap_or(-1)) =>
                 {
@@ -427,21 +456,11 @@ impl Pipeline {
                     );
                     self.tracker.acked(meta.id);
                 }
-                Delivery::Failed { mut meta, record } => {
-                    let failed = meta.id;
-                    meta.id = self.tracker.resend(failed);
-                    self.waiters.resent(failed, meta.id);
-                    let out = Outgoing {
-                        topic: &record.topic,
-                        partition: record.partition,
-                        key: record.key.as_deref(),
-                        payload: record.payload.as_deref(),
-                        headers: record.headers,
-                    };
-                    if let Err(error) = self.sink.send_record(out, meta) {
-                        tracing::error!(%error, topic = record.topic.as_str(), "Re-send could not be queued.");
-                    }
-                }
+                Delivery::Failed {
+                    meta,
+                    record,
+                    error,
+                } => self.not_taken(meta, record, &error),
             }
         }
         if self.transaction.is_none() {

@@ -48,7 +48,7 @@ pub struct Service {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     stop: Arc<AtomicBool>,
-    driver: JoinHandle<()>,
+    driver: JoinHandle<anyhow::Result<()>>,
     http_addr: SocketAddr,
     http_stop: oneshot::Sender<()>,
     runtime: tokio::runtime::Runtime,
@@ -172,8 +172,8 @@ impl Service {
         &self.readiness
     }
 
-    /// Whether the driver thread has ended (it only ends when asked, or on
-    /// a panic).
+    /// Whether the driver thread has ended (it only ends when asked, when
+    /// a record can never be delivered, or on a panic).
     pub fn is_finished(&self) -> bool {
         self.driver.is_finished()
     }
@@ -185,7 +185,7 @@ impl Service {
         let _ = self.http_stop.send(());
         let http = self.runtime.block_on(self.http);
         self.runtime.shutdown_background();
-        driver.map_err(|_| anyhow::anyhow!("the processing thread panicked"))?;
+        driver.map_err(|_| anyhow::anyhow!("the processing thread panicked"))??;
         http.context("the HTTP server task failed")?;
         tracing::info!("journeyd stopped.");
         Ok(())

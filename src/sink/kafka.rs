@@ -5,8 +5,9 @@
 //! metrics and sends [`Delivery::Acked`] to the processing thread, which
 //! feeds the commit tracker. A record that fails for good (after
 //! librdkafka's own retries) comes back as [`Delivery::Failed`] with its
-//! bytes, so the processing thread can send it again: an input offset is
-//! never committed past an output that was not delivered.
+//! bytes and the error, so the processing thread can send it again, or do
+//! what the error calls for: an input offset is never committed past an
+//! output that was neither delivered nor dead-lettered.
 //!
 //! Records of the state changelog (`runtime.changelog_topic`) go through
 //! the same producer and the same acknowledgements, to an explicit
@@ -89,10 +90,12 @@ pub struct Outgoing<'a> {
 pub enum Delivery {
     /// Kafka acknowledged the output.
     Acked(OutputId),
-    /// Delivery failed for good; the record must be sent again.
+    /// Delivery failed for good: the record is sent again, or what
+    /// `error` calls for instead (`runtime::pipeline::rejected`).
     Failed {
         meta: Box<OutputMeta>,
         record: OwnedRecord,
+        error: KafkaError,
     },
 }
 
@@ -153,7 +156,11 @@ impl ProducerContext for SinkContext {
                     payload: message.payload().map(<[u8]>::to_vec),
                     headers: message.headers().map(|h| h.detach()),
                 };
-                let _ = self.deliveries.send(Delivery::Failed { meta, record });
+                let _ = self.deliveries.send(Delivery::Failed {
+                    meta,
+                    record,
+                    error: error.clone(),
+                });
             }
         }
     }

@@ -180,7 +180,14 @@ impl Pipeline {
         match self.sink.send(topic, Some(key), &self.value, None, meta) {
             Ok(()) => Some(id),
             Err(error) => {
-                self.refused(id, topic, &error);
+                let record = crate::sink::kafka::OwnedRecord {
+                    topic: topic.to_owned(),
+                    partition: None,
+                    key: Some(key.to_vec()),
+                    payload: Some(self.value.clone()),
+                    headers: None,
+                };
+                self.refused(id, record, &error);
                 None
             }
         }

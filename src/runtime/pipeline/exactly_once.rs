@@ -76,6 +76,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub(super) struct Transaction {
     /// Whether a transaction is open: records may be sent.
     open: bool,
+    /// A record of the open transaction was not taken (refused by the
+    /// producer, or failed): the transaction must abort, whatever its
+    /// commit would say, so that the rewind produces the record again.
+    doomed: Option<KafkaError>,
     /// Per engine partition: the offset the last committed transaction
     /// stored.
     committed: Vec<Option<i64>>,
@@ -93,6 +97,7 @@ impl Transaction {
     pub(super) fn new(point: CommitPoint) -> Transaction {
         Transaction {
             open: false,
+            doomed: None,
             committed: Vec::new(),
             point,
             last_id: 0,
@@ -149,6 +154,14 @@ impl Pipeline {
         self.may_send()
     }
 
+    /// A record of the open transaction was not taken: the transaction
+    /// aborts at its commit ([`Transaction::doomed`]).
+    pub(super) fn doom_transaction(&mut self, error: &KafkaError) {
+        if let Some(txn) = &mut self.transaction {
+            txn.doomed.get_or_insert_with(|| error.clone());
+        }
+    }
+
     /// Erasure partitions to read again from an offset after a rewind,
     /// for the caller to seek the erasure reader to.
     pub fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
@@ -167,6 +180,9 @@ impl Pipeline {
             return;
         }
         self.drain_deliveries();
+        if let Some(error) = self.transaction.as_mut().and_then(|t| t.doomed.take()) {
+            return self.abort_and_rewind(consumer, "send", abortable(error), wall);
+        }
         self.capture(wall);
         (self.changelog).send_now(
             &mut self.tracker,
@@ -279,6 +295,8 @@ impl Pipeline {
             return;
         };
         txn.open = false;
+        // Failures reported for the aborted records doom nothing new.
+        txn.doomed = None;
         txn.last_id = self.tracker.next_id();
         if renew {
             self.open_with_new_producer();
@@ -326,6 +344,7 @@ impl Pipeline {
         };
         match opened {
             Ok(()) => {
+                txn.doomed = None;
                 txn.open = true;
                 txn.last_id = next_id;
                 tracing::info!("A new transactional producer is ready.");
