@@ -121,7 +121,7 @@ fn bench_restore(c: &mut Criterion) {
             fresh_engine,
             |mut engine| {
                 for c in changelog.iter() {
-                    let key = Some(c.customer_id.as_bytes());
+                    let key = c.customer_id().map(str::as_bytes);
                     let restored = restore_value(&mut engine, c.partition, |_| true, key, c.value);
                     black_box(restored).expect("a generated record");
                 }

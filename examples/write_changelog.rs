@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         let out = Outgoing {
             topic,
             partition: Some(i32::try_from(change.partition)?),
-            key: Some(change.customer_id.as_bytes()),
+            key: change.customer_id().map(str::as_bytes),
             payload: change.value,
             headers: Some(headers),
         };

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::restore::*;
 use common::streams::Read;
 use common::*;
@@ -97,9 +99,7 @@ fn a_quiet_partition_restored_after_an_outage_fires_a_due_timer_once() {
     let back = day(100.0);
     let mut c = Engine::new(&config).unwrap();
     c.assign(0, back);
-    for (id, (partition, value)) in &changelog {
-        c.restore(*partition, id, Some(value)).unwrap();
-    }
+    changelog.restore_into(&mut c);
     c.resume([(0, checkpoint)]);
     let mut c_out = Vec::new();
     c.tick(back.plus_ms(30 * SECOND), &mut c_out);
@@ -180,7 +180,10 @@ fn partition_0() -> Vec<Read> {
 /// partition 1 goes on. Partition 0's customers continue in their own
 /// time: B's outputs and then A's are exactly those of an uninterrupted
 /// run of partition 0, and none of its touchpoints is late for its
-/// customer (only for the funnel windows A emitted before).
+/// customer. Its funnel windows move with it: A counts partition 0's
+/// touchpoints in the windows it had emitted before and emits them, with
+/// partition 0's counts, as partition 0's time passes them, so that B's
+/// windows and A's add up to the uninterrupted run's.
 #[test]
 fn a_partition_taken_over_behind_the_instance_continues_in_its_own_time() {
     for mode in [TimeMode::Event, TimeMode::Hybrid] {
@@ -210,21 +213,71 @@ fn a_partition_taken_over_behind_the_instance_continues_in_its_own_time() {
             assert_eq!(joined, expected, "{context}");
             assert_eq!(lapses(&a_out, "cid"), 1, "{context}");
             assert_eq!(a.stats().late, 0, "{context}");
-            let funnel_late: u64 = (a_out.iter())
-                .filter_map(|o| match o {
-                    Output::FunnelWindow(w) => Some(w.late_events),
-                    _ => None,
-                })
-                .sum();
-            assert!(
-                funnel_late > 0,
-                "windows emitted before the takeover do not take partition 0's touchpoints; {context}"
-            );
+            // Before day 100, where partition 1 starts.
+            let before_p1 = |w: &(i64, WindowSum)| w.0 < day(100.0).millis();
+            let mut sums = window_sums(&b_out);
+            for (start, sum) in window_sums(&a_out) {
+                sums.entry(start).or_default().add(&sum);
+            }
+            let sums: Vec<_> = sums.into_iter().filter(before_p1).collect();
+            let expected: Vec<_> = window_sums(&u_out).into_iter().filter(before_p1).collect();
+            assert!(expected.len() > 5, "{context}");
+            assert_eq!(sums, expected, "{context}");
             let mut held = summary(&a);
             held.retain(|id, _| !id.starts_with('p'));
             assert_eq!(held, summary(&u), "{context}");
         }
     }
+}
+
+/// The counts of a window, added up over the windows emitted for one start.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct WindowSum {
+    entries: Vec<u64>,
+    pairs: Vec<(u64, u64)>,
+    active: u64,
+    revenue: f64,
+    late: u64,
+}
+
+impl WindowSum {
+    fn add(&mut self, other: &WindowSum) {
+        self.entries
+            .resize(other.entries.len().max(self.entries.len()), 0);
+        self.pairs
+            .resize(other.pairs.len().max(self.pairs.len()), (0, 0));
+        for (a, b) in self.entries.iter_mut().zip(&other.entries) {
+            *a += b;
+        }
+        for (a, b) in self.pairs.iter_mut().zip(&other.pairs) {
+            (a.0, a.1) = (a.0 + b.0, a.1 + b.1);
+        }
+        self.active += other.active;
+        self.revenue += other.revenue;
+        self.late += other.late;
+    }
+}
+
+/// Every funnel window's counts, added up per window start.
+fn window_sums(outputs: &[Output]) -> BTreeMap<i64, WindowSum> {
+    let mut sums: BTreeMap<i64, WindowSum> = BTreeMap::new();
+    for output in outputs {
+        if let Output::FunnelWindow(w) = output {
+            let sum = WindowSum {
+                entries: w.entries.iter().map(|e| e.count).collect(),
+                pairs: w
+                    .pairs
+                    .iter()
+                    .map(|p| (p.conversions, p.dropoffs))
+                    .collect(),
+                active: w.active_customers,
+                revenue: w.revenue,
+                late: w.late_events,
+            };
+            sums.entry(w.window_start).or_default().add(&sum);
+        }
+    }
+    sums
 }
 
 /// Instance A of the takeover above: partition 1 at day 100, then
@@ -257,9 +310,7 @@ fn take_over(
         p1(&mut a, &mut out);
     }
     a.assign(0, EventTime(0));
-    for (id, (partition, value)) in changelog {
-        a.restore(*partition, id, Some(value)).unwrap();
-    }
+    changelog.restore_into(&mut a);
     let resumed = commits[&0].checkpoint.filter(|_| with_checkpoint);
     a.resume(resumed.map(|c| (0, c)));
     a.tick(EventTime(0), &mut out);
@@ -280,7 +331,7 @@ fn eviction_after_the_ttl_yields_a_tombstone() {
     let (mut engine, _) = engine_with(&config, &reads);
     let mut changelog = Changelog::new();
     drain(&mut engine, &mut changelog);
-    assert!(changelog.contains_key("ann"));
+    assert!(changelog.customers.contains_key("ann"));
     let earlier = changelog.clone();
 
     let mut out = Vec::new();
@@ -291,11 +342,11 @@ fn eviction_after_the_ttl_yields_a_tombstone() {
     assert!(engine.customer("ann").is_none(), "evicted after 400 days");
     let drained = drain(&mut engine, &mut changelog);
     assert!(drained.contains(&("ann".to_owned(), true)), "{drained:?}");
-    assert!(!changelog.contains_key("ann"));
+    assert!(!changelog.customers.contains_key("ann"));
 
     // Restoring the log in order: the old value, then the tombstone.
     let mut restored = Engine::new(&config).unwrap();
-    let (partition, value) = &earlier["ann"];
+    let (partition, value) = &earlier.customers["ann"];
     restored.restore(*partition, "ann", Some(value)).unwrap();
     assert!(restored.customer("ann").is_some());
     restored.restore(*partition, "ann", None).unwrap();
@@ -335,7 +386,7 @@ fn erasure_forgets_the_customer_everywhere() {
         drain(&mut engine, &mut changelog),
         [("ann".to_owned(), true)]
     );
-    assert!(!changelog.contains_key("ann"));
+    assert!(!changelog.customers.contains_key("ann"));
 
     // The same event id again: no memory of it, a new journey.
     let mut out = Vec::new();
@@ -443,7 +494,7 @@ fn a_drained_value_is_the_customers_snapshot() {
     let snapshot = engine.snapshot("ann").unwrap();
     let mut changelog = Changelog::new();
     drain(&mut engine, &mut changelog);
-    assert_eq!(changelog["ann"], (0, snapshot));
+    assert_eq!(changelog.customers["ann"], (0, snapshot));
     assert_eq!(engine.dirty_len(), 0);
     assert!(
         drain(&mut engine, &mut changelog).is_empty(),

@@ -43,7 +43,8 @@ proptest! {
     fn a_rewind_derives_what_the_aborted_transaction_derived(
         (reads, commit, abort) in workload(),
     ) {
-        let config = event_config();
+        let mut config = event_config();
+        config.runtime.exactly_once = true;
         let mut engine = Engine::new(&config).unwrap();
         engine.track_changes(true);
         let (mut out, mut changelog) = (Vec::new(), Changelog::new());
@@ -62,9 +63,8 @@ proptest! {
 
         let partitions: Vec<u32> = (0..2).collect();
         engine.rewind(&point, &partitions);
-        for (id, (partition, value)) in &changelog {
-            engine.restore(*partition, id, Some(value)).expect("a committed value restores");
-        }
+        changelog.restore_into(&mut engine);
+        engine.resume(None);
         let mut again = Vec::new();
         for read in reread(&reads[..abort], &commits) {
             ingest(&mut engine, read, &mut again);

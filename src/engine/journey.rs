@@ -61,17 +61,18 @@ pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut
 }
 
 fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
-    if cx.funnel.is_closed(ev.at) {
-        cx.funnel.late();
+    let partition = u32::from(c.partition);
+    if cx.funnel.is_closed(partition, ev.at) {
+        cx.funnel.late(partition, ev.at);
         return;
     }
     let marker = cx.funnel.window_marker(ev.at);
     if c.active_window != marker {
         c.active_window = marker;
-        cx.funnel.active(ev.at);
+        cx.funnel.active(partition, ev.at);
     }
     if let (true, Some(v)) = (cx.rules.action(ev.action).revenue, ev.value) {
-        cx.funnel.revenue(ev.at, v);
+        cx.funnel.revenue(partition, ev.at, v);
     }
 }
 
@@ -176,7 +177,7 @@ fn transition<E: Emit>(
         at.since(c.stage_since).max(0)
     };
     cx.stats.record_transition(from, to);
-    cx.funnel.entry(at, to);
+    cx.funnel.entry(u32::from(c.partition), at, to);
     c.stage = to;
     c.stage_since = at;
     c.conversion_pending =
@@ -215,7 +216,7 @@ fn settle_conversion<E: Emit>(
         && to >= conv.to
     {
         cx.stats.conversions += 1;
-        cx.funnel.conversion(at, conv.index);
+        cx.funnel.conversion(u32::from(c.partition), at, conv.index);
     }
 }
 
@@ -350,7 +351,8 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
     {
         c.conversion_pending = false;
         cx.stats.dropoffs += 1;
-        cx.funnel.dropoff(deadline, conv.index);
+        cx.funnel
+            .dropoff(u32::from(c.partition), deadline, conv.index);
     }
     if let Some(due) = lapse_due(c, cx.rules, cx.settings).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);

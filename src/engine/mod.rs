@@ -34,18 +34,23 @@
 //! instance watermark: the minimum over the partitions that hold it back,
 //! which never decreases. A window is emitted when the instance watermark
 //! passes its end; every partition that holds it back is then past the
-//! end too, so the window has all they contribute. A partition resumed
-//! behind it (or an idle one that delivers again, older) still applies its
-//! touchpoints to its customers, but what they would add to windows
-//! already emitted is excluded and counted as late, as for any late
-//! touchpoint; while it is behind, it holds the instance watermark, and
-//! the windows after it, until it has caught up.
+//! end too, so the window has all they contribute. Each partition's share
+//! of the open windows is kept apart, as state of that partition: it goes
+//! to the changelog with its customers and moves with it ([`funnel`]). A
+//! partition taken over with its share from an instance that had emitted
+//! fewer windows than this one counts on in the windows this one already
+//! emitted, and emits them, with its own counts, as its time passes them.
+//! Otherwise what a partition resumed behind the instance (or an idle one
+//! that delivers again, older) would add to windows already emitted is
+//! excluded and counted as late, as for any late touchpoint. While it is
+//! behind, it holds the instance watermark, and the windows after it,
+//! until it has caught up.
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
 //! state), [`journey`] (the stage machine), [`reorder`], [`timers`],
 //! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
-//! [`funnel`] and [`churn`]; [`snapshot`] (a customer's state as versioned
-//! bytes) and [`changelog`] (dirty tracking, restore, erasure: what the
+//! [`funnel`] and [`churn`]; [`snapshot`] (a customer's state, and a
+//! partition's funnel windows, as versioned bytes) and [`changelog`] (dirty tracking, restore, erasure: what the
 //! changelog topic needs from the engine).
 
 pub mod changelog;
@@ -67,7 +72,7 @@ use std::hash::BuildHasher;
 
 use crate::config::{Config, ConfigError};
 use crate::model::{EventTime, Output, Touchpoint};
-pub use changelog::{Change, Checkpoint, RestoreError};
+pub use changelog::{Change, Checkpoint, RecordKey, RestoreError};
 use changelog::{ChangeTracker, ReplayLists, Scratch};
 use churn::ChurnModel;
 use customer::{Customer, Customers, Slot};
@@ -221,7 +226,9 @@ impl Engine {
         let late = event.at < self.lanes.frontier(partition);
         if late {
             self.stats.late += 1;
+            self.funnel.set_late_item(true);
             self.process(event, out);
+            self.funnel.set_late_item(false);
         } else {
             self.buffer(event, out);
         }
@@ -295,6 +302,9 @@ impl Engine {
         loop {
             while let Some((t, partition, item)) = self.lanes.next() {
                 self.close_windows(t.min(funnel_limit), out);
+                // A timer caught up on behind its lane's frontier is late.
+                self.funnel
+                    .set_late_item(t < self.lanes.frontier(partition));
                 match item {
                     Item::Event => self.release(partition, out),
                     Item::Timer => {
@@ -310,13 +320,21 @@ impl Engine {
             let watermarks = &self.watermarks;
             self.lanes.plan_all(|p| watermarks.partition_time(p));
         }
+        self.funnel.set_late_item(false);
         self.close_windows(funnel_limit, out);
     }
 
     fn close_windows(&mut self, frontier: EventTime, out: &mut impl Emit) {
-        self.funnel.close_until(frontier, &self.rules, &mut |w| {
-            out.emit(Output::FunnelWindow(w))
-        });
+        let emit = &mut |w| out.emit(Output::FunnelWindow(w));
+        self.funnel.close_until(frontier, &self.rules, emit);
+        if self.funnel.is_lagging() {
+            // Partitions taken over behind this instance emit the windows
+            // it had already closed as their own time passes them.
+            for partition in 0..self.funnel.parts() {
+                let frontier = self.lanes.frontier(partition);
+                self.funnel.catch_up(partition, frontier, &self.rules, emit);
+            }
+        }
     }
 
     /// Processes `partition`'s earliest buffered touchpoint.
@@ -402,23 +420,28 @@ impl Engine {
     }
 
     /// `partition` is now read by this engine; it holds the watermark back
-    /// until it has data or goes idle, and its customers' time starts from
-    /// nothing (until [`Engine::resume`] or its first touchpoint).
+    /// until it has data or goes idle, its customers' time starts from
+    /// nothing (until [`Engine::resume`] or its first touchpoint), and its
+    /// share of the funnel windows from none (until
+    /// [`Engine::restore_funnel`]).
     pub fn assign(&mut self, partition: u32, wall: EventTime) {
         if !self.watermarks.is_assigned(partition) {
             self.lanes.restart(partition);
+            self.funnel.reset_part(partition);
         }
         self.watermarks.assign(partition, wall);
     }
 
-    /// `partition` moved elsewhere: its buffered touchpoints and its
-    /// customers (with their timers) are dropped, to be rebuilt by the new
-    /// owner from the changelog and the committed offsets. Their changes
+    /// `partition` moved elsewhere: its buffered touchpoints, its
+    /// customers (with their timers) and its share of the open funnel
+    /// windows are dropped, to be rebuilt by the new owner from the
+    /// changelog and the committed offsets. Their changes
     /// not yet taken by [`Engine::take_dirty`] are dropped too: take them
     /// (and commit) first, as [`changelog`] describes. Returns the
     /// customers dropped.
     pub fn revoke(&mut self, partition: u32) -> usize {
         self.watermarks.revoke(partition);
+        self.funnel.drop_part(partition);
         self.offsets.forget(partition);
         for event in self.lanes.take_buffer(partition) {
             let mut customer = self.customers.get_mut(event.slot);

@@ -2,12 +2,14 @@
 //!
 //! When a transaction aborts, none of its outputs, changelog records or
 //! offsets become visible, so the engine must forget what it did since
-//! the last commit. Per customer that is done by dropping the partitions'
-//! customers and restoring them from the changelog, which a
-//! `read_committed` read shows as of the last commit. What is not per
-//! customer (the open funnel windows, the watermarks and each partition's
-//! processing frontier) is kept in a [`CommitPoint`] taken at every commit, and put
-//! back by [`Engine::rewind`]. Reading the input again from the committed
+//! the last commit. Per partition that is done by dropping the partitions'
+//! customers and their shares of the open funnel windows, and restoring
+//! them from the changelog, which a `read_committed` read shows as of the
+//! last commit. What is not per partition (which funnel windows the
+//! instance has emitted, the watermarks and each partition's processing
+//! frontier) is kept in a [`CommitPoint`] taken at every commit, and put
+//! back by [`Engine::rewind`]; the point holds the funnel shares too, the
+//! same as the changelog's. Reading the input again from the committed
 //! offsets then derives the same events as the aborted transaction: same
 //! sequences, same content, the same funnel windows with the same counts.
 
@@ -31,6 +33,7 @@ impl CommitPoint {
     /// it back into the watermark, and it starts afresh when assigned again.
     pub fn revoke(&mut self, partition: u32) {
         self.watermarks.revoke(partition);
+        self.funnel.drop_part(partition);
         if let Some(frontier) = self.frontiers.get_mut(partition as usize) {
             *frontier = EventTime::MIN;
         }

@@ -99,8 +99,8 @@
 //! assign p0 (taken over)  MIN       11:59:30  11:59:30   customers restored for p0 wait for it
 //! resume p0 at 11:00:00   10:59:30  11:59:30  11:59:30   p0 continues from its checkpoint; the
 //!                                                        watermark does not go back
-//! p0 event 11:00:40       11:00:10  11:59:30  11:59:30   not late for its customer (late for the
-//!                                                        funnel windows emitted up to 11:59:30)
+//! p0 event 11:00:40       11:00:10  11:59:30  11:59:30   not late for its customer; p0's own
+//!                                                        share of the funnel windows goes on
 //! p1 event 12:10:00       11:00:10  12:09:30  11:59:30   p0 holds the watermark, and the windows
 //!                                                        after 11:59:30, until it catches up
 //! p0 event 12:05:00       12:04:30  12:09:30  12:04:30   the minimum again

@@ -52,6 +52,24 @@
 //!    byte; in `hybrid` mode `detected_at` is the new wall time). A
 //!    consumer de-duplicates by `(customer_id, sequence)`.
 //!
+//! 5. *Funnel windows are state too.* Each drain ends, per input
+//!    partition, with the partition's funnel record: its share of the open
+//!    windows ([`crate::engine::funnel`]). Its records go to one changelog
+//!    partition in the order captured, through an idempotent producer, so
+//!    the log holds a prefix of them: a funnel record there means the
+//!    partition's customers of its drain are there too. A restore takes the
+//!    records up to a partition's last funnel record and supersedes the
+//!    ones after it ([`super::restore`]), so the windows it restores count
+//!    exactly the touchpoints the restored customers will not apply again.
+//!    A drain is sent only once the one before it is acknowledged, so only
+//!    the last drain can be incomplete.
+//!
+//! A funnel record's key is [`FUNNEL_KEY_PREFIX`] and the input topic's
+//! name: one record per input partition, kept by compaction, and never a
+//! customer id, which is UTF-8 (the prefix's first byte never occurs in
+//! UTF-8). Its value names this process as its writer
+//! ([`Engine::set_writer`]).
+//!
 //! One drain is in flight at a time: while D waits for its barrier, the
 //! next interval captures nothing, and the engine keeps collecting changes
 //! (one entry per customer), so each customer gets at most one changelog
@@ -82,6 +100,10 @@ use super::partitions::PartitionMap;
 /// partition when several input topics share a changelog partition.
 pub const INPUT_TOPIC_HEADER: &str = "journeyd.input.topic";
 
+/// The start of a funnel record's key; the input topic's name follows.
+/// A customer id never starts with it: byte `0xff` is not UTF-8.
+pub const FUNNEL_KEY_PREFIX: &[u8] = b"\xffjourneyd.funnel/";
+
 /// What the commit tracker carries with each checkpointed offset.
 pub type CommitMeta = Option<Checkpoint>;
 
@@ -91,8 +113,10 @@ pub type CommitMeta = Option<Checkpoint>;
 struct Record {
     /// The engine partition (input topic and partition) it belongs to.
     input: u32,
-    /// The customer id.
+    /// The customer id; empty for a funnel record.
     key: Range<usize>,
+    /// A funnel record: its key is made from the input topic when sent.
+    funnel: bool,
     /// The encoded state; `None` for a tombstone.
     value: Option<Range<usize>>,
 }
@@ -116,6 +140,10 @@ pub struct ChangelogWriter {
     /// Per engine partition: a changelog record of it was refused, so its
     /// offsets are not committed any more.
     stuck: Vec<bool>,
+    /// This process's id on the funnel records it writes.
+    writer: u64,
+    /// The key of the funnel record being sent; reused.
+    funnel_key: Vec<u8>,
 }
 
 impl ChangelogWriter {
@@ -134,6 +162,8 @@ impl ChangelogWriter {
             bytes: Vec::new(),
             positions: Vec::new(),
             stuck: Vec::new(),
+            writer: writer_id(),
+            funnel_key: Vec::new(),
         }
     }
 
@@ -158,13 +188,16 @@ impl ChangelogWriter {
         }
         self.records.clear();
         self.bytes.clear();
+        engine.set_writer(self.writer);
         let (records, bytes) = (&mut self.records, &mut self.bytes);
         let taken = engine.take_dirty(|change| {
-            let key = append(bytes, change.customer_id.as_bytes());
+            let id = change.customer_id().unwrap_or_default();
+            let key = append(bytes, id.as_bytes());
             let value = change.value.map(|v| append(bytes, v));
             records.push(Record {
                 input: change.partition,
                 key,
+                funnel: change.customer_id().is_none(),
                 value,
             });
         });
@@ -259,10 +292,18 @@ impl ChangelogWriter {
             event_time: None,
             polled: Stopwatch::start(),
         });
+        let key = if record.funnel {
+            self.funnel_key.clear();
+            self.funnel_key.extend_from_slice(FUNNEL_KEY_PREFIX);
+            self.funnel_key.extend_from_slice(input_topic.as_bytes());
+            &self.funnel_key[..]
+        } else {
+            &self.bytes[record.key.clone()]
+        };
         let out = Outgoing {
             topic: &self.topic,
             partition: Some(partition),
-            key: Some(&self.bytes[record.key.clone()]),
+            key: Some(key),
             payload: record.value.clone().map(|v| &self.bytes[v]),
             headers: Some(headers),
         };
@@ -313,6 +354,18 @@ impl ChangelogWriter {
 
 fn is_stuck(stuck: &[bool], partition: u32) -> bool {
     stuck.get(partition as usize).copied().unwrap_or(false)
+}
+
+/// An id for this process's funnel records: its start time and process
+/// id, so that two processes of a group never share one.
+fn writer_id() -> u64 {
+    let started = crate::clock::wall_now().0 as u64;
+    started ^ (u64::from(std::process::id()) << 44)
+}
+
+/// The input topic a changelog key is the funnel record of, if it is one.
+pub fn funnel_record_topic(key: &[u8]) -> Option<&[u8]> {
+    key.strip_prefix(FUNNEL_KEY_PREFIX)
 }
 
 /// Appends `data` to `bytes`; returns where it is.

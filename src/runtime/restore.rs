@@ -34,6 +34,13 @@
 //! for a partition that is not being restored is left alone: the changelog
 //! record is older than what is in memory. A record that cannot be decoded
 //! is skipped, logged and counted: the customer starts afresh.
+//!
+//! A partition's funnel record (its share of the open funnel windows,
+//! under a key of its own: [`super::changelog::FUNNEL_KEY_PREFIX`]) goes to
+//! [`Engine::restore_funnel`]. It ends its partition's part of every drain,
+//! so the records after the last one belong to a drain its writer did not
+//! finish: they are held while the pass reads on and superseded at its end
+//! rather than restored ([`held`]).
 
 use std::time::Duration;
 
@@ -53,8 +60,12 @@ use crate::telemetry::events::{
     ConsumeFailed, InternalEvent, RestoreCompleted, RestoreRecordSkipped,
 };
 
-use super::changelog::{INPUT_TOPIC_HEADER, decode_checkpoint};
+use super::changelog::{INPUT_TOPIC_HEADER, decode_checkpoint, funnel_record_topic};
 use super::partitions::PartitionMap;
+
+mod held;
+
+use held::Held;
 
 /// Records read per step, at most.
 pub const BATCH_RECORDS: usize = 2_000;
@@ -79,6 +90,9 @@ struct Job {
     /// Engine partitions assigned during this pass: the next pass is
     /// theirs.
     later: Vec<(u32, String)>,
+    /// Per target engine partition, its records after its last funnel
+    /// record so far.
+    held: Vec<(u32, Held)>,
     /// Whether the pass has started: the partition is assigned.
     reading: bool,
     /// The next offset to read.
@@ -93,6 +107,7 @@ impl Job {
     fn new(partition: i32, targets: Vec<(u32, String)>) -> Job {
         Job {
             partition,
+            held: targets.iter().map(|(i, _)| (*i, Held::default())).collect(),
             targets,
             later: Vec::new(),
             reading: false,
@@ -157,7 +172,10 @@ impl Restorer {
         self.round.push(index);
         let target = (index, topic.to_owned());
         match self.jobs.iter_mut().find(|j| j.partition == partition) {
-            Some(job) if !job.reading => job.targets.push(target),
+            Some(job) if !job.reading => {
+                job.held.push((index, Held::default()));
+                job.targets.push(target);
+            }
             Some(job) => job.later.push(target),
             None => self.jobs.push(Job::new(partition, vec![target])),
         }
@@ -173,6 +191,7 @@ impl Restorer {
         self.round.retain(|&i| i != index);
         for job in &mut self.jobs {
             job.targets.retain(|(i, _)| *i != index);
+            job.held.retain(|(i, _)| *i != index);
             job.later.retain(|(i, _)| *i != index);
         }
         let mut i = 0;
@@ -267,9 +286,10 @@ impl Restorer {
         self.readiness.add_restored_records(read as u64);
     }
 
-    /// Job `i`'s pass has read everything: reports its partitions, then
-    /// ends the pass.
-    fn complete(&mut self, i: usize, engine: &Engine) {
+    /// Job `i`'s pass has read everything: supersedes the records of an
+    /// unfinished drain, reports its partitions, then ends the pass.
+    fn complete(&mut self, i: usize, engine: &mut Engine) {
+        supersede_held(&mut self.jobs[i], engine);
         let job = &self.jobs[i];
         for (index, topic) in &job.targets {
             let tag = u16::try_from(*index).unwrap_or(u16::MAX);
@@ -357,7 +377,18 @@ fn apply(
     job.next = offset + 1;
     job.records += 1;
     if let Some(index) = target_of(job, message) {
-        restore_record(engine, index, job, message, topic, metrics);
+        let report = |error: RecordError, offset: i64| {
+            RestoreRecordSkipped {
+                reason: error.reason(),
+                error: &error,
+                topic,
+                partition,
+                offset,
+            }
+            .emit(metrics)
+        };
+        let record = (offset, message.key(), message.payload());
+        restore_record(engine, job, index, record, report);
     }
 }
 
@@ -380,33 +411,74 @@ fn target_of(job: &Job, message: &BorrowedMessage<'_>) -> Option<u32> {
     }
 }
 
-/// Restores one record into engine partition `index`; a bad record is
-/// skipped, logged and counted.
+/// Restores, holds or releases one record (offset, key, value) of engine
+/// partition `index` (see [`held`]); a bad record is skipped and handed to
+/// `report` with its offset.
 fn restore_record(
     engine: &mut Engine,
+    job: &mut Job,
     index: u32,
-    job: &Job,
-    message: &BorrowedMessage<'_>,
-    topic: &str,
-    metrics: &Metrics,
+    (offset, key, value): (i64, Option<&[u8]>, Option<&[u8]>),
+    mut report: impl FnMut(RecordError, i64),
 ) {
-    let restoring = |held_by: u32| job.targets.iter().any(|(i, _)| *i == held_by);
-    let restored = restore_value(engine, index, restoring, message.key(), message.payload());
-    if let Err(error) = restored {
-        RestoreRecordSkipped {
-            reason: error.reason(),
-            error: &error,
-            topic,
-            partition: message.partition(),
-            offset: message.offset(),
+    let Some(held) = job
+        .held
+        .iter_mut()
+        .find(|(i, _)| *i == index)
+        .map(|(_, h)| h)
+    else {
+        return;
+    };
+    let targets = &job.targets;
+    let restoring = |held_by: u32| targets.iter().any(|(i, _)| *i == held_by);
+    let mut restore = |offset: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
+        if let Err(error) = restore_value(engine, index, restoring, key, value) {
+            report(error, offset);
         }
-        .emit(metrics);
+    };
+    let funnel = key.and_then(funnel_record_topic).is_some();
+    if funnel {
+        held.release(|offset, key, value| restore(offset, Some(key), value));
+        restore(offset, key, value);
+    } else if held.holds() {
+        held.hold(offset, key.unwrap_or_default(), value);
+    } else {
+        restore(offset, key, value);
+    }
+}
+
+/// The records still held at the end of `job`'s pass belong to a drain
+/// that was not finished: the engine keeps what the complete drains left
+/// and writes it over them with its next drain.
+fn supersede_held(job: &mut Job, engine: &mut Engine) {
+    let targets = &job.targets;
+    for (index, held) in &mut job.held {
+        let records = held.len();
+        held.drain(|_, key, _| {
+            let Ok(id) = std::str::from_utf8(key) else {
+                return;
+            };
+            let elsewhere = engine
+                .customer(id)
+                .is_some_and(|c| !targets.iter().any(|(i, _)| *i == u32::from(c.partition)));
+            if !elsewhere {
+                engine.supersede(*index, id);
+            }
+        });
+        if records > 0 {
+            tracing::info!(
+                partition = job.partition,
+                records,
+                "Changelog records of an unfinished drain are superseded by the state before it."
+            );
+        }
     }
 }
 
 /// What the restorer does with one changelog record of engine partition
-/// `index`, once read: the key is checked, and the value (or tombstone)
-/// goes to [`Engine::restore`], unless the customer is held here for an
+/// `index`, once read: a funnel record goes to [`Engine::restore_funnel`];
+/// otherwise the key is checked, and the value (or tombstone) goes to
+/// [`Engine::restore`], unless the customer is held here for an
 /// engine partition that is not being restored (`restoring` says which
 /// are): then the record is older than what is in memory and is ignored.
 /// This is all the work a record costs besides reading it from Kafka;
@@ -418,6 +490,13 @@ pub fn restore_value(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<(), RecordError> {
+    if key.and_then(funnel_record_topic).is_some() {
+        // A funnel record is never deleted; an empty value restores nothing.
+        return match value {
+            Some(value) => Ok(engine.restore_funnel(index, value)?),
+            None => Ok(()),
+        };
+    }
     let key = std::str::from_utf8(key.unwrap_or_default())?;
     if key.is_empty() {
         return Err(RecordError::EmptyKey);

@@ -1,18 +1,115 @@
 //! A stand-in for the service around the engine's changelog API: the
-//! compacted changelog topic as a map, offset commits carrying the
-//! partition's newest event time, and a restart from both.
+//! compacted changelog topic as a map (or, where the order of records
+//! matters, as a log), offset commits carrying the partition's newest
+//! event time, and a restart from both.
 
 use std::collections::BTreeMap;
 
 use journeyd::config::Config;
-use journeyd::engine::{Checkpoint, Engine};
-use journeyd::model::{EventTime, Output};
+use journeyd::engine::{Change, Checkpoint, Engine};
+use journeyd::model::{EventTime, FunnelWindow, Output};
 
 use super::streams::Read;
 
 /// The changelog topic after compaction: the latest value per customer id,
-/// with the partition it was written to.
-pub type Changelog = BTreeMap<String, (u32, Vec<u8>)>;
+/// with the partition it was written to, and each partition's latest
+/// funnel record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changelog {
+    pub customers: BTreeMap<String, (u32, Vec<u8>)>,
+    pub funnel: BTreeMap<u32, Vec<u8>>,
+}
+
+impl Changelog {
+    pub fn new() -> Changelog {
+        Changelog::default()
+    }
+
+    /// Writes one record over what the topic holds for its key.
+    pub fn apply(&mut self, record: &Record) {
+        match (&record.key, &record.value) {
+            (Some(id), Some(value)) => {
+                self.customers
+                    .insert(id.clone(), (record.partition, value.clone()));
+            }
+            (Some(id), None) => {
+                self.customers.remove(id);
+            }
+            (None, Some(value)) => {
+                self.funnel.insert(record.partition, value.clone());
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Restores every record into `engine` (its partitions assigned).
+    pub fn restore_into(&self, engine: &mut Engine) {
+        for (id, (partition, value)) in &self.customers {
+            engine
+                .restore(*partition, id, Some(value))
+                .expect("the engine reads its own changelog");
+        }
+        for (partition, value) in &self.funnel {
+            engine
+                .restore_funnel(*partition, value)
+                .expect("the engine reads its own funnel records");
+        }
+    }
+}
+
+/// One changelog record as written: a customer's (`key` = id) or a
+/// partition's funnel record (`key` = `None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub partition: u32,
+    pub key: Option<String>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Record {
+    fn of(change: &Change<'_>) -> Record {
+        Record {
+            partition: change.partition,
+            key: change.customer_id().map(str::to_owned),
+            value: change.value.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// One drain's records, in the order the engine gives them.
+pub fn drain_records(engine: &mut Engine) -> Vec<Record> {
+    let mut records = Vec::new();
+    engine.take_dirty(|change| records.push(Record::of(&change)));
+    records
+}
+
+/// Restores a changelog log (every record written, in order) as the
+/// service does: per partition, the records up to its last funnel record
+/// in order, and the ones after it (a drain not completely written) are
+/// superseded instead.
+pub fn restore_log(engine: &mut Engine, log: &[Record]) {
+    let mut last_funnel: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, record) in log.iter().enumerate() {
+        if record.key.is_none() {
+            last_funnel.insert(record.partition, i);
+        }
+    }
+    for (i, record) in log.iter().enumerate() {
+        let complete = last_funnel
+            .get(&record.partition)
+            .is_none_or(|&last| i <= last);
+        match (&record.key, &record.value) {
+            (Some(id), value) if complete => engine
+                .restore(record.partition, id, value.as_deref())
+                .expect("the engine reads its own changelog"),
+            (Some(id), _) => engine.supersede(record.partition, id),
+            (None, Some(value)) => engine
+                .restore_funnel(record.partition, value)
+                .expect("the engine reads its own funnel records"),
+            (None, None) => {}
+        }
+    }
+}
 
 /// What the service commits per partition.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,18 +134,16 @@ pub fn ingest(engine: &mut Engine, read: &Read, out: &mut Vec<Output>) {
     );
 }
 
-/// Takes the engine's changes into the changelog; returns the drained keys
-/// in order, each with whether it was a tombstone.
+/// Takes the engine's changes into the changelog; returns the drained
+/// customers' keys in order, each with whether it was a tombstone.
 pub fn drain(engine: &mut Engine, changelog: &mut Changelog) -> Vec<(String, bool)> {
     let mut keys = Vec::new();
-    engine.take_dirty(|change| {
-        let key = change.customer_id.to_owned();
-        keys.push((key.clone(), change.value.is_none()));
-        match change.value {
-            Some(value) => changelog.insert(key, (change.partition, value.to_vec())),
-            None => changelog.remove(&key),
-        };
-    });
+    for record in drain_records(engine) {
+        if let Some(key) = &record.key {
+            keys.push((key.clone(), record.value.is_none()));
+        }
+        changelog.apply(&record);
+    }
     keys
 }
 
@@ -80,11 +175,7 @@ pub fn restart(config: &Config, changelog: &Changelog, commits: &Commits) -> Eng
     for &partition in commits.keys() {
         engine.assign(partition, EventTime(0));
     }
-    for (id, (partition, value)) in changelog {
-        engine
-            .restore(*partition, id, Some(value))
-            .expect("the engine reads its own changelog");
-    }
+    changelog.restore_into(&mut engine);
     engine.resume(
         commits
             .iter()
@@ -104,8 +195,8 @@ pub fn reread<'a>(reads: &'a [Read], commits: &'a Commits) -> impl Iterator<Item
 /// Identifies a per-customer output: topic, customer, sequence.
 pub type OutputKey = (&'static str, String, u64);
 
-/// The per-customer outputs, as JSON, in order. Funnel windows aggregate
-/// every customer of an instance, are not customer state, and are left out.
+/// The per-customer outputs, as JSON, in order; funnel windows are not
+/// per customer and are left out ([`funnel_windows`] has them).
 pub fn customer_outputs(outputs: &[Output]) -> Vec<(OutputKey, String)> {
     outputs
         .iter()
@@ -118,6 +209,58 @@ pub fn customer_outputs(outputs: &[Output]) -> Vec<(OutputKey, String)> {
             Some((key, serde_json::to_string(o).unwrap()))
         })
         .collect()
+}
+
+/// The funnel windows, by start, as JSON without their sequence (which
+/// counts one instance's windows since its start). A window emitted twice
+/// (at-least-once mode, after a restart) must be emitted the same.
+pub fn funnel_windows<'a>(
+    runs: impl IntoIterator<Item = &'a [Output]>,
+) -> Result<BTreeMap<i64, String>, String> {
+    windows_by_start(runs, |_| true)
+}
+
+/// [`funnel_windows`] without their late counts (and without the windows
+/// that held nothing else): which window counts a late touchpoint depends
+/// on how far the instance had closed windows when it came, which a
+/// restart does not always repeat.
+pub fn funnel_counts<'a>(
+    runs: impl IntoIterator<Item = &'a [Output]>,
+) -> Result<BTreeMap<i64, String>, String> {
+    windows_by_start(runs, |w| {
+        w.late_events = 0;
+        let pairs = w.pairs.iter().map(|p| p.conversions + p.dropoffs);
+        let counts = w.entries.iter().map(|e| e.count).chain(pairs);
+        counts.sum::<u64>() + w.active_customers > 0 || w.revenue != 0.0
+    })
+}
+
+fn windows_by_start<'a>(
+    runs: impl IntoIterator<Item = &'a [Output]>,
+    keep: impl Fn(&mut FunnelWindow) -> bool,
+) -> Result<BTreeMap<i64, String>, String> {
+    let mut windows = BTreeMap::new();
+    for outputs in runs {
+        for output in outputs {
+            let Output::FunnelWindow(w) = output else {
+                continue;
+            };
+            let mut w = w.clone();
+            w.sequence = 0;
+            if !keep(&mut w) {
+                continue;
+            }
+            let json = serde_json::to_string(&w).unwrap();
+            if let Some(before) = windows.insert(w.window_start, json.clone())
+                && before != json
+            {
+                return Err(format!(
+                    "window emitted twice, differently:\n{before}\n{json}"
+                ));
+            }
+        }
+    }
+    Ok(windows)
 }
 
 /// What matters of every customer held, by id.

@@ -32,9 +32,28 @@
 //! event time, timers that fell due during the outage would wait for the
 //! outage to pass a second time.
 //!
-//! Not persisted: open funnel windows. They aggregate every customer of
-//! the instance, not one customer; the windows open at a restart are
-//! emitted by the new owner with what it processes from then on.
+//! Persisted per input partition, in a record of its own after the
+//! partition's customers in every drain: the partition's share of the open
+//! funnel windows ([`super::funnel::durable`]). It is state like the
+//! customers': the counts of the touchpoints the fence skips when they are
+//! read again are in it, and only those.
+//!
+//! # Restoring up to the last complete drain
+//!
+//! A drain's records of one partition are sent in order, the funnel
+//! record last, so a changelog partition read in log order ends with
+//! complete drains, possibly followed by part of one more (at-least-once
+//! mode: the process died while sending it; exactly-once mode reads
+//! committed transactions only, which are complete). The customers of that
+//! unfinished drain have applied touchpoints whose funnel counts are not
+//! in the funnel record before them. So the service restores the records
+//! before a partition's last funnel record as they come, holds those after
+//! it, and at the end of the partition hands the held ones to
+//! [`Engine::supersede`] instead of restoring them: those customers stay
+//! as the complete drains left them and read their touchpoints again, and
+//! the next drain writes over what the unfinished one left. A changelog
+//! without funnel records (written by an earlier version) is restored
+//! whole, as before.
 //!
 //! # Why a replay neither loses nor double-applies
 //!
@@ -107,15 +126,18 @@
 //!
 //! - At start: [`Engine::track_changes`].
 //! - Periodically, and before committing: [`Engine::take_dirty`] and write
-//!   each record (key = customer id, value or tombstone) to changelog
+//!   each record (key = customer id, value or tombstone; the funnel
+//!   records under a key of their own) in the order given to changelog
 //!   partition = the record's input partition; when all are acknowledged,
 //!   commit the offsets computed at that drain, each with its partition's
 //!   [`Checkpoint`].
-//! - On assignment: [`Engine::assign`], [`Engine::restore`] for every record
-//!   of the changelog partition (tombstones included, in log order), with
-//!   [`Engine::hold`] while that takes time, [`Engine::resume`] with the
-//!   assignment's committed checkpoints in one call, then read from the
-//!   committed offsets.
+//! - On assignment: [`Engine::assign`], [`Engine::restore`] for every
+//!   customer record of the changelog partition (tombstones included, in
+//!   log order) and [`Engine::restore_funnel`] for its funnel record,
+//!   [`Engine::supersede`] for the records after the last funnel record
+//!   (see above), with [`Engine::hold`] while that takes time,
+//!   [`Engine::resume`] with the assignment's committed checkpoints in one
+//!   call, then read from the committed offsets.
 //! - On revocation: drain, write, commit as above, then [`Engine::revoke`],
 //!   which forgets the partition's pending tombstones: its changelog
 //!   belongs to the next owner now.
@@ -127,21 +149,44 @@ mod tracker;
 
 use super::Engine;
 use super::customer::{Customers, Slot};
+use super::funnel::Funnel;
 use super::reorder::PendingEvent;
-use super::snapshot::{self, CustomerState, DecodeError};
+use super::rules::Rules;
+use super::snapshot::{self, CustomerState, DecodeError, FunnelState};
 use crate::model::EventTime;
 pub(super) use tracker::{ChangeTracker, ReplayLists};
 
-/// One changelog record: the customer's latest state, or a tombstone.
+/// One changelog record: a customer's latest state or tombstone, or a
+/// partition's funnel windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Change<'a> {
-    /// The record key.
-    pub customer_id: &'a str,
+    /// Whose record it is.
+    pub key: RecordKey<'a>,
     /// The engine partition the customer's touchpoints come from; the
     /// changelog partition is the input partition it stands for.
     pub partition: u32,
     /// The encoded state; `None` for a tombstone (the customer is gone).
     pub value: Option<&'a [u8]>,
+}
+
+/// What a [`Change`] is about, which decides its record key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKey<'a> {
+    /// A customer, keyed by their id.
+    Customer(&'a str),
+    /// The partition's funnel windows: one record per input partition,
+    /// under a key that no customer id can be (the service chooses it).
+    Funnel,
+}
+
+impl<'a> Change<'a> {
+    /// The customer id, unless this is a funnel record.
+    pub fn customer_id(&self) -> Option<&'a str> {
+        match self.key {
+            RecordKey::Customer(id) => Some(id),
+            RecordKey::Funnel => None,
+        }
+    }
 }
 
 /// Where a partition's event time stood at an offset commit: what the
@@ -186,6 +231,19 @@ pub(super) struct Scratch {
     buffered: Vec<(Slot, i64)>,
     /// The offsets the customer being encoded awaits.
     awaiting: Vec<i64>,
+    /// For the funnel records.
+    funnel: FunnelScratch,
+}
+
+/// Buffers for a drain's funnel records.
+#[derive(Debug, Default)]
+pub(super) struct FunnelScratch {
+    /// Per engine partition, whether the drain wrote a record of it.
+    written: Vec<bool>,
+    /// The record being encoded.
+    state: FunnelState,
+    /// Its encoding.
+    bytes: Vec<u8>,
 }
 
 impl Engine {
@@ -194,6 +252,14 @@ impl Engine {
     /// set of removals would grow.
     pub fn track_changes(&mut self, on: bool) {
         self.changes.set_enabled(on);
+        self.funnel.track_changes(on);
+    }
+
+    /// Sets the id stamped on this engine's funnel records: records of
+    /// one writer are restored together (see [`super::funnel::durable`]).
+    /// The service gives each process its own.
+    pub fn set_writer(&mut self, writer: u64) {
+        self.funnel.set_writer(writer);
     }
 
     /// Records the next [`Engine::take_dirty`] yields at most.
@@ -203,14 +269,19 @@ impl Engine {
 
     /// Hands every customer changed since the last call to `sink`, once,
     /// with its current state, and every customer removed since as a
-    /// tombstone (unless they came back since: then their state). Returns
-    /// the number of records.
+    /// tombstone (unless they came back since: then their state); then,
+    /// last, the funnel record of every partition whose windows changed
+    /// or that had a customer in this drain. Returns the number of
+    /// records.
     pub fn take_dirty(&mut self, mut sink: impl FnMut(Change<'_>)) -> usize {
         let mut records = 0;
+        self.scratch.funnel.written.clear();
         for (id, partition) in self.changes.take_removed() {
             if self.customers.find(&id).is_none() {
+                let (funnel, scratch) = (&mut self.funnel, &mut self.scratch.funnel);
+                records += open_partition(funnel, &self.rules, scratch, partition, &mut sink);
                 sink(Change {
-                    customer_id: &id,
+                    key: RecordKey::Customer(&id),
                     partition,
                     value: None,
                 });
@@ -223,16 +294,49 @@ impl Engine {
             if !self.customers.is_live(slot) {
                 continue;
             }
+            let partition = u32::from(self.customers.get(slot).partition);
+            let (funnel, scratch) = (&mut self.funnel, &mut self.scratch.funnel);
+            records += open_partition(funnel, &self.rules, scratch, partition, &mut sink);
             self.encode_slot(slot);
             let c = self.customers.get(slot);
             sink(Change {
-                customer_id: &c.id,
-                partition: u32::from(c.partition),
+                key: RecordKey::Customer(&c.id),
+                partition,
                 value: Some(&self.scratch.bytes),
             });
             records += 1;
         }
         self.changes.return_queue(queue);
+        records + self.take_funnel(sink)
+    }
+
+    /// The funnel records of a drain: after the customers, so that a
+    /// changelog read up to one has the whole drain of its partition.
+    fn take_funnel(&mut self, mut sink: impl FnMut(Change<'_>)) -> usize {
+        let mut records = 0;
+        let FunnelScratch {
+            written,
+            state,
+            bytes,
+        } = &mut self.scratch.funnel;
+        let parts = self.funnel.parts().max(written.len() as u32);
+        for partition in 0..parts {
+            let wrote = written.get(partition as usize).copied().unwrap_or(false);
+            if wrote || self.funnel.changed(partition) {
+                self.funnel.capture(partition, &self.rules, state);
+                bytes.clear();
+                snapshot::encode_funnel(state, bytes);
+                sink(Change {
+                    key: RecordKey::Funnel,
+                    partition,
+                    value: Some(bytes),
+                });
+                mark(written, partition);
+                records += 1;
+            }
+        }
+        let written = &self.scratch.funnel.written;
+        (self.funnel).drained(|p| written.get(p as usize).copied().unwrap_or(false));
         records
     }
 
@@ -268,6 +372,7 @@ impl Engine {
             bytes,
             buffered,
             awaiting,
+            ..
         } = &mut self.scratch;
         let from = buffered.partition_point(|&(s, _)| s < slot);
         let to = buffered.partition_point(|&(s, _)| s <= slot);
@@ -282,6 +387,40 @@ impl Engine {
         bytes.clear();
         snapshot::encode(state, bytes);
     }
+}
+
+/// Before a drain's first record of `partition`: if the changelog holds
+/// no funnel record of it yet, an empty one opens the drain (see
+/// [`crate::engine::funnel::durable`]). Returns the records handed out.
+fn open_partition(
+    funnel: &mut Funnel,
+    rules: &Rules,
+    scratch: &mut FunnelScratch,
+    partition: u32,
+    sink: &mut impl FnMut(Change<'_>),
+) -> usize {
+    if !mark(&mut scratch.written, partition) || funnel.on_record(partition) {
+        return 0;
+    }
+    funnel.capture_opening(rules, &mut scratch.state);
+    scratch.bytes.clear();
+    snapshot::encode_funnel(&scratch.state, &mut scratch.bytes);
+    sink(Change {
+        key: RecordKey::Funnel,
+        partition,
+        value: Some(&scratch.bytes),
+    });
+    1
+}
+
+/// Notes that the drain writes a record of `partition`; returns whether it
+/// is the first.
+fn mark(written: &mut Vec<bool>, partition: u32) -> bool {
+    let i = partition as usize;
+    if written.len() <= i {
+        written.resize(i + 1, false);
+    }
+    !std::mem::replace(&mut written[i], true)
 }
 
 /// Appends `(slot, offset)` of every buffered touchpoint read from its

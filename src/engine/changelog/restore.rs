@@ -52,6 +52,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Loads the funnel record of `partition`: its share of the open
+    /// funnel windows replaces whatever the partition holds. Its floor is
+    /// settled by [`Engine::resume`], with those of the other partitions
+    /// restored meanwhile (see [`crate::engine::funnel::durable`]). On
+    /// error nothing changes; the partition's windows then start empty.
+    pub fn restore_funnel(&mut self, partition: u32, value: &[u8]) -> Result<(), RestoreError> {
+        let state = snapshot::decode_funnel(value)?;
+        self.funnel.install(partition, &state, &self.rules);
+        Ok(())
+    }
+
+    /// The changelog holds a record of `customer_id` that the restore of
+    /// `partition` did not apply: it belongs to a drain that was not
+    /// completely written (see [`super`]). The next drain writes what is
+    /// held now over it: the customer's restored state, or a tombstone if
+    /// the customer is not held.
+    pub fn supersede(&mut self, partition: u32, customer_id: &str) {
+        match self.customers.find(customer_id) {
+            Some(slot) => self.changes.mark(slot),
+            None => self.changes.removed(customer_id, partition),
+        }
+    }
+
     /// What the service stores with `partition`'s offset commit at wall
     /// time `wall` (in the commit's metadata, say), to [`Engine::resume`]
     /// from. `None` while nothing was read from the partition.
@@ -76,7 +99,8 @@ impl Engine {
     /// watermark, and with it its customers' time, starts from the newest
     /// event time read up to its commit instead of from nothing, however
     /// far the instance's other partitions are, and in `hybrid` mode a
-    /// stream that stays quiet counts the time since the commit. Resume the partitions of one
+    /// stream that stays quiet counts the time since the commit; the
+    /// funnel windows restored meanwhile take up where they were. Resume the partitions of one
     /// assignment in one call, after [`Engine::assign`] and the restores;
     /// see [`crate::engine::watermark::Watermarks::resume`]. Timers already
     /// due fire on the next call that takes input or time.
@@ -93,6 +117,7 @@ impl Engine {
         }
         self.watermarks.resume(checkpoints);
         self.lanes.recheck();
+        self.funnel.settle_restored();
     }
 
     /// Erases customer `customer_id` (SPEC section 6): their state, timer,

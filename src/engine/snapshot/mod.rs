@@ -3,7 +3,9 @@
 //! [`CustomerState`] is everything the engine needs to continue a customer's
 //! journey exactly where it was, in a form independent of the in-memory
 //! layout; [`encode`] and [`decode`] turn it into bytes and back. This
-//! module knows nothing of the arena, the timers or Kafka.
+//! module knows nothing of the arena, the timers or Kafka. The changelog's
+//! other kind of value, one partition's funnel windows ([`FunnelState`]),
+//! has a format of its own, in [`funnel`].
 //!
 //! # Format, version 1
 //!
@@ -47,7 +49,10 @@
 //! [`CustomerState`]. `tests/golden/state-v1.bin` is a version-1 value
 //! checked in for good, with a test that it decodes to the same state.
 
+pub mod funnel;
 mod wire;
+
+pub use funnel::{FunnelState, decode_funnel, encode_funnel};
 
 use crate::model::{Band, EventTime};
 use wire::{Reader, put_mask, put_varint, unzigzag, zigzag};

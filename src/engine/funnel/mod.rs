@@ -1,0 +1,398 @@
+//! Tumbling event-time funnel windows, closed by the watermark.
+//!
+//! Each window `[start, start + size)` accumulates stage entries,
+//! conversions and drop-offs per stage pair, active customers, revenue and
+//! late arrivals, keyed by the event time they happened at (a drop-off at
+//! its deadline). Windows aggregate every partition, so they follow the
+//! instance watermark, not a partition's time: when it passes a window's
+//! end (and the engine has processed everything before it in the
+//! partitions that hold it back) the window is emitted as a
+//! [`FunnelWindow`] and closed for good. Windows in which nothing happened
+//! are not emitted.
+//!
+//! # Parts
+//!
+//! What a window holds is kept per input partition, in a [`Part`]: the
+//! counts the partition's customers added, and the partition's *floor*,
+//! the end up to which its windows are done. Emitting a window sums the
+//! parts. Per partition, because a partition's counts are state like its
+//! customers': they go to the changelog with them ([`durable`]), come back
+//! with them after a crash, leave with the partition when it is revoked
+//! and arrive with it at its next owner. Anything that falls into a window
+//! at or below its partition's floor (a late touchpoint) is excluded and
+//! counted as late in the partition's oldest open window instead.
+//!
+//! A part normally keeps step with the instance: its floor is the
+//! instance's `closed_until`, raised whenever windows close. Two other
+//! cases come from restores:
+//! - *ahead*: restored after a restart with a floor above what this
+//!   instance has closed so far (the windows below were emitted before the
+//!   crash); it joins in as the instance's windows pass its floor;
+//! - *lagging*: taken over from another instance that had closed fewer
+//!   windows than this one. Its counts in windows this instance already
+//!   emitted were never emitted by anyone: the partition keeps counting in
+//!   them, and each is emitted on its own, with that partition's counts
+//!   only, once the partition's own time has passed its end
+//!   ([`Funnel::catch_up`]). Until then the partition holds the instance
+//!   watermark back, as any partition behind it does.
+
+pub mod durable;
+mod part;
+
+use super::rules::{Rules, StageIdx};
+use crate::model::{EventTime, FunnelWindow, PairCount, StageCount};
+pub use part::{Accumulator, Part, REVENUE_SCALE, revenue_units};
+
+/// Totals over every window, closed or not, for summaries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunnelTotals {
+    pub entries: Vec<u64>,
+    pub conversions: Vec<u64>,
+    pub dropoffs: Vec<u64>,
+    pub revenue: f64,
+}
+
+/// The open windows of every partition; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Funnel {
+    size_ms: i64,
+    /// Windows ending at or before this have been emitted for every part
+    /// that keeps step with the instance.
+    closed_until: i64,
+    sequence: u64,
+    stages: usize,
+    pairs: usize,
+    totals: FunnelTotals,
+    /// Per engine partition; grown when a new one appears.
+    parts: Vec<Part>,
+    /// Some part's floor is below `closed_until`.
+    lagging: bool,
+    /// The item being processed is late: behind its partition's time.
+    late_item: bool,
+    /// Emitted windows' sums are built here; reused.
+    scratch: Accumulator,
+    /// What the changelog needs ([`durable`]).
+    durability: durable::Durability,
+}
+
+impl Funnel {
+    /// Windows of `size_ms` for the stages and pairs of `rules`.
+    pub fn new(size_ms: i64, rules: &Rules) -> Self {
+        let (stages, pairs) = (rules.stages.len(), rules.conversions.len());
+        Funnel {
+            size_ms: size_ms.max(1),
+            closed_until: i64::MIN,
+            sequence: 0,
+            stages,
+            pairs,
+            totals: FunnelTotals {
+                entries: vec![0; stages],
+                conversions: vec![0; pairs],
+                dropoffs: vec![0; pairs],
+                revenue: 0.0,
+            },
+            parts: Vec::new(),
+            lagging: false,
+            late_item: false,
+            scratch: Accumulator::new(stages, pairs),
+            durability: durable::Durability::default(),
+        }
+    }
+
+    /// Start of the window containing `t` (saturating: `MIN` for the
+    /// beginning of time, which ends no window).
+    pub fn window_start(&self, t: EventTime) -> i64 {
+        t.0.div_euclid(self.size_ms).saturating_mul(self.size_ms)
+    }
+
+    fn window_end(&self, t: EventTime) -> i64 {
+        self.window_start(t).saturating_add(self.size_ms)
+    }
+
+    /// The window index of `t`, truncated: a cheap per-customer marker.
+    pub fn window_marker(&self, t: EventTime) -> u32 {
+        t.0.div_euclid(self.size_ms) as u32
+    }
+
+    fn part_mut(&mut self, partition: u32) -> &mut Part {
+        let i = partition as usize;
+        if i >= self.parts.len() {
+            let floor = self.closed_until;
+            self.parts.resize_with(i + 1, || Part::new(floor));
+        }
+        &mut self.parts[i]
+    }
+
+    /// Whether the counts that follow come from a late item: a touchpoint
+    /// or timer behind its partition's time ([`Funnel::late`]).
+    #[inline]
+    pub fn set_late_item(&mut self, late: bool) {
+        self.late_item = late;
+    }
+
+    /// Whether the window containing `t` is done for `partition`.
+    pub fn is_closed(&self, partition: u32, t: EventTime) -> bool {
+        let floor = (self.parts.get(partition as usize)).map_or(self.closed_until, |p| p.floor);
+        self.window_end(t) <= floor
+    }
+
+    /// The counts of `partition` in the window containing `t`, unless that
+    /// window is done for it.
+    fn open_window(&mut self, partition: u32, t: EventTime) -> Option<&mut Accumulator> {
+        let (stages, pairs, size) = (self.stages, self.pairs, self.size_ms);
+        let track = self.durability.tracking;
+        let start = self.window_start(t);
+        let part = self.part_mut(partition);
+        if start.saturating_add(size) <= part.floor {
+            return None;
+        }
+        part.changed |= track;
+        Some(
+            part.open
+                .entry(start)
+                .or_insert_with(|| Accumulator::new(stages, pairs)),
+        )
+    }
+
+    /// A customer of `partition` entered `stage` at `t`. Returns `false`
+    /// if excluded (closed window).
+    pub fn entry(&mut self, partition: u32, t: EventTime, stage: StageIdx) -> bool {
+        self.totals.entries[usize::from(stage)] += 1;
+        self.open_window(partition, t)
+            .map(|w| w.entries[usize::from(stage)] += 1)
+            .is_some()
+    }
+
+    /// A customer of `partition` converted on pair `pair` at `t`.
+    pub fn conversion(&mut self, partition: u32, t: EventTime, pair: usize) {
+        self.totals.conversions[pair] += 1;
+        if let Some(w) = self.open_window(partition, t) {
+            w.conversions[pair] += 1;
+        }
+    }
+
+    /// A customer of `partition` dropped off pair `pair`, its deadline being `t`.
+    pub fn dropoff(&mut self, partition: u32, t: EventTime, pair: usize) {
+        self.totals.dropoffs[pair] += 1;
+        if let Some(w) = self.open_window(partition, t) {
+            w.dropoffs[pair] += 1;
+        }
+    }
+
+    /// A customer of `partition` was active at `t` (counted once per
+    /// window by the caller).
+    pub fn active(&mut self, partition: u32, t: EventTime) {
+        if let Some(w) = self.open_window(partition, t) {
+            w.active_customers += 1;
+        }
+    }
+
+    /// Revenue of a customer of `partition` at `t`.
+    pub fn revenue(&mut self, partition: u32, t: EventTime, value: f64) {
+        self.totals.revenue += value;
+        if let Some(w) = self.open_window(partition, t) {
+            w.revenue = w.revenue.saturating_add(revenue_units(value));
+        }
+    }
+
+    /// A touchpoint of `partition` at `t` fell into a window done for it:
+    /// it is counted as late in the partition's oldest open window. Unless
+    /// it is in time (not behind its partition's time) for a window that
+    /// the partition's previous writer emitted while counting in it
+    /// ([`Part::counted_until`]): it is being applied again, and was
+    /// counted in that window then.
+    pub fn late(&mut self, partition: u32, t: EventTime) {
+        let (end, in_time) = (self.window_end(t), !self.late_item);
+        let part = self.part_mut(partition);
+        if in_time && end > part.counted_until {
+            return;
+        }
+        let floor = part.floor;
+        if let Some(w) = self.open_window(partition, EventTime(floor)) {
+            w.late_events += 1;
+        }
+    }
+
+    /// Emits, in order, every window that ends at or before `frontier`,
+    /// with the counts of every part that keeps step (or is ahead).
+    pub fn close_until(
+        &mut self,
+        frontier: EventTime,
+        rules: &Rules,
+        out: &mut impl FnMut(FunnelWindow),
+    ) {
+        let target = self.window_start(frontier);
+        let from = self.closed_until;
+        if target <= from {
+            return;
+        }
+        while let Some(start) = self.next_in_step(from, target) {
+            self.scratch.clear();
+            for part in self.parts.iter_mut().filter(|p| p.floor >= from) {
+                if let Some(counts) = part.open.remove(&start) {
+                    self.scratch.add(&counts);
+                    part.changed |= self.durability.tracking;
+                }
+            }
+            self.sequence += 1;
+            out(render(
+                rules,
+                (start, self.size_ms),
+                self.sequence,
+                &self.scratch,
+            ));
+        }
+        for part in self.parts.iter_mut().filter(|p| p.floor >= from) {
+            part.floor = part.floor.max(target);
+            part.counted_until = part.counted_until.max(target);
+        }
+        self.closed_until = target;
+    }
+
+    /// The earliest window of a part in step (floor at or above `from`)
+    /// that ends at or before `target`.
+    fn next_in_step(&self, from: i64, target: i64) -> Option<i64> {
+        (self.parts.iter())
+            .filter(|p| p.floor >= from)
+            .filter_map(|p| p.open.keys().next().copied())
+            .min()
+            .filter(|&start| start.saturating_add(self.size_ms) <= target)
+    }
+
+    /// Whether a part is behind the instance ([`Funnel::catch_up`]).
+    pub fn is_lagging(&self) -> bool {
+        self.lagging
+    }
+
+    /// A lagging `partition`'s own time reached `frontier`: its windows
+    /// that the instance has already emitted and that end at or before
+    /// `frontier` are emitted, each with this partition's counts alone.
+    pub fn catch_up(
+        &mut self,
+        partition: u32,
+        frontier: EventTime,
+        rules: &Rules,
+        out: &mut impl FnMut(FunnelWindow),
+    ) {
+        let target = self.window_start(frontier).min(self.closed_until);
+        let size = self.size_ms;
+        let Some(part) = self.parts.get_mut(partition as usize) else {
+            return;
+        };
+        if part.floor >= target {
+            return;
+        }
+        while let Some(entry) = part.open.first_entry() {
+            if entry.key().saturating_add(size) > target {
+                break;
+            }
+            let (start, counts) = entry.remove_entry();
+            self.sequence += 1;
+            out(render(rules, (start, size), self.sequence, &counts));
+        }
+        part.floor = target;
+        part.counted_until = part.counted_until.max(target);
+        part.changed |= self.durability.tracking;
+        self.update_lagging();
+    }
+
+    /// The partitions behind the instance, for [`Funnel::catch_up`].
+    pub fn lagging_parts(&self) -> impl Iterator<Item = u32> + '_ {
+        let closed = self.closed_until;
+        (0u32..)
+            .zip(&self.parts)
+            .filter(move |(_, p)| p.floor < closed)
+            .map(|(i, _)| i)
+    }
+
+    fn update_lagging(&mut self) {
+        let closed = self.closed_until;
+        self.lagging = self.parts.iter().any(|p| p.floor < closed);
+    }
+
+    /// `partition` starts afresh (newly assigned): no counts, in step.
+    pub fn reset_part(&mut self, partition: u32) {
+        let floor = self.closed_until;
+        self.part_mut(partition).reset(floor);
+        self.update_lagging();
+    }
+
+    /// `partition` was revoked: its counts leave with it (the changelog
+    /// holds them for its next owner).
+    pub fn drop_part(&mut self, partition: u32) {
+        let floor = self.closed_until;
+        if let Some(part) = self.parts.get_mut(partition as usize) {
+            part.reset(floor);
+        }
+        self.forget_restored(partition);
+        self.update_lagging();
+    }
+
+    /// Totals over all windows so far, including open ones.
+    pub fn totals(&self) -> &FunnelTotals {
+        &self.totals
+    }
+
+    /// Number of windows emitted.
+    pub fn emitted(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Number of windows held open over all partitions (a window open in
+    /// two partitions counts twice).
+    pub fn open_windows(&self) -> usize {
+        self.parts.iter().map(|p| p.open.len()).sum()
+    }
+}
+
+/// Window `(start, size)` with `counts`, as emitted.
+fn render(
+    rules: &Rules,
+    (start, size_ms): (i64, i64),
+    sequence: u64,
+    counts: &Accumulator,
+) -> FunnelWindow {
+    let entries = (rules.stages.iter().zip(&counts.entries))
+        .map(|(s, &count)| StageCount {
+            stage: s.name.clone(),
+            count,
+        })
+        .collect();
+    let pairs = (rules.conversions.iter())
+        .map(|c| {
+            let (conversions, dropoffs) = (counts.conversions[c.index], counts.dropoffs[c.index]);
+            pair_count(rules, c.from, c.to, conversions, dropoffs)
+        })
+        .collect();
+    FunnelWindow {
+        sequence,
+        window_start: start,
+        window_end: start.saturating_add(size_ms),
+        entries,
+        pairs,
+        active_customers: counts.active_customers,
+        revenue: counts.revenue as f64 / REVENUE_SCALE,
+        late_events: counts.late_events,
+    }
+}
+
+/// One stage-pair row with its drop-off ratio.
+pub fn pair_count(
+    rules: &Rules,
+    from: StageIdx,
+    to: StageIdx,
+    conversions: u64,
+    dropoffs: u64,
+) -> PairCount {
+    let total = conversions + dropoffs;
+    PairCount {
+        from_stage: rules.stage_name(from).clone(),
+        to_stage: rules.stage_name(to).clone(),
+        conversions,
+        dropoffs,
+        dropoff_ratio: (total > 0).then(|| dropoffs as f64 / total as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! One input partition's share of the funnel windows.
+//!
+//! A [`Part`] holds what the customers of one partition have added to the
+//! windows that are still open for it, and its *floor*: windows ending at
+//! or before it are done for this partition (emitted, by this instance or
+//! by the partition's previous owner), so what would still fall into them
+//! is excluded. The instance sums the parts when it emits a window
+//! ([`super::Funnel`]); the changelog keeps each part
+//! ([`super::durable`]), so that a partition's counts survive a crash and
+//! move with it.
+//!
+//! Revenue is kept in millionths, as an integer: the parts of a window are
+//! summed in partition order, not in the order the touchpoints were
+//! applied, and integer sums do not depend on the order (floating-point
+//! ones do, in the last bits). A window's revenue is therefore the same
+//! however its touchpoints were spread over partitions and instances.
+
+use std::collections::BTreeMap;
+
+/// Revenue units per currency unit: revenue is summed in millionths.
+pub const REVENUE_SCALE: f64 = 1_000_000.0;
+
+/// `value` in millionths, rounded (saturating; NaN counts as 0).
+pub fn revenue_units(value: f64) -> i64 {
+    (value * REVENUE_SCALE).round() as i64
+}
+
+/// The counts of one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accumulator {
+    /// Entries per stage, by stage index.
+    pub entries: Vec<u64>,
+    /// Conversions per conversion pair, by pair index.
+    pub conversions: Vec<u64>,
+    /// Drop-offs per conversion pair, by pair index.
+    pub dropoffs: Vec<u64>,
+    /// Customers counted active (once per customer and window).
+    pub active_customers: u64,
+    /// Revenue in millionths ([`revenue_units`]).
+    pub revenue: i64,
+    /// Late touchpoints counted here (their own window was closed).
+    pub late_events: u64,
+}
+
+impl Accumulator {
+    /// Zero counts for `stages` stages and `pairs` pairs.
+    pub fn new(stages: usize, pairs: usize) -> Self {
+        Accumulator {
+            entries: vec![0; stages],
+            conversions: vec![0; pairs],
+            dropoffs: vec![0; pairs],
+            ..Accumulator::default()
+        }
+    }
+
+    /// Adds `other`'s counts (of the same shape) to these.
+    pub fn add(&mut self, other: &Accumulator) {
+        let sum = |into: &mut [u64], from: &[u64]| {
+            for (a, b) in into.iter_mut().zip(from) {
+                *a += b;
+            }
+        };
+        sum(&mut self.entries, &other.entries);
+        sum(&mut self.conversions, &other.conversions);
+        sum(&mut self.dropoffs, &other.dropoffs);
+        self.active_customers += other.active_customers;
+        self.revenue = self.revenue.saturating_add(other.revenue);
+        self.late_events += other.late_events;
+    }
+
+    /// Sets every count to zero, keeping the shape (and the allocation).
+    pub fn clear(&mut self) {
+        self.entries.fill(0);
+        self.conversions.fill(0);
+        self.dropoffs.fill(0);
+        self.active_customers = 0;
+        self.revenue = 0;
+        self.late_events = 0;
+    }
+}
+
+/// One partition's open windows; see the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct Part {
+    /// Open windows by start: what this partition added to them so far.
+    pub open: BTreeMap<i64, Accumulator>,
+    /// Windows ending at or before this are done for this partition.
+    pub floor: i64,
+    /// At most `floor`; below it only after a restore: the floor of the
+    /// partition's own record. The windows in between were emitted by the
+    /// same writer after that record, with everything in time for them:
+    /// a touchpoint in time for them that is applied again was counted in
+    /// them then (see [`super::durable`]).
+    pub counted_until: i64,
+    /// Something changed since the last drain: the changelog record is due.
+    pub changed: bool,
+    /// The changelog has a record of this part: one was restored or
+    /// written (see [`super::durable`]).
+    pub on_record: bool,
+}
+
+impl Part {
+    /// An empty part whose windows up to `floor` are done.
+    pub fn new(floor: i64) -> Part {
+        Part {
+            floor,
+            counted_until: floor,
+            ..Part::default()
+        }
+    }
+
+    /// Forgets every window; windows up to `floor` are done.
+    pub fn reset(&mut self, floor: i64) {
+        *self = Part::new(floor);
+    }
+
+    /// Drops the open windows ending at or before `floor`, which becomes
+    /// the floor if it is higher. Returns whether a window was dropped.
+    pub fn raise_floor(&mut self, floor: i64, size_ms: i64) -> bool {
+        self.floor = self.floor.max(floor);
+        let before = self.open.len();
+        let floor = self.floor;
+        self.open
+            .retain(|&start, _| start.saturating_add(size_ms) > floor);
+        before != self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revenue_sums_do_not_depend_on_the_order() {
+        let values = [19.99, 0.1, 120.5, 0.2, 59.9, 1e-7, 3.333_333_3];
+        let forward: i64 = values.iter().map(|&v| revenue_units(v)).sum();
+        let backward: i64 = values.iter().rev().map(|&v| revenue_units(v)).sum();
+        assert_eq!(forward, backward);
+        assert_eq!(forward as f64 / REVENUE_SCALE, 204.023_333);
+        assert_eq!(revenue_units(f64::NAN), 0);
+    }
+
+    #[test]
+    fn accumulators_add_up_and_clear() {
+        let mut a = Accumulator::new(2, 1);
+        a.entries[1] = 2;
+        a.revenue = 5;
+        let mut b = Accumulator::new(2, 1);
+        b.entries[1] = 1;
+        b.dropoffs[0] = 3;
+        b.late_events = 1;
+        a.add(&b);
+        assert_eq!(
+            (a.entries[1], a.dropoffs[0], a.revenue, a.late_events),
+            (3, 3, 5, 1)
+        );
+        a.clear();
+        assert_eq!(a, Accumulator::new(2, 1));
+    }
+
+    #[test]
+    fn raising_the_floor_drops_the_windows_below_it() {
+        let mut part = Part::new(0);
+        for start in [0, 60, 120] {
+            part.open.insert(start, Accumulator::new(1, 1));
+        }
+        assert!(part.raise_floor(120, 60));
+        assert_eq!(part.open.keys().copied().collect::<Vec<_>>(), [120]);
+        assert!(!part.raise_floor(60, 60), "never lowered");
+        assert_eq!(part.floor, 120);
+    }
+}

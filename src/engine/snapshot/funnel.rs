@@ -1,0 +1,287 @@
+//! The changelog value of one partition's funnel windows, as versioned
+//! bytes: the counts that partition's customers added to the windows that
+//! are still open for it, and its floor ([`crate::engine::funnel`]).
+//!
+//! # Format, version 1
+//!
+//! Little-endian and hand-written like the customer state (`varint`, `zz`
+//! as there). Columns are named by the journey model's stable numbers (stage
+//! ordinals), not by the engine's indices, so a value written under another
+//! model restores what still fits it.
+//!
+//! ```text
+//! u8      version = 1
+//! u64 LE  writer: the engine that wrote it (see `Engine::set_writer`)
+//! varint  window size, ms (>= 1)
+//! u8      flags: bit 0 floor present (absent: none yet), others 0
+//! zz      floor, if present
+//! varint  stage columns n; n distinct u8 stage ordinals
+//! varint  pair columns m; m distinct (u8 from, u8 to) ordinal pairs
+//! varint  windows k; per window, ascending by start: zz start (the first),
+//!         or varint start - previous start (> 0); then n varint entries,
+//!         m varint conversions, m varint drop-offs, varint active
+//!         customers, zz revenue (millionths), varint late events
+//! ```
+//!
+//! A partition with a few open windows takes tens of bytes. Decoding
+//! rejects what [`super::decode`] rejects, and allocates in proportion to
+//! the input's size only.
+
+use super::DecodeError;
+use super::wire::{Reader, put_varint, unzigzag, zigzag};
+use crate::engine::funnel::Accumulator;
+
+/// The funnel record format version [`encode_funnel`] writes.
+pub const FUNNEL_FORMAT_VERSION: u8 = 1;
+
+const FLOOR_PRESENT: u8 = 1;
+
+/// One partition's funnel windows, as persisted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunnelState {
+    /// Which engine wrote it: the floors of one writer's records are
+    /// settled together on restore.
+    pub writer: u64,
+    /// Window size, ms.
+    pub window_ms: i64,
+    /// Windows ending at or before this had been emitted, with the
+    /// partition's counts, when the record was written.
+    pub floor: Option<i64>,
+    /// Stage ordinal of each entry column.
+    pub stages: Vec<u8>,
+    /// `(from, to)` stage ordinals of each conversion and drop-off column.
+    pub pairs: Vec<(u8, u8)>,
+    /// The windows by start, ascending, with their counts in the columns
+    /// above.
+    pub windows: Vec<(i64, Accumulator)>,
+}
+
+/// Appends the current-version encoding of `state` to `out`.
+pub fn encode_funnel(state: &FunnelState, out: &mut Vec<u8>) {
+    out.push(FUNNEL_FORMAT_VERSION);
+    out.extend_from_slice(&state.writer.to_le_bytes());
+    put_varint(out, state.window_ms as u64);
+    out.push(if state.floor.is_some() {
+        FLOOR_PRESENT
+    } else {
+        0
+    });
+    if let Some(floor) = state.floor {
+        put_varint(out, zigzag(floor));
+    }
+    put_varint(out, state.stages.len() as u64);
+    out.extend_from_slice(&state.stages);
+    put_varint(out, state.pairs.len() as u64);
+    for &(from, to) in &state.pairs {
+        out.extend_from_slice(&[from, to]);
+    }
+    put_varint(out, state.windows.len() as u64);
+    let mut previous = None;
+    for (start, counts) in &state.windows {
+        match previous {
+            None => put_varint(out, zigzag(*start)),
+            Some(p) => put_varint(out, start.wrapping_sub(p) as u64),
+        }
+        previous = Some(*start);
+        put_counts(counts, out);
+    }
+}
+
+fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
+    let columns = counts.entries.iter().chain(&counts.conversions);
+    for &n in columns.chain(&counts.dropoffs) {
+        put_varint(out, n);
+    }
+    put_varint(out, counts.active_customers);
+    put_varint(out, zigzag(counts.revenue));
+    put_varint(out, counts.late_events);
+}
+
+/// Reads a funnel record written by any known format version.
+pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    let mut r = Reader::new(body);
+    let state = match version {
+        1 => decode_v1(&mut r)?,
+        other => return Err(DecodeError::UnknownVersion(other)),
+    };
+    match r.remaining() {
+        0 => Ok(state),
+        n => Err(DecodeError::Trailing(n)),
+    }
+}
+
+fn decode_v1(r: &mut Reader<'_>) -> Result<FunnelState, DecodeError> {
+    let writer = r.u64_le("writer")?;
+    let window_ms = i64::try_from(r.varint("window size")?)
+        .ok()
+        .filter(|&ms| ms >= 1)
+        .ok_or(DecodeError::Invalid("window size"))?;
+    let floor = match r.byte("flags")? {
+        0 => None,
+        FLOOR_PRESENT => Some(unzigzag(r.varint("floor")?)),
+        _ => return Err(DecodeError::Invalid("flags")),
+    };
+    let n = r.count(1, "stages")?;
+    let stages = r.take(n, "stages")?.to_vec();
+    let m = r.count(2, "pairs")?;
+    let pairs: Vec<(u8, u8)> = r
+        .take(2 * m, "pairs")?
+        .chunks(2)
+        .map(|p| (p[0], p[1]))
+        .collect();
+    if has_duplicates(&stages) || has_duplicates(&pairs) {
+        return Err(DecodeError::Invalid("columns"));
+    }
+    let windows = read_windows(r, n, m)?;
+    Ok(FunnelState {
+        writer,
+        window_ms,
+        floor,
+        stages,
+        pairs,
+        windows,
+    })
+}
+
+fn has_duplicates<T: Ord + Copy>(items: &[T]) -> bool {
+    let mut sorted = items.to_vec();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
+}
+
+fn read_windows(
+    r: &mut Reader<'_>,
+    stages: usize,
+    pairs: usize,
+) -> Result<Vec<(i64, Accumulator)>, DecodeError> {
+    // Every window takes at least one byte per column and count.
+    let k = r.count(1 + stages + 2 * pairs + 3, "windows")?;
+    let mut windows = Vec::with_capacity(k);
+    let mut previous: Option<i64> = None;
+    for _ in 0..k {
+        let start = match previous {
+            None => unzigzag(r.varint("window start")?),
+            Some(p) => i64::try_from(r.varint("window start")?)
+                .ok()
+                .filter(|&step| step > 0)
+                .and_then(|step| p.checked_add(step))
+                .ok_or(DecodeError::Invalid("window start"))?,
+        };
+        previous = Some(start);
+        windows.push((start, read_counts(r, stages, pairs)?));
+    }
+    Ok(windows)
+}
+
+fn read_counts(
+    r: &mut Reader<'_>,
+    stages: usize,
+    pairs: usize,
+) -> Result<Accumulator, DecodeError> {
+    let mut column = |n: usize| {
+        (0..n)
+            .map(|_| r.varint("counts"))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let entries = column(stages)?;
+    let conversions = column(pairs)?;
+    let dropoffs = column(pairs)?;
+    Ok(Accumulator {
+        entries,
+        conversions,
+        dropoffs,
+        active_customers: r.varint("counts")?,
+        revenue: unzigzag(r.varint("revenue")?),
+        late_events: r.varint("counts")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FunnelState {
+        let counts = |entries: Vec<u64>, dropoffs: u64, revenue: i64| Accumulator {
+            entries,
+            conversions: vec![1, 0],
+            dropoffs: vec![0, dropoffs],
+            active_customers: 4,
+            revenue,
+            late_events: 1,
+        };
+        FunnelState {
+            writer: 0x0123_4567_89ab_cdef,
+            window_ms: 60_000,
+            floor: Some(1_767_225_540_000),
+            stages: vec![0, 1, 3],
+            pairs: vec![(1, 2), (2, 3)],
+            windows: vec![
+                (1_767_225_600_000, counts(vec![0, 2, 1], 3, 59_900_000)),
+                (1_767_225_720_000, counts(vec![1, 0, 0], 0, -5)),
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let no_floor = FunnelState {
+            floor: None,
+            ..state()
+        };
+        for s in [state(), FunnelState::default(), no_floor] {
+            let s = FunnelState {
+                window_ms: s.window_ms.max(1),
+                ..s
+            };
+            let mut bytes = Vec::new();
+            encode_funnel(&s, &mut bytes);
+            assert_eq!(decode_funnel(&bytes), Ok(s));
+        }
+        let mut bytes = Vec::new();
+        encode_funnel(&state(), &mut bytes);
+        assert!(bytes.len() < 80, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn rejects_what_it_did_not_write() {
+        let mut bytes = Vec::new();
+        encode_funnel(&state(), &mut bytes);
+        assert_eq!(decode_funnel(&[]), Err(DecodeError::Empty));
+        assert_eq!(decode_funnel(&[9]), Err(DecodeError::UnknownVersion(9)));
+        for cut in 1..bytes.len() {
+            assert!(decode_funnel(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(decode_funnel(&trailing), Err(DecodeError::Trailing(1)));
+        let mut duplicate = FunnelState {
+            stages: vec![1, 1],
+            windows: Vec::new(),
+            ..state()
+        };
+        let mut out = Vec::new();
+        encode_funnel(&duplicate, &mut out);
+        assert_eq!(decode_funnel(&out), Err(DecodeError::Invalid("columns")));
+        duplicate.stages = vec![1];
+        duplicate.window_ms = 0;
+        out.clear();
+        encode_funnel(&duplicate, &mut out);
+        assert_eq!(
+            decode_funnel(&out),
+            Err(DecodeError::Invalid("window size"))
+        );
+    }
+
+    #[test]
+    fn a_huge_window_count_is_truncation_not_an_allocation() {
+        let mut bytes = vec![FUNNEL_FORMAT_VERSION];
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&[60, 0, 0, 0]);
+        put_varint(&mut bytes, u64::MAX / 4);
+        assert_eq!(
+            decode_funnel(&bytes),
+            Err(DecodeError::Truncated("windows"))
+        );
+    }
+}
