@@ -579,3 +579,28 @@ fn the_version_1_value_restores_and_continues() {
     engine.finish(&mut out);
     assert_eq!(engine.customer("golden-1").unwrap().touchpoints, 7);
 }
+
+#[test]
+fn a_late_older_record_of_a_customer_does_not_roll_the_restored_state_back() {
+    // An instance that lost the partition (frozen past its session
+    // timeout) may write its older state after the new owner's newer one.
+    let older = [read(0, 0, Ev::new("a1", "ann", day(0.0), "ad_click"))];
+    let newer = [
+        older[0].clone(),
+        read(0, 1, Ev::new("a2", "ann", day(1.0), "pricing_view")),
+    ];
+    let (mut zombie, _) = engine_with(&event_config(), &older);
+    let (mut owner, _) = engine_with(&event_config(), &newer);
+    let stale = drain_records(&mut zombie);
+    let mut log = drain_records(&mut owner);
+    let want = owner.snapshot("ann").unwrap();
+    // The stale record lands between two of the owner's drains: the
+    // owner's next funnel record completes the drain it lands in.
+    let funnel = log.iter().find(|r| r.key.is_none()).cloned().unwrap();
+    log.extend(stale.into_iter().filter(|r| r.key.is_some()));
+    log.push(funnel);
+
+    let mut restored = Engine::new(&event_config()).unwrap();
+    restore_log(&mut restored, &log);
+    assert_eq!(restored.snapshot("ann").unwrap(), want);
+}

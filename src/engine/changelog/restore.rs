@@ -33,6 +33,16 @@ impl Engine {
             return Ok(());
         };
         let state = snapshot::decode(bytes)?;
+        // A record older than the state this pass already restored for the
+        // customer: a late write of an instance that had lost the
+        // partition (it landed after the new owner's). The newer state
+        // stays.
+        if let Some(slot) = self.customers.find(customer_id) {
+            let held = self.customers.get(slot);
+            if held.partition == tag(partition) && state.fence.unwrap_or(-1) < held.fence {
+                return Ok(());
+            }
+        }
         let stage = match state.stage {
             None => NO_STAGE,
             Some(ordinal) => self
