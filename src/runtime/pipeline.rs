@@ -128,7 +128,13 @@ pub struct Pipeline {
     outputs: Vec<Output>,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// Per partition, the newest committable offset and checkpoint: each
+    /// commit sends them all, so that one a failed commit left behind is
+    /// sent again even when no newer one follows.
     committable: Vec<(u32, i64, CommitMeta)>,
+    /// A commit failed (a rebalance under way, the coordinator away): the
+    /// next interval commits again.
+    recommit: bool,
     positions: Vec<Position>,
     /// Dead letters keep at most this many bytes of the original record.
     max_message_bytes: usize,
@@ -202,6 +208,7 @@ impl Pipeline {
             key: Vec::new(),
             value: Vec::new(),
             committable: Vec::new(),
+            recommit: false,
             positions: Vec::new(),
             max_message_bytes: config.limits.max_message_bytes,
             waiters: erasure::Waiters::new(exactly_once),
@@ -515,18 +522,36 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
         mode: CommitMode,
     ) {
-        self.committable.clear();
-        let committable = &mut self.committable;
+        let mut rose = false;
+        let latest = &mut self.committable;
         self.tracker.committable_with(|partition, offset, meta| {
-            committable.push((partition, offset, meta))
+            rose = true;
+            match latest.iter_mut().find(|(p, ..)| *p == partition) {
+                Some(entry) => *entry = (partition, offset, meta),
+                None => latest.push((partition, offset, meta)),
+            }
         });
-        if self.committable.is_empty() {
+        if !(rose || self.recommit) || self.committable.is_empty() {
             return;
         }
+        self.recommit = false;
         let list = offsets_list(&self.partitions, &self.committable);
         if let Err(error) = consumer.commit(&list, mode) {
+            self.recommit = true;
             tracing::warn!(%error, "Offset commit failed; it is retried at the next interval.");
         }
+    }
+
+    /// An asynchronous offset commit failed (the consumer's commit
+    /// callback): the next interval sends the newest offsets again.
+    pub fn commit_failed(&mut self) {
+        self.recommit = true;
+    }
+
+    /// Forgets the offset partition `index` would commit.
+    fn forget_commit(&mut self, index: u32) {
+        self.tracker.forget_partition(index);
+        self.committable.retain(|(p, ..)| *p != index);
     }
 
     /// Reads the next batch of changelog records for partitions being
@@ -639,7 +664,7 @@ impl Pipeline {
     fn drop_partition(&mut self, index: u32) {
         let dropped = self.engine.revoke(index);
         self.partitions.set_owned(index, false);
-        self.tracker.forget_partition(index);
+        self.forget_commit(index);
         self.changelog.forget_partition(index);
         self.partitions.revoked(index);
         self.forget_transaction_partition(index);

@@ -103,6 +103,17 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    /// An asynchronous commit failed (say, a rebalance moved the group's
+    /// generation on meanwhile): the pipeline commits again at the next
+    /// interval, even if no newer offset becomes committable. Served inside
+    /// `poll`, when the pipeline is not locked.
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "Offset commit failed; it is retried at the next interval.");
+            self.pipeline().commit_failed();
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             PartitionsRevoked {

@@ -203,7 +203,7 @@ impl Pipeline {
             let index = self
                 .partitions
                 .index(&self.topics.erasure, element.partition());
-            self.tracker.forget_partition(index);
+            self.forget_commit(index);
             self.partitions.revoked(index);
             self.forget_transaction_partition(index);
         }
