@@ -207,18 +207,7 @@ def test_kill_9_mid_transaction_then_each_output_once(instances, topics, tmp_pat
     assert journeyd.stop() == 0
 
 
-#: At-least-once mode has no fencing: a frozen instance that resumes may
-#: still send what it had queued, and derive from its timers, before it
-#: learns that its partitions are lost. It drops them without writing once
-#: it does, and a restore keeps the newer of two states of a customer, but
-#: this variant still fails now and then (a timer-driven churn change the
-#: replay does not have, or a commit that stops moving): a known limit,
-#: recorded here until it is fixed.
-ZOMBIE_MODES = ["exactly_once", pytest.param("at_least_once", marks=pytest.mark.xfail(
-    reason="at-least-once mode does not fence a resumed zombie yet", strict=False))]
-
-
-@pytest.mark.parametrize("instances", ZOMBIE_MODES, indirect=True)
+@pytest.mark.parametrize("instances", MODES, indirect=True)
 def test_a_zombie_is_fenced_and_the_new_owner_never_rolled_back(instances, topics, tmp_path, references):
     workload = Workload.make(instances.broker, topics, tmp_path, SEED + 1)
     references.append(workload.reference)
