@@ -430,8 +430,10 @@ impl Pipeline {
         let topic = self.topics.dlq.clone();
         if let Err(error) = self
             .sink
-            .send(&topic, letter.key, kept, Some(headers.clone()), meta)
+            .send(&topic, letter.key, kept, Some(headers), meta)
         {
+            // The headers went with the refused record; rebuilt only here.
+            let headers = owned_headers(values.iter().map(|(k, v)| (*k, v.as_bytes())));
             let record = OwnedRecord {
                 topic,
                 partition: None,
