@@ -13,9 +13,22 @@
 //!   and pause them until their state is restored from the changelog
 //!   (read between polls, see [`crate::runtime::restore`]).
 //!
+//! The group assigns only the partitions of the *primary* input topic (the
+//! first of `[[inputs]]`). Every other input topic is co-partitioned with
+//! it, and its partition `p` goes wherever primary partition `p` goes: the
+//! consumer assigns these twins to itself inside the same callbacks, so
+//! one customer's touchpoints, whichever topic carries them, meet in one
+//! instance and one state, with one writer of its changelog key. Left to
+//! the group, the cooperative-sticky assignor balances every topic's
+//! partitions without regard to their numbers, and could give partition 2
+//! of one topic and partition 2 of another to two instances. The twins'
+//! offsets are committed by this member like the primary's; they are
+//! revoked, lost and restored with their primary partition.
+//!
 //! The erasure topic's partitions follow the input partitions on both
-//! sides of the handshake ([`super::erasure`]): released after the
-//! revocation's commit, assigned after the assignment.
+//! sides of the handshake too ([`super::erasure`], read by a second
+//! consumer): released after the revocation's commit, assigned after the
+//! assignment.
 //!
 //! Assignment is incremental (cooperative-sticky): partitions that stay keep
 //! flowing while others move. Offsets are committed only by the pipeline,
@@ -55,6 +68,10 @@ pub struct SourceContext {
     erasure: ErasureReader,
     /// librdkafka's log lines, without secrets.
     log: KafkaLog,
+    /// The primary input topic: the only one the group assigns.
+    primary: String,
+    /// The other input topics, whose partitions follow the primary's.
+    twins: Vec<String>,
 }
 
 /// The consumer type of `journeyd run`.
@@ -65,6 +82,29 @@ impl SourceContext {
     /// assignment.
     pub fn erasure(&self) -> &ErasureReader {
         &self.erasure
+    }
+
+    /// The partitions of the other input topics numbered like the primary
+    /// partitions of `list`.
+    fn twins_of(&self, list: &TopicPartitionList) -> TopicPartitionList {
+        let mut twins = TopicPartitionList::new();
+        for element in list.elements() {
+            if element.topic() == self.primary {
+                for topic in &self.twins {
+                    twins.add_partition(topic, element.partition());
+                }
+            }
+        }
+        twins
+    }
+
+    /// `list` and the twins of its primary partitions.
+    fn with_twins(list: &TopicPartitionList, twins: &TopicPartitionList) -> TopicPartitionList {
+        let mut all = list.clone();
+        for element in twins.elements() {
+            all.add_partition(element.topic(), element.partition());
+        }
+        all
     }
 
     fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
@@ -115,7 +155,9 @@ impl ConsumerContext for SourceContext {
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
+        if let Rebalance::Revoke(revoked) = rebalance {
+            let twins = self.twins_of(revoked);
+            let list = &Self::with_twins(revoked, &twins);
             PartitionsRevoked {
                 partitions: &as_refs(&names(list)),
             }
@@ -133,37 +175,58 @@ impl ConsumerContext for SourceContext {
                 }
                 pipeline.take_erasure_rewinds()
             };
+            // The group releases the primary partitions after this
+            // callback; their twins are released here, after the commit.
+            if twins.count() > 0
+                && let Err(error) = consumer.incremental_unassign(&twins)
+            {
+                tracing::error!(%error, "Cannot release the other input topics' partitions.");
+            }
             // A transaction that failed during the revocation rewound the
             // erasure partitions too; the revoked ones are let go after.
             for (partition, offset) in rewinds {
                 self.erasure.rewind(partition, offset);
             }
-            self.erasure.unfollow(list);
+            self.erasure.unfollow(revoked);
         }
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
+        if let Rebalance::Assign(assigned) = rebalance {
+            // The twins are read from the group's committed offsets, like
+            // the primary partitions the group has just assigned.
+            let twins = self.twins_of(assigned);
+            if twins.count() > 0
+                && let Err(error) = consumer.incremental_assign(&twins)
+            {
+                tracing::error!(%error, "Cannot read the other input topics' partitions.");
+            }
+            let list = &Self::with_twins(assigned, &twins);
             PartitionsAssigned {
                 partitions: &as_refs(&names(list)),
             }
             .emit(&self.metrics);
             self.pipeline().assign(consumer, list, wall_now());
-            self.erasure.follow(list);
+            self.erasure.follow(assigned);
         }
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.readiness.set_assigned_partitions(assigned as u64);
     }
 }
 
-/// A consumer subscribed to the configured input topics, with the reader
-/// of the erasure topic in its context.
+/// A consumer subscribed to the primary input topic, which follows it with
+/// the other input topics and, through the reader in its context, the
+/// erasure topic.
 pub fn subscribe(
     config: &Config,
     pipeline: Arc<Mutex<Pipeline>>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
 ) -> KafkaResult<Source> {
+    let (primary, others) = match config.inputs.split_first() {
+        Some((primary, others)) => (primary.topic.clone(), others),
+        None => (String::new(), &[][..]),
+    };
     let context = SourceContext {
         pipeline,
         erasure: ErasureReader::new(config, metrics.clone())?,
@@ -171,10 +234,11 @@ pub fn subscribe(
         readiness,
         flush_timeout: config.runtime.shutdown_timeout,
         log: KafkaLog::new(&config.kafka),
+        primary: primary.clone(),
+        twins: others.iter().map(|i| i.topic.clone()).collect(),
     };
     let consumer: Source = consumer_config(config).create_with_context(context)?;
-    let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
-    consumer.subscribe(&topics)?;
+    consumer.subscribe(&[primary.as_str()])?;
     Ok(consumer)
 }
 
