@@ -29,11 +29,13 @@ use journeyd::config::Config;
 use journeyd::runtime::Service;
 use journeyd::sink::kafka::{OutputMeta, SinkContext};
 use journeyd::sink::transactions::{Producing, Record, Recovery, TxnError};
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use common::journeys::{by_sequence, produce, reference, sentinels, workload};
@@ -76,6 +78,41 @@ struct Fault {
     call: &'static str,
     nth: usize,
     recovery: Recovery,
+    /// The outcome is unknown to the caller: every later call of the same
+    /// name fails alike until the producer is replaced or a transaction
+    /// begins (the broker cannot be reached); a commit `done` anyway
+    /// reached the coordinator before the connection broke.
+    in_doubt: Option<Doubt>,
+}
+
+/// What really happened to a commit reported as failed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Doubt {
+    Done,
+    NotDone,
+}
+
+impl Fault {
+    fn new(call: &'static str, nth: usize, recovery: Recovery) -> Fault {
+        Fault {
+            call,
+            nth,
+            recovery,
+            in_doubt: None,
+        }
+    }
+
+    fn error(&self) -> TxnError {
+        let code = match (self.recovery, self.in_doubt) {
+            (_, Some(_)) => RDKafkaErrorCode::OperationTimedOut,
+            (Recovery::Renew, _) => RDKafkaErrorCode::ProducerFenced,
+            _ => RDKafkaErrorCode::InvalidTransactionalState,
+        };
+        TxnError {
+            recovery: self.recovery,
+            error: KafkaError::MessageProduction(code),
+        }
+    }
 }
 
 /// What every producer the service creates shares with the test.
@@ -84,6 +121,11 @@ struct Shared {
     calls: Mutex<Vec<Call>>,
     faults: Mutex<Vec<Fault>>,
     counts: Mutex<BTreeMap<&'static str, usize>>,
+    /// A fault in doubt, failing its calls until it is cleared.
+    failing: Mutex<Option<Fault>>,
+    /// The offsets (and metadata) committed in the group by committed
+    /// transactions, as Kafka keeps them (the mock cluster does not).
+    committed: Mutex<BTreeMap<(String, i32), (i64, String)>>,
 }
 
 impl Shared {
@@ -94,6 +136,10 @@ impl Shared {
     /// Counts a call of `name` and fails it if a fault says so; does not
     /// count it unless `eligible`.
     fn call(&self, name: &'static str, eligible: bool) -> Result<(), TxnError> {
+        if let Some(fault) = lock(&self.failing).filter(|f| f.call == name) {
+            self.log(Call::Failed(name));
+            return Err(fault.error());
+        }
         if !eligible {
             return Ok(());
         }
@@ -107,17 +153,23 @@ impl Shared {
         match fault {
             None => Ok(()),
             Some(fault) => {
+                if fault.in_doubt.is_some() {
+                    *lock(&self.failing) = Some(fault);
+                }
                 self.log(Call::Failed(name));
-                let code = match fault.recovery {
-                    Recovery::Renew => RDKafkaErrorCode::ProducerFenced,
-                    _ => RDKafkaErrorCode::InvalidTransactionalState,
-                };
-                Err(TxnError {
-                    recovery: fault.recovery,
-                    error: KafkaError::MessageProduction(code),
-                })
+                Err(fault.error())
             }
         }
+    }
+
+    /// The broker answers again.
+    fn reconnect(&self) {
+        lock(&self.failing).take();
+    }
+
+    /// The commit failing now was done anyway.
+    fn done_anyway(&self) -> bool {
+        lock(&self.failing).is_some_and(|f| f.in_doubt == Some(Doubt::Done))
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -145,6 +197,8 @@ struct Honest {
     inner: ThreadedProducer<SinkContext>,
     held: Mutex<Vec<Held>>,
     shared: Arc<Shared>,
+    /// The offsets sent with the open transaction.
+    offsets: Mutex<Option<TopicPartitionList>>,
 }
 
 impl Honest {
@@ -181,6 +235,23 @@ impl Honest {
         }
         Ok(())
     }
+
+    /// Commits the open transaction: its records reach their topics, its
+    /// offsets the group.
+    fn commit(&self, timeout: Duration) -> Result<(), TxnError> {
+        classify(self.forward())?;
+        Producing::commit_transaction(&self.inner, timeout)?;
+        if let Some(offsets) = lock(&self.offsets).take() {
+            let mut committed = lock(&self.shared.committed);
+            for e in offsets.elements() {
+                let offset = e.offset().to_raw().unwrap_or(-1);
+                let key = (e.topic().to_owned(), e.partition());
+                committed.insert(key, (offset, e.metadata().to_owned()));
+            }
+        }
+        self.shared.log(Call::Commit);
+        Ok(())
+    }
 }
 
 fn classify(result: KafkaResult<()>) -> Result<(), TxnError> {
@@ -215,12 +286,14 @@ impl Producing for Honest {
     }
 
     fn init_transactions(&self, timeout: Duration) -> Result<(), TxnError> {
+        self.shared.reconnect();
         self.shared.call("init", true)?;
         self.shared.log(Call::Init);
         Producing::init_transactions(&self.inner, timeout)
     }
 
     fn begin_transaction(&self) -> Result<(), TxnError> {
+        self.shared.reconnect();
         self.shared.call("begin", true)?;
         self.shared.log(Call::Begin);
         Producing::begin_transaction(&self.inner)
@@ -243,20 +316,40 @@ impl Producing for Honest {
             })
             .collect();
         self.shared.log(Call::SendOffsets(listed));
+        *lock(&self.offsets) = Some(offsets.clone());
         Producing::send_offsets_to_transaction(&self.inner, offsets, group, timeout)
     }
 
     fn commit_transaction(&self, timeout: Duration) -> Result<(), TxnError> {
-        self.shared.call("commit", self.holds_stage_changes())?;
-        classify(self.forward())?;
-        Producing::commit_transaction(&self.inner, timeout)?;
-        self.shared.log(Call::Commit);
-        Ok(())
+        let reported = self.shared.call("commit", self.holds_stage_changes());
+        if reported.is_err() && self.shared.done_anyway() && !lock(&self.held).is_empty() {
+            self.commit(timeout)?;
+        }
+        reported?;
+        self.commit(timeout)
+    }
+
+    fn committed_offsets(
+        &self,
+        partitions: &TopicPartitionList,
+    ) -> Option<KafkaResult<TopicPartitionList>> {
+        let committed = lock(&self.shared.committed);
+        let mut found = TopicPartitionList::new();
+        for e in partitions.elements() {
+            let mut element = found.add_partition(e.topic(), e.partition());
+            if let Some((offset, metadata)) = committed.get(&(e.topic().to_owned(), e.partition()))
+            {
+                element.set_offset(Offset::Offset(*offset)).unwrap();
+                element.set_metadata(metadata.clone());
+            }
+        }
+        Some(Ok(found))
     }
 
     fn abort_transaction(&self, timeout: Duration) -> Result<(), TxnError> {
         self.shared.call("abort", true)?;
         lock(&self.held).clear();
+        lock(&self.offsets).take();
         self.shared.log(Call::Abort);
         Producing::abort_transaction(&self.inner, timeout)
     }
@@ -343,6 +436,7 @@ fn start(config: Config, shared: &Arc<Shared>) -> Service {
             inner,
             held: Mutex::new(Vec::new()),
             shared: shared.clone(),
+            offsets: Mutex::new(None),
         }) as Box<dyn Producing>
     });
     Service::start_with(config, Some(hook)).expect("the service starts")
@@ -357,30 +451,23 @@ fn counter(service: &Service, name: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[test]
-fn aborted_and_fenced_transactions_rewind_and_commit_each_derived_event_once() {
+/// Runs the workload with `faults` injected and checks what a
+/// `read_committed` consumer sees: each stage change and funnel window
+/// once, the same as an uninterrupted run. Returns the running service
+/// (its cluster with it) and the calls through the producer seam.
+fn run_with_faults(
+    faults: Vec<Fault>,
+) -> (
+    MockCluster<'static, DefaultProducerContext>,
+    Service,
+    Vec<Call>,
+) {
     let cluster = mock_cluster(PARTITIONS);
     let brokers = cluster.bootstrap_servers();
     let events = workload(60, 7);
     let cutoff = events.last().unwrap().at;
     let shared = Arc::new(Shared::default());
-    *lock(&shared.faults) = vec![
-        Fault {
-            call: "commit",
-            nth: 2,
-            recovery: Recovery::Abort,
-        },
-        Fault {
-            call: "send_offsets",
-            nth: 3,
-            recovery: Recovery::Renew,
-        },
-        Fault {
-            call: "commit",
-            nth: 4,
-            recovery: Recovery::Abort,
-        },
-    ];
+    *lock(&shared.faults) = faults;
     let service = start(config(&brokers), &shared);
 
     // The input arrives in chunks, so that many transactions carry some.
@@ -429,8 +516,16 @@ fn aborted_and_fenced_transactions_rewind_and_commit_each_derived_event_once() {
             "a funnel window committed twice: {value}"
         );
     }
+    (cluster, service, shared.calls())
+}
 
-    let calls = shared.calls();
+#[test]
+fn aborted_and_fenced_transactions_rewind_and_commit_each_derived_event_once() {
+    let (_cluster, service, calls) = run_with_faults(vec![
+        Fault::new("commit", 2, Recovery::Abort),
+        Fault::new("send_offsets", 3, Recovery::Renew),
+        Fault::new("commit", 4, Recovery::Abort),
+    ]);
     for name in ["commit", "send_offsets"] {
         assert!(
             calls.contains(&Call::Failed(name)),
@@ -467,13 +562,22 @@ fn aborted_and_fenced_transactions_rewind_and_commit_each_derived_event_once() {
         aborted.len()
     );
     // One transaction per interval holds its outputs, its changelog
-    // records and its offsets, sent last. (State may also change without
-    // input, by timers: a transaction may hold changelog records and no
-    // offsets.)
+    // records and its offsets, sent last; every one that holds records
+    // carries offsets (the group generation fences a zombie's), also when
+    // only timers changed state.
     for txn in &committed {
         assert!(
             txn.offsets.len() <= 1,
             "offsets sent twice in one transaction"
+        );
+        assert!(
+            txn.sends.is_empty() || txn.offsets.len() == 1,
+            "a transaction with {} records and no offsets: {:?}",
+            txn.sends.len(),
+            txn.sends
+                .iter()
+                .map(|s| (&s.topic, s.key.as_deref().map(String::from_utf8_lossy)))
+                .collect::<Vec<_>>()
         );
         assert!(!txn.sent_after_offsets, "a record sent after the offsets");
     }
@@ -507,5 +611,40 @@ fn aborted_and_fenced_transactions_rewind_and_commit_each_derived_event_once() {
         .unwrap();
     assert!(last.iter().all(|(_, _, offset)| *offset > 0), "{last:?}");
 
+    service.stop().expect("a clean stop");
+}
+
+/// A commit whose outcome is unknown (the broker stopped answering: the
+/// call and its retries time out) is neither taken as aborted nor as
+/// committed: the producer is replaced, which completes or aborts the
+/// transaction on the broker, and the group's committed offsets say which.
+/// Once the commit had gone through, once it had not.
+#[test]
+fn a_commit_in_doubt_is_settled_by_the_committed_offsets() {
+    let in_doubt = |nth, doubt| Fault {
+        in_doubt: Some(doubt),
+        ..Fault::new("commit", nth, Recovery::Retry)
+    };
+    let (_cluster, service, calls) =
+        run_with_faults(vec![in_doubt(2, Doubt::Done), in_doubt(5, Doubt::NotDone)]);
+    assert!(
+        calls
+            .iter()
+            .filter(|c| **c == Call::Failed("commit"))
+            .count()
+            >= 2,
+        "the commit faults were not reached"
+    );
+    let count = |result: &str| {
+        counter(
+            &service,
+            "journeyd_transactions_total",
+            &format!("result=\"{result}\""),
+        )
+    };
+    // The one that had not committed was rewound (with the producer
+    // replaced); the one that had was not.
+    assert_eq!((count("aborted"), count("renewed")), (0.0, 1.0));
+    assert_eq!(count("in_doubt"), 2.0);
     service.stop().expect("a clean stop");
 }

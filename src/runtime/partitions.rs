@@ -93,6 +93,11 @@ impl PartitionMap {
         }
     }
 
+    /// The partitions assigned to this instance.
+    pub fn owned(&self) -> impl Iterator<Item = u32> + '_ {
+        (self.owned.iter().enumerate()).filter_map(|(i, &owned)| owned.then_some(i as u32))
+    }
+
     /// Whether partition `index` is assigned to this instance.
     pub fn is_owned(&self, index: u32) -> bool {
         self.owned.get(index as usize).copied().unwrap_or(false)

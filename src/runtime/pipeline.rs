@@ -566,6 +566,9 @@ impl Pipeline {
     ) {
         self.restorer
             .step(&mut self.engine, (&self.partitions, consumer), wall);
+        for (index, offset) in self.restorer.take_resumed() {
+            self.resumed_at(index, offset);
+        }
     }
 
     /// Partitions were assigned to this instance: input partitions are

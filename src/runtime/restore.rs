@@ -21,12 +21,26 @@
 //! the driver keeps polling the group consumer (and serving the partitions
 //! it already has) while state loads.
 //!
-//! When every partition being restored is complete, the restorer reads the
-//! partitions' committed offsets with their metadata, resumes their event
-//! time from the checkpoints there in one [`Engine::resume`] call, and
-//! resumes them in the group consumer, which reads on from the committed
-//! offsets. Partitions assigned while others restore join the same round,
-//! so partitions assigned together resume together.
+//! Before a partition's changelog is read, the restorer reads its committed
+//! offset with its metadata from the group coordinator. The group consumer
+//! reads `read_committed`, so librdkafka asks for *stable* offsets (KIP-447):
+//! the coordinator answers only once a transaction that commits offsets of
+//! the partition has completed. Offsets first, then the changelog to its
+//! end (its last stable offset, read `read_committed` too), is the order in
+//! which nothing committed with an offset can be missing from the state
+//! read: a transaction that completes in between adds state newer than the
+//! offset, which the customers' fences tell apart (input read again at or
+//! below a fence was applied before), never an offset newer than the state.
+//! While the offsets cannot be read, the pass waits.
+//!
+//! When every partition being restored is complete, the restorer resumes
+//! their event time from the checkpoints in those offsets' metadata in one
+//! [`Engine::resume`] call, and resumes them in the group consumer, which
+//! reads on from the committed offsets. Partitions assigned while others
+//! restore join the same round, so partitions assigned together resume
+//! together. The committed offsets are handed to the pipeline
+//! ([`Restorer::take_resumed`]): in exactly-once mode every transaction
+//! carries an offset for every partition it owns, read or not.
 //!
 //! A record carries the input topic its customer came from in a header;
 //! with several input topics, restoring `(topic, p)` takes the records of
@@ -66,6 +80,10 @@ use super::partitions::PartitionMap;
 mod held;
 
 use held::Held;
+
+/// A partition's commit in the group: its offset, and the checkpoint in
+/// the offset's metadata (`None`: none, or not journeyd's).
+pub type Commit = (i64, Option<Checkpoint>);
 
 /// Records read per step, at most.
 pub const BATCH_RECORDS: usize = 2_000;
@@ -128,6 +146,12 @@ pub struct Restorer {
     jobs: Vec<Job>,
     /// Input partitions of the current round: paused, resumed together.
     round: Vec<u32>,
+    /// The round's partitions whose commit has been read: offset (`None`:
+    /// never committed) and checkpoint.
+    committed: Vec<(u32, Option<i64>, Option<Checkpoint>)>,
+    /// Partitions resumed since the pipeline last asked, with their
+    /// commits.
+    resumed: Vec<(u32, Option<Commit>)>,
     metrics: std::sync::Arc<Metrics>,
     readiness: Readiness,
 }
@@ -145,6 +169,8 @@ impl Restorer {
             topic: config.runtime.changelog_topic.clone(),
             jobs: Vec::new(),
             round: Vec::new(),
+            committed: Vec::new(),
+            resumed: Vec::new(),
             metrics,
             readiness,
         })
@@ -189,6 +215,7 @@ impl Restorer {
             return false;
         }
         self.round.retain(|&i| i != index);
+        self.committed.retain(|&(i, ..)| i != index);
         for job in &mut self.jobs {
             job.targets.retain(|(i, _)| *i != index);
             job.held.retain(|(i, _)| *i != index);
@@ -222,6 +249,9 @@ impl Restorer {
         }
         for &index in &self.round {
             engine.hold(index, wall);
+        }
+        if !self.read_commits(partitions, consumer) {
+            return;
         }
         self.start_passes();
         if self.jobs.iter().any(|j| j.reading) {
@@ -339,7 +369,17 @@ impl Restorer {
                 list.add_partition(topic, partition);
             }
         }
-        let checkpoints = committed_checkpoints(consumer, &list, partitions);
+        let round = &self.round;
+        let commits = self.committed.iter().filter(|(i, ..)| round.contains(i));
+        let checkpoints: Vec<(u32, Checkpoint)> = commits
+            .clone()
+            .filter_map(|&(index, _, checkpoint)| Some((index, checkpoint?)))
+            .collect();
+        self.resumed
+            .extend(commits.map(|&(index, offset, checkpoint)| {
+                (index, offset.map(|offset| (offset, checkpoint)))
+            }));
+        self.committed.retain(|(i, ..)| !round.contains(i));
         tracing::debug!(
             partitions = list.count(),
             checkpoints = checkpoints.len(),
@@ -351,6 +391,61 @@ impl Restorer {
         }
         self.round.clear();
         self.publish_progress();
+    }
+
+    /// The partitions resumed since the last call, with their committed
+    /// offsets and checkpoints (`None`: never committed).
+    pub fn take_resumed(&mut self) -> Vec<(u32, Option<Commit>)> {
+        std::mem::take(&mut self.resumed)
+    }
+
+    /// Reads the commits of the round's partitions not read yet (see the
+    /// module docs); whether every one is known.
+    fn read_commits<C: ConsumerContext>(
+        &mut self,
+        partitions: &PartitionMap,
+        consumer: &BaseConsumer<C>,
+    ) -> bool {
+        let mut list = TopicPartitionList::new();
+        for &index in &self.round {
+            if !self.committed.iter().any(|&(i, ..)| i == index)
+                && let Some((topic, partition)) = partitions.name(index)
+            {
+                list.add_partition(topic, partition);
+            }
+        }
+        if list.count() == 0 {
+            return true;
+        }
+        let found = match consumer.committed_offsets(list, LOOKUP_TIMEOUT) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "Cannot read the committed offsets of partitions being restored; their \
+                     changelog is read once they are known."
+                );
+                return false;
+            }
+        };
+        for element in found.elements() {
+            let Some(index) = partitions.find(element.topic(), element.partition()) else {
+                continue;
+            };
+            let offset = match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            let checkpoint = decode_checkpoint(element.metadata());
+            self.committed.push((index, offset, checkpoint));
+        }
+        // Not in the answer (it cannot be, but a round must end): no commit.
+        for &index in &self.round {
+            if !self.committed.iter().any(|&(i, ..)| i == index) {
+                self.committed.push((index, None, None));
+            }
+        }
+        true
     }
 
     fn publish_progress(&self) {
@@ -531,35 +626,6 @@ impl RecordError {
             RecordError::Restore(error) => error.reason(),
         }
     }
-}
-
-/// The checkpoints in the committed offsets' metadata of `list`, by engine
-/// partition. Partitions without one (never committed, or committed by an
-/// older journeyd) resume from nothing.
-fn committed_checkpoints<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    list: &TopicPartitionList,
-    partitions: &PartitionMap,
-) -> Vec<(u32, Checkpoint)> {
-    let committed = match consumer.committed_offsets(list.clone(), LOOKUP_TIMEOUT) {
-        Ok(committed) => committed,
-        Err(error) => {
-            tracing::warn!(
-                %error,
-                "Cannot read the committed offsets' checkpoints; restored partitions' event \
-                 time starts from what they read next."
-            );
-            return Vec::new();
-        }
-    };
-    committed
-        .elements()
-        .iter()
-        .filter_map(|e| {
-            let index = partitions.find(e.topic(), e.partition())?;
-            Some((index, decode_checkpoint(e.metadata())?))
-        })
-        .collect()
 }
 
 /// The changelog consumer's context: reaching the end of a partition is

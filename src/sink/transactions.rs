@@ -108,6 +108,17 @@ pub trait Producing: Send + Sync {
     /// Aborts the open transaction: its records are never visible to
     /// `read_committed` consumers and its offsets are not committed.
     fn abort_transaction(&self, timeout: Duration) -> Result<(), TxnError>;
+
+    /// The group's committed offsets of `partitions` when the producer
+    /// stands in for the transaction coordinator and keeps them itself (a
+    /// test double); `None`, as librdkafka's producer answers, means: ask
+    /// the group coordinator through the consumer.
+    fn committed_offsets(
+        &self,
+        _partitions: &TopicPartitionList,
+    ) -> Option<KafkaResult<TopicPartitionList>> {
+        None
+    }
 }
 
 impl Producing for ThreadedProducer<SinkContext> {

@@ -48,13 +48,15 @@ pub(super) struct ChangelogMetrics {
     /// `journeyd_restore_replay_missed_total`, following the engine's count.
     replay_missed: IntCounter,
     /// `journeyd_transactions_total{result}`, by [`TRANSACTION_RESULTS`].
-    transactions: [IntCounter; 3],
+    transactions: [IntCounter; 4],
 }
 
 /// How a transaction ended (exactly-once mode): committed; aborted (the
 /// pipeline rewound to the last commit); aborted with a new producer
-/// (after a fatal error such as fencing).
-pub const TRANSACTION_RESULTS: [&str; 3] = ["committed", "aborted", "renewed"];
+/// (after a fatal error such as fencing); in doubt (its commit failed
+/// without saying whether it took effect: it is counted again once the
+/// committed offsets tell, as committed or renewed).
+pub const TRANSACTION_RESULTS: [&str; 4] = ["committed", "aborted", "renewed", "in_doubt"];
 
 impl ChangelogMetrics {
     pub fn new(r: &Reg<'_>) -> Made<Self> {
@@ -74,7 +76,9 @@ impl ChangelogMetrics {
         let transactions = r.counter_vec(
             "journeyd_transactions_total",
             "Kafka transactions in exactly-once mode, by how they ended: committed, aborted \
-             (rewound to the last commit), renewed (aborted, with a new producer).",
+             (rewound to the last commit), renewed (aborted, with a new producer), in_doubt \
+             (the commit's outcome unknown until the committed offsets tell; counted again \
+             then).",
             &["result"],
         )?;
         Ok(ChangelogMetrics {

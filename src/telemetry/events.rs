@@ -397,6 +397,27 @@ impl InternalEvent for TransactionCommitted {
     }
 }
 
+/// A transaction's commit failed without saying whether it took effect
+/// (exactly-once mode): input waits until the group's committed offsets
+/// tell, and the transaction is then counted again as committed or
+/// renewed.
+#[derive(Clone, Copy, Debug)]
+pub struct TransactionInDoubt<'a> {
+    /// Why.
+    pub error: &'a (dyn std::error::Error + 'a),
+}
+
+impl InternalEvent for TransactionInDoubt<'_> {
+    fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            error = %self.error,
+            "Transaction commit in doubt: replacing the producer, then reading the committed \
+             offsets to learn whether it committed."
+        );
+        metrics.transaction_ended("in_doubt");
+    }
+}
+
 /// A transaction failed and was aborted (exactly-once mode): the pipeline
 /// rewinds to the last commit, with a new producer when `renewed`.
 #[derive(Clone, Copy, Debug)]

@@ -54,15 +54,18 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Pipeline, Route, offsets_list};
 use crate::engine::{Checkpoint, CommitPoint};
 use crate::model::EventTime;
 use crate::runtime::acks::OutputId;
+use crate::runtime::restore::Commit;
 use crate::sink::transactions::{Recovery, TxnError};
-use crate::telemetry::events::{InternalEvent, TransactionAborted, TransactionCommitted};
+use crate::telemetry::events::{
+    InternalEvent, TransactionAborted, TransactionCommitted, TransactionInDoubt,
+};
 
 /// How long one transactional call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,9 +83,9 @@ pub(super) struct Transaction {
     /// producer, or failed): the transaction must abort, whatever its
     /// commit would say, so that the rewind produces the record again.
     doomed: Option<KafkaError>,
-    /// Per engine partition: the offset the last committed transaction
-    /// stored.
-    committed: Vec<Option<i64>>,
+    /// Per engine partition: the offset (and checkpoint) the last committed
+    /// transaction stored, or where reading starts again.
+    committed: Vec<Option<Commit>>,
     /// The engine's instance-wide state at the last commit.
     point: CommitPoint,
     /// The output id after the last commit: an interval that sent nothing
@@ -90,6 +93,13 @@ pub(super) struct Transaction {
     last_id: OutputId,
     /// The offsets of the interval being committed; reused.
     offsets: Vec<(u32, i64, Option<Checkpoint>)>,
+    /// The wall time in the last transaction's checkpoints: each
+    /// transaction's is later, so that its offsets' metadata tell it apart
+    /// from the one before even where no offset moved.
+    last_wall: EventTime,
+    /// The offsets (with metadata) of a transaction whose commit outcome is
+    /// unknown, until the committed offsets tell; input waits meanwhile.
+    in_doubt: Option<TopicPartitionList>,
 }
 
 impl Transaction {
@@ -102,14 +112,20 @@ impl Transaction {
             point,
             last_id: 0,
             offsets: Vec::new(),
+            last_wall: EventTime::MIN,
+            in_doubt: None,
         }
     }
 
     fn committed(&self, index: u32) -> Option<i64> {
+        self.commit(index).map(|(offset, _)| offset)
+    }
+
+    fn commit(&self, index: u32) -> Option<Commit> {
         self.committed.get(index as usize).copied().flatten()
     }
 
-    fn set_committed(&mut self, index: u32, offset: Option<i64>) {
+    fn set_committed(&mut self, index: u32, offset: Option<Commit>) {
         let i = index as usize;
         if self.committed.len() <= i {
             self.committed.resize(i + 1, None);
@@ -143,9 +159,24 @@ impl Pipeline {
     }
 
     /// Whether records may be sent now: always in at-least-once mode,
-    /// while a transaction is open in exactly-once mode.
+    /// while a transaction is open and no earlier one is in doubt in
+    /// exactly-once mode.
     pub(super) fn may_send(&self) -> bool {
-        self.transaction.as_ref().is_none_or(|t| t.open)
+        self.transaction
+            .as_ref()
+            .is_none_or(|t| t.open && t.in_doubt.is_none())
+    }
+
+    /// Restored partition `index` resumes from its `commit`, offset and
+    /// checkpoint (`None`: never committed): in exactly-once mode, what a
+    /// rewind returns to and what each transaction carries for it until it
+    /// is read ([`Pipeline::collect_offsets`]).
+    pub(super) fn resumed_at(&mut self, index: u32, commit: Option<Commit>) {
+        if let Some(txn) = &mut self.transaction
+            && commit.is_some()
+        {
+            txn.set_committed(index, commit);
+        }
     }
 
     /// Whether input is taken: `false` only in exactly-once mode while no
@@ -176,7 +207,10 @@ impl Pipeline {
         wall: EventTime,
     ) {
         if !self.may_send() {
-            self.open_with_new_producer();
+            if !self.transaction.as_ref().is_some_and(|t| t.open) {
+                self.open_with_new_producer();
+            }
+            self.settle_doubt(consumer, wall);
             return;
         }
         self.drain_deliveries();
@@ -197,18 +231,33 @@ impl Pipeline {
         if txn.offsets_unchanged() && self.tracker.next_id() == txn.last_id {
             return;
         }
-        match self.send_offsets_and_commit(consumer) {
+        let interval = self.transaction.as_ref().map(|t| &t.offsets[..]);
+        let offsets = offsets_list(&self.partitions, interval.unwrap_or_default());
+        match self.send_offsets_and_commit(consumer, &offsets) {
             Ok(()) => self.committed(),
+            // The commit may have completed on the broker before the call
+            // failed: it is neither taken as aborted nor as committed.
+            Err(("commit", error)) if error.recovery != Recovery::Abort => {
+                self.doubt(consumer, offsets, &error, wall)
+            }
             Err((call, error)) => self.abort_and_rewind(consumer, call, error, wall),
         }
     }
 
-    /// The interval's commit positions, with checkpoints, of the partitions
-    /// read: those whose changelog records were all accepted.
+    /// The interval's commit positions, with checkpoints: of the partitions
+    /// read whose changelog records were all accepted, and of every other
+    /// partition owned whose committed offset is known (restored, not read
+    /// since). So every transaction carries the offsets, and with them the
+    /// group generation, of what it was produced for: a member that lost
+    /// its partitions cannot commit a transaction, even one holding only
+    /// what timers emitted. Each transaction's checkpoints carry a later
+    /// wall time than the one before.
     fn collect_offsets(&mut self, wall: EventTime) {
         let Some(txn) = &mut self.transaction else {
             return;
         };
+        let wall = wall.max(txn.last_wall.plus_ms(1));
+        txn.last_wall = wall;
         txn.offsets.clear();
         for position in &self.positions {
             if !self.changelog.is_stuck(position.partition) {
@@ -217,21 +266,36 @@ impl Pipeline {
                     .push((position.partition, position.commit_offset(), checkpoint));
             }
         }
+        for index in self.partitions.owned() {
+            let listed = txn.offsets.iter().any(|&(p, ..)| p == index);
+            let Some((offset, committed)) = txn.commit(index).filter(|_| !listed) else {
+                continue;
+            };
+            // A partition being restored has no event time yet: its last
+            // checkpoint goes again.
+            let checkpoint = match self.restorer.is_restoring(index) {
+                false => self.engine.checkpoint(index, wall),
+                true => committed.map(|c| Checkpoint {
+                    committed_at: wall,
+                    ..c
+                }),
+            };
+            txn.offsets.push((index, offset, checkpoint));
+        }
     }
 
     fn send_offsets_and_commit<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
+        offsets: &TopicPartitionList,
     ) -> Result<(), Failed> {
         let producer = self.sink.transactions();
-        let interval = self.transaction.as_ref().map(|t| &t.offsets[..]);
-        let offsets = offsets_list(&self.partitions, interval.unwrap_or_default());
         if offsets.count() > 0 {
             let group = consumer.group_metadata().ok_or_else(|| {
                 let error = KafkaError::Subscription("no consumer group metadata yet".into());
                 ("send_offsets", abortable(error))
             })?;
-            retrying(|| producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT))
+            retrying(|| producer.send_offsets_to_transaction(offsets, &group, CALL_TIMEOUT))
                 .map_err(|e| ("send_offsets", e))?;
         }
         retrying(|| producer.commit_transaction(CALL_TIMEOUT)).map_err(|e| ("commit", e))
@@ -241,6 +305,19 @@ impl Pipeline {
     /// instance-wide state become what a rewind returns to; the next
     /// transaction opens.
     fn committed(&mut self) {
+        self.settle_committed();
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        if let Err(error) = self.sink.transactions().begin_transaction() {
+            tracing::error!(%error, "Cannot open the next transaction; replacing the producer.");
+            txn.open = false;
+            self.open_with_new_producer();
+        }
+    }
+
+    /// What a committed transaction changes; see [`Pipeline::committed`].
+    fn settle_committed(&mut self) {
         TransactionCommitted.emit(&self.metrics);
         // Delivery reports of the committed records, for the HTTP waiters.
         if let Err(error) = self.sink.flush(Duration::ZERO) {
@@ -255,15 +332,87 @@ impl Pipeline {
             return;
         };
         for i in 0..txn.offsets.len() {
-            let (index, offset, _) = txn.offsets[i];
-            txn.set_committed(index, Some(offset));
+            let (index, offset, checkpoint) = txn.offsets[i];
+            txn.set_committed(index, Some((offset, checkpoint)));
         }
         txn.point = point;
         txn.last_id = next_id;
-        if let Err(error) = self.sink.transactions().begin_transaction() {
-            tracing::error!(%error, "Cannot open the next transaction; replacing the producer.");
-            txn.open = false;
-            self.open_with_new_producer();
+    }
+
+    /// The commit call failed without saying that the transaction aborted
+    /// (it timed out, the producer was fenced meanwhile): the broker may
+    /// have committed it. Taking it as aborted would read its input again
+    /// over state that has it already, and emit its funnel windows twice;
+    /// taking it as committed would lose it. So input waits while the
+    /// producer is replaced, whose `init_transactions` makes the broker
+    /// complete or abort the transaction (the same `transactional.id`),
+    /// and then the group's committed offsets tell which
+    /// ([`Pipeline::settle_doubt`]).
+    fn doubt<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        offsets: TopicPartitionList,
+        error: &TxnError,
+        wall: EventTime,
+    ) {
+        TransactionInDoubt { error }.emit(&self.metrics);
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        txn.open = false;
+        txn.in_doubt = Some(offsets);
+        self.open_with_new_producer();
+        self.settle_doubt(consumer, wall);
+    }
+
+    /// Settles a transaction in doubt once a new producer is ready: it
+    /// committed if the group's committed offsets are its own (offset and
+    /// metadata, which differs in every transaction, of each partition),
+    /// else it aborted and the pipeline rewinds as after any abort. While
+    /// the offsets cannot be read, input keeps waiting.
+    fn settle_doubt<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wall: EventTime) {
+        let Some(txn) = &self.transaction else {
+            return;
+        };
+        let Some(sent) = &txn.in_doubt else {
+            return;
+        };
+        if !txn.open {
+            return;
+        }
+        let found = match self.sink.transactions().committed_offsets(sent) {
+            Some(found) => found,
+            None => consumer.committed_offsets(sent.clone(), CALL_TIMEOUT),
+        };
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the committed offsets to settle a transaction in doubt; input waits.");
+                return;
+            }
+        };
+        let committed = sent.count() > 0 && same_commits(sent, &found);
+        if let Some(txn) = &mut self.transaction {
+            txn.in_doubt = None;
+        }
+        if committed {
+            tracing::info!("The transaction in doubt had committed.");
+            self.settle_committed();
+        } else {
+            tracing::warn!("The transaction in doubt had not committed; rewinding.");
+            let error = abortable(KafkaError::MessageProduction(
+                RDKafkaErrorCode::OperationTimedOut,
+            ));
+            TransactionAborted {
+                call: "commit",
+                error: &error,
+                renewed: true,
+            }
+            .emit(&self.metrics);
+            self.forget_aborted(consumer, wall);
+            if let Some(txn) = &mut self.transaction {
+                txn.open = true;
+            }
         }
     }
 
@@ -287,17 +436,10 @@ impl Pipeline {
             renewed: renew,
         }
         .emit(&self.metrics);
-        self.waiters.aborted();
-        self.drain_deliveries();
-        self.tracker.settle_all();
-        self.rewind(consumer, wall);
+        self.forget_aborted(consumer, wall);
         let Some(txn) = &mut self.transaction else {
             return;
         };
-        txn.open = false;
-        // Failures reported for the aborted records doom nothing new.
-        txn.doomed = None;
-        txn.last_id = self.tracker.next_id();
         if renew {
             self.open_with_new_producer();
         } else if let Err(error) = self.sink.transactions().begin_transaction() {
@@ -306,6 +448,24 @@ impl Pipeline {
         } else {
             txn.open = true;
         }
+    }
+
+    /// Forgets an aborted transaction: its HTTP erasure requesters are told
+    /// to retry, its records are void, and the pipeline rewinds to the last
+    /// commit. No transaction is open after it.
+    fn forget_aborted<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wall: EventTime) {
+        self.waiters.aborted();
+        self.drain_deliveries();
+        self.tracker.settle_all();
+        self.rewind(consumer, wall);
+        let next_id = self.tracker.next_id();
+        let Some(txn) = &mut self.transaction else {
+            return;
+        };
+        txn.open = false;
+        // Failures reported for the aborted records doom nothing new.
+        txn.doomed = None;
+        txn.last_id = next_id;
     }
 
     /// Partitions were lost ([`Pipeline::lose`]): the open transaction may
@@ -390,6 +550,12 @@ impl Pipeline {
         let mut paused = TopicPartitionList::new();
         for (index, topic, partition) in &inputs {
             let target = self.rewind_target(*index);
+            // Where reading starts again is what each transaction carries
+            // for the partition until it is read, committed or not before.
+            if let (Some(txn), Some(offset)) = (&mut self.transaction, target) {
+                let checkpoint = txn.commit(*index).and_then(|(_, c)| c);
+                txn.set_committed(*index, Some((offset, checkpoint)));
+            }
             self.engine.assign(*index, wall);
             self.restorer.start(*index, topic, *partition);
             paused.add_partition(topic, *partition);
@@ -454,6 +620,16 @@ fn retrying(call: impl Fn() -> Result<(), TxnError>) -> Result<(), TxnError> {
             result => return result,
         }
     }
+}
+
+/// Whether the group's committed offsets `found` are those of `sent`:
+/// every partition with the same offset and metadata.
+fn same_commits(sent: &TopicPartitionList, found: &TopicPartitionList) -> bool {
+    sent.elements().iter().all(|s| {
+        found
+            .find_partition(s.topic(), s.partition())
+            .is_some_and(|f| f.offset() == s.offset() && f.metadata() == s.metadata())
+    })
 }
 
 /// An error that aborts the transaction.
