@@ -303,7 +303,7 @@ fn take_over(
             at,
             "page_view",
         );
-        a.ingest_at(1, next, &ev.touchpoint(), EventTime(0), out);
+        a.ingest_at(1, next, &ev.touchpoint(), READ_AT, out);
         next += 1;
     };
     for _ in 0..3 {

@@ -16,6 +16,10 @@ pub struct EngineStats {
     pub duplicates: u64,
     /// Touchpoints older than their partition's time on arrival.
     pub late: u64,
+    /// Touchpoints stamped ahead of the wall clock they were read at
+    /// (`hybrid` mode): their partition's time went only up to the wall
+    /// clock.
+    pub ahead: u64,
     /// Touchpoints processed before their partition's time passed them
     /// because the reorder buffers were full.
     pub forced_early: u64,

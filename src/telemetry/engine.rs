@@ -113,6 +113,7 @@ impl EngineObserver {
         let p = &self.prev;
         bump(&input.processed, p.events, s.events);
         bump(&input.late, p.late, s.late);
+        bump(&input.ahead, p.ahead, s.ahead);
         bump(&input.duplicate, p.duplicates, s.duplicates);
         bump(&input.forced_early, p.forced_early, s.forced_early);
         for (i, counter) in journey.band_changes.iter().enumerate() {

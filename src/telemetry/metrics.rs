@@ -57,6 +57,7 @@ pub(super) struct InputMetrics {
     /// `journeyd_events_invalid_total{reason}`, one per [`InvalidReason::ALL`].
     pub invalid: Vec<IntCounter>,
     pub late: IntCounter,
+    pub ahead: IntCounter,
     pub duplicate: IntCounter,
     pub processed: IntCounter,
     pub forced_early: IntCounter,
@@ -82,6 +83,11 @@ impl InputMetrics {
             late: r.counter(
                 "journeyd_events_late_total",
                 "Touchpoints older than their partition's event time on arrival.",
+            )?,
+            ahead: r.counter(
+                "journeyd_events_ahead_total",
+                "Touchpoints stamped ahead of the wall clock when read (hybrid time mode): \
+                 their partition's event time went only up to the wall clock.",
             )?,
             duplicate: r.counter(
                 "journeyd_events_duplicate_total",
