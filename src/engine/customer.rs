@@ -13,6 +13,25 @@
 //! no allocation of its own; an id -> slot hash table stores only slot
 //! numbers, and each id is stored once, inline in a [`CompactString`] for ids
 //! up to 24 bytes. Timers and buffered events refer to customers by slot.
+//!
+//! # Per-partition lists, and figures kept as they change
+//!
+//! Every customer belongs to exactly one partition ([`Customer::partition`]).
+//! What concerns one partition (a revocation, a rewind, a restore report)
+//! walks that partition's customers only: each partition's slots form a
+//! doubly linked list threaded through a `prev`/`next` pair kept beside
+//! each slot (8 bytes a customer), so a customer joins, leaves or moves in
+//! O(1). The lists are kept right by the three ways a slot changes hands:
+//! [`Customers::find_or_insert`] links a new customer into partition 0,
+//! [`Customers::set_partition`] moves it, [`Customers::remove`] unlinks it;
+//! [`Customers::reset`] keeps it where it is. The partition is therefore
+//! changed through [`Customers::set_partition`] only, never by writing the
+//! field.
+//!
+//! The memory gauge reads figures kept up to date on the same paths (the
+//! bytes of ids too long to be inline), so reading it costs O(1) however
+//! many customers are held. [`Customers::check_index`] recomputes all of
+//! it by a full scan, for tests.
 
 use std::ops::{Deref, DerefMut};
 
@@ -43,6 +62,8 @@ pub struct Customer {
     pub dedupe_cursor: u8,
     /// The input partition the customer's touchpoints come from (the
     /// driver's dense partition index): their state moves with it.
+    /// Changed only through [`Customers::set_partition`], which keeps the
+    /// partition's list of customers right.
     pub partition: u16,
     /// Events of this customer waiting in the reorder buffer, which refer
     /// to this slot: an evicted customer with pending events is reset in
@@ -191,6 +212,37 @@ impl CustomerMut<'_> {
 /// Slot number of a customer in [`Customers`].
 pub type Slot = u32;
 
+/// No slot: the end of a partition's list.
+const NIL: Slot = Slot::MAX;
+
+/// A slot's neighbours in its partition's list ([`NIL`] at the ends; both
+/// [`NIL`] for a free slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    prev: Slot,
+    next: Slot,
+}
+
+impl Link {
+    const NONE: Link = Link {
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// One partition's list of customers.
+#[derive(Clone, Copy, Debug)]
+struct Members {
+    /// The most recently linked slot, or [`NIL`].
+    head: Slot,
+    /// Customers in the list.
+    len: u32,
+}
+
+impl Members {
+    const EMPTY: Members = Members { head: NIL, len: 0 };
+}
+
 /// The arena of customers with an id index.
 #[derive(Debug)]
 pub struct Customers {
@@ -201,6 +253,12 @@ pub struct Customers {
     words: Vec<i64>,
     free: Vec<Slot>,
     hasher: foldhash::fast::FixedState,
+    /// Per slot, its neighbours in its partition's list.
+    links: Vec<Link>,
+    /// Per partition tag, its list; grown when a new tag appears.
+    members: Vec<Members>,
+    /// Heap bytes of the ids held (those too long to be inline).
+    long_ids: usize,
 }
 
 impl Customers {
@@ -213,6 +271,9 @@ impl Customers {
             words: Vec::new(),
             free: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0),
+            links: Vec::new(),
+            members: Vec::new(),
+            long_ids: 0,
         }
     }
 
@@ -249,11 +310,14 @@ impl Customers {
             }
             None => {
                 self.customers.push(Customer::new(id));
+                self.links.push(Link::NONE);
                 self.words.resize(self.customers.len() * self.layout.len, 0);
                 (self.customers.len() - 1) as Slot
             }
         };
         self.reset_words(slot);
+        self.long_ids += self.customers[slot as usize].heap_bytes();
+        self.link(slot);
         let (customers, hasher) = (&self.customers, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
             hasher.hash_one(customers[s as usize].id.as_str())
@@ -277,8 +341,116 @@ impl Customers {
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
+        self.unlink(slot);
         self.free.push(slot);
-        std::mem::replace(&mut self.customers[slot as usize], Customer::new(""))
+        let gone = std::mem::replace(&mut self.customers[slot as usize], Customer::new(""));
+        self.long_ids -= gone.heap_bytes();
+        gone
+    }
+
+    /// Moves the customer in `slot` to partition `tag`'s list.
+    pub fn set_partition(&mut self, slot: Slot, tag: u16) {
+        if self.customers[slot as usize].partition != tag {
+            self.unlink(slot);
+            self.customers[slot as usize].partition = tag;
+            self.link(slot);
+        }
+    }
+
+    /// Puts `slot` at the head of its partition's list.
+    fn link(&mut self, slot: Slot) {
+        let tag = usize::from(self.customers[slot as usize].partition);
+        if tag >= self.members.len() {
+            self.members.resize(tag + 1, Members::EMPTY);
+        }
+        let list = &mut self.members[tag];
+        let head = std::mem::replace(&mut list.head, slot);
+        list.len += 1;
+        self.links[slot as usize] = Link {
+            prev: NIL,
+            next: head,
+        };
+        if head != NIL {
+            self.links[head as usize].prev = slot;
+        }
+    }
+
+    /// Takes `slot` out of its partition's list.
+    fn unlink(&mut self, slot: Slot) {
+        let Link { prev, next } = std::mem::replace(&mut self.links[slot as usize], Link::NONE);
+        let list = &mut self.members[usize::from(self.customers[slot as usize].partition)];
+        list.len -= 1;
+        match prev {
+            NIL => list.head = next,
+            p => self.links[p as usize].next = next,
+        }
+        if next != NIL {
+            self.links[next as usize].prev = prev;
+        }
+    }
+
+    /// Number of customers of partition `tag`.
+    pub fn partition_len(&self, tag: u16) -> usize {
+        self.members
+            .get(usize::from(tag))
+            .map_or(0, |m| m.len as usize)
+    }
+
+    /// The first customer of partition `tag`'s list (most recently
+    /// joined); [`Customers::next_in_partition`] gives the rest.
+    pub fn first_in_partition(&self, tag: u16) -> Option<Slot> {
+        let head = self.members.get(usize::from(tag)).map_or(NIL, |m| m.head);
+        (head != NIL).then_some(head)
+    }
+
+    /// The customer after `slot` in its partition's list. Taking `slot`
+    /// out ([`Customers::remove`]) leaves the one after it in place, so a
+    /// walk may remove what it has visited.
+    pub fn next_in_partition(&self, slot: Slot) -> Option<Slot> {
+        let next = self.links[slot as usize].next;
+        (next != NIL).then_some(next)
+    }
+
+    /// Every customer of partition `tag`, in list order.
+    pub fn partition_slots(&self, tag: u16) -> impl Iterator<Item = Slot> + '_ {
+        std::iter::successors(self.first_in_partition(tag), |&s| self.next_in_partition(s))
+    }
+
+    /// Recomputes the per-partition lists and the kept figures by a full
+    /// scan and reports the first disagreement: for tests and debug
+    /// assertions, never on a frequent path.
+    pub fn check_index(&self) -> Result<(), String> {
+        let free: hashbrown::HashSet<Slot> = self.free.iter().copied().collect();
+        let mut seen = vec![false; self.customers.len()];
+        let mut listed = 0;
+        for (tag, list) in self.members.iter().enumerate() {
+            let (mut prev, mut n) = (NIL, 0u32);
+            for slot in self.partition_slots(tag as u16) {
+                let i = slot as usize;
+                if free.contains(&slot) || std::mem::replace(&mut seen[i], true) {
+                    return Err(format!("slot {slot} free or listed twice"));
+                }
+                if usize::from(self.customers[i].partition) != tag {
+                    return Err(format!("slot {slot} listed in partition {tag}"));
+                }
+                if self.links[i].prev != prev {
+                    return Err(format!("slot {slot}: wrong back link"));
+                }
+                (prev, n) = (slot, n + 1);
+            }
+            if n != list.len {
+                return Err(format!("partition {tag}: {n} listed, {} counted", list.len));
+            }
+            listed += n as usize;
+        }
+        if listed != self.len() {
+            return Err(format!("{listed} listed, {} held", self.len()));
+        }
+        let long_ids: usize = self.iter().map(|(_, c)| c.heap_bytes()).sum();
+        if long_ids != self.long_ids {
+            return Err(format!("long ids {long_ids} B, counted {}", self.long_ids));
+        }
+        Ok(())
     }
 
     /// Ends the customer's journey but keeps the slot, for a customer whose
@@ -352,19 +524,20 @@ impl Customers {
         (hash >> 32) as u32
     }
 
-    /// Bytes held per customer slot, besides long ids: the struct and its words.
+    /// Bytes held per customer slot, besides long ids: the struct, its
+    /// words and its partition list links.
     pub fn bytes_per_slot(&self) -> usize {
-        size_of::<Customer>() + self.layout.len * size_of::<i64>()
+        size_of::<Customer>() + self.layout.len * size_of::<i64>() + size_of::<Link>()
     }
 
     /// Approximate bytes of state held for the customers present: their
     /// slots, long ids and index entries. Freed slots are kept for reuse and
-    /// not counted, so this falls when customers are evicted.
+    /// not counted, so this falls when customers are evicted. O(1): the
+    /// long ids' bytes are counted as customers come and go.
     pub fn memory_bytes(&self) -> usize {
-        let long_ids: usize = self.customers.iter().map(Customer::heap_bytes).sum();
         // hashbrown keeps at most 7/8 of its buckets full; 1 control byte each.
         let index = self.len() * 8 / 7 * (size_of::<Slot>() + 1);
-        self.len() * self.bytes_per_slot() + long_ids + index
+        self.len() * self.bytes_per_slot() + self.long_ids + index
     }
 }
 
@@ -436,5 +609,55 @@ mod tests {
             "a reused slot starts with fresh words"
         );
         assert_eq!(cs.len(), 2);
+    }
+
+    fn listed(cs: &Customers, tag: u16) -> Vec<&str> {
+        let mut ids: Vec<&str> = cs
+            .partition_slots(tag)
+            .map(|s| cs.get(s).id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn each_partition_lists_its_customers_through_moves_and_removals() {
+        let mut cs = Customers::new(LAYOUT);
+        let long = "a-customer-id-too-long-to-be-inline";
+        let slots: Vec<Slot> = ["ann", "bea", long, "dan"]
+            .iter()
+            .map(|id| cs.find_or_insert(id).0)
+            .collect();
+        cs.set_partition(slots[1], 3);
+        cs.set_partition(slots[2], 3);
+        assert_eq!(listed(&cs, 0), ["ann", "dan"]);
+        assert_eq!(listed(&cs, 3), [long, "bea"]);
+        let with_long = cs.memory_bytes();
+        cs.remove(slots[2]);
+        let (_, created) = cs.find_or_insert("ann-0");
+        assert!(created);
+        assert_eq!(
+            cs.memory_bytes(),
+            with_long - long.len(),
+            "a long id's bytes go with it"
+        );
+        cs.remove(cs.find("ann-0").unwrap());
+        cs.reset(slots[1]);
+        cs.set_partition(slots[0], 3);
+        assert_eq!(
+            (listed(&cs, 0), listed(&cs, 3)),
+            (vec!["dan"], vec!["ann", "bea"])
+        );
+        assert_eq!(cs.partition_len(3), 2);
+        assert_eq!(cs.partition_len(9), 0);
+        let (reused, _) = cs.find_or_insert("eve");
+        assert_eq!(reused, slots[2]);
+        assert_eq!(listed(&cs, 0), ["dan", "eve"]);
+        assert_eq!(cs.check_index(), Ok(()));
+        cs.customers[slots[3] as usize].partition = 3;
+        assert!(
+            cs.check_index().is_err(),
+            "a partition written by hand is caught"
+        );
     }
 }

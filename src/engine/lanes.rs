@@ -160,9 +160,13 @@ impl Lanes {
         self.buffered
     }
 
-    /// Every buffered touchpoint, in no particular order.
-    pub fn buffered_events(&self) -> impl Iterator<Item = &PendingEvent> {
-        self.lanes.iter().flat_map(|l| l.buffer.iter())
+    /// Every touchpoint buffered in `partition`'s lane, in no particular
+    /// order.
+    pub fn buffer_of(&self, partition: u32) -> impl Iterator<Item = &PendingEvent> {
+        self.lanes
+            .get(partition as usize)
+            .into_iter()
+            .flat_map(|l| l.buffer.iter())
     }
 
     /// Removes and returns the earliest touchpoint of `partition`.
@@ -199,6 +203,21 @@ impl Lanes {
         taken
     }
 
+    /// Removes the touchpoints `keep` rejects from `partition`'s buffer,
+    /// returning them (erasure).
+    pub fn extract_in(
+        &mut self,
+        partition: u32,
+        keep: impl FnMut(&PendingEvent) -> bool,
+    ) -> Vec<PendingEvent> {
+        let Some(lane) = self.lanes.get_mut(partition as usize) else {
+            return Vec::new();
+        };
+        let removed = lane.buffer.extract(keep);
+        self.buffered -= removed.len();
+        removed
+    }
+
     /// Removes the buffered touchpoints `keep` rejects from every lane,
     /// returning them (erasure, revocation: rare).
     pub fn extract(&mut self, mut keep: impl FnMut(&PendingEvent) -> bool) -> Vec<PendingEvent> {
@@ -230,6 +249,14 @@ impl Lanes {
             self.catch_up = true;
         }
         at
+    }
+
+    /// Drops every timer of `partition`'s lane (revocation: the timers
+    /// of a lane are those of its partition's customers).
+    pub fn clear_timers(&mut self, partition: u32) {
+        if let Some(lane) = self.lanes.get_mut(partition as usize) {
+            lane.timers = TimerIndex::new();
+        }
     }
 
     /// Moves `slot`'s timer entry at `at` (`MAX`: none) from lane `from`
@@ -309,6 +336,17 @@ impl Lanes {
         self.moving.clear();
         self.catch_up = self.catch_up && self.lanes.iter().any(|l| l.catch_up);
         self.catch_up
+    }
+
+    /// Whether `slot`'s timer entry is at `at` in `partition`'s lane.
+    pub fn has_timer(&self, partition: u32, (slot, key): (Slot, u32), at: EventTime) -> bool {
+        let lane = self.lanes.get(partition as usize);
+        lane.is_some_and(|l| l.timers.contains(slot, key, at))
+    }
+
+    /// Timer entries over all lanes.
+    pub fn timers(&self) -> usize {
+        self.lanes.iter().map(|l| l.timers.len()).sum()
     }
 
     /// Approximate bytes held by the timers.

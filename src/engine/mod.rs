@@ -442,7 +442,8 @@ impl Engine {
     /// changelog and the committed offsets. Their changes
     /// not yet taken by [`Engine::take_dirty`] are dropped too: take them
     /// (and commit) first, as [`changelog`] describes. Returns the
-    /// customers dropped.
+    /// customers dropped. Walks the partition's customers and buffer only,
+    /// not every customer held.
     pub fn revoke(&mut self, partition: u32) -> usize {
         self.watermarks.revoke(partition);
         self.funnel.drop_part(partition);
@@ -454,22 +455,34 @@ impl Engine {
         }
         self.changes.forget_partition(partition);
         let owned = u16::try_from(partition).unwrap_or(u16::MAX);
-        let leaving: Vec<Slot> = self
-            .customers
-            .iter()
-            .filter(|(_, c)| c.partition == owned && c.pending == 0)
-            .map(|(slot, _)| slot)
-            .collect();
-        for &slot in &leaving {
-            let key = self.customers.timer_key(slot);
-            let at = self.customers.get(slot).timer_at;
-            self.lanes
-                .reschedule(partition, (slot, key), at, EventTime::MAX);
-            let gone = self.customers.remove(slot);
-            self.stats.record_removal(gone.stage, gone.band);
-            self.replay.forget(slot);
+        let mut dropped = 0;
+        let mut next = self.customers.first_in_partition(owned);
+        while let Some(slot) = next {
+            // Removing `slot` leaves the rest of the list as it was.
+            next = self.customers.next_in_partition(slot);
+            if self.customers.get(slot).pending == 0 {
+                let gone = self.customers.remove(slot);
+                self.stats.record_removal(gone.stage, gone.band);
+                self.replay.forget(slot);
+                dropped += 1;
+            }
         }
-        leaving.len()
+        // The lane's timers are its partition's customers': dropped at
+        // once, then those of the customers kept (their touchpoints wait
+        // in another partition's buffer) filed again.
+        self.lanes.clear_timers(partition);
+        let mut next = self.customers.first_in_partition(owned);
+        while let Some(slot) = next {
+            next = self.customers.next_in_partition(slot);
+            let (key, at) = (
+                self.customers.timer_key(slot),
+                self.customers.get(slot).timer_at,
+            );
+            self.lanes
+                .reschedule(partition, (slot, key), EventTime::MAX, at);
+        }
+        debug_assert_eq!(self.check_index(), Ok(()));
+        dropped
     }
 
     /// Counters and gauges.
@@ -497,6 +510,54 @@ impl Engine {
         self.customers.len()
     }
 
+    /// Number of customers held of `partition` (those whose touchpoints
+    /// come from it); O(1).
+    pub fn partition_customers(&self, partition: u32) -> usize {
+        let tag = u16::try_from(partition).unwrap_or(u16::MAX);
+        self.customers.partition_len(tag)
+    }
+
+    /// Checks the per-partition customer lists and the memory figures
+    /// against a full scan of the customers: for tests (and debug
+    /// assertions), as it walks every customer.
+    /// Also checks that each customer's count of buffered touchpoints is
+    /// what the buffers hold for them, and that the timers are exactly
+    /// the customers', each in their partition's lane.
+    pub fn check_index(&self) -> Result<(), String> {
+        self.customers.check_index()?;
+        let mut buffered = hashbrown::HashMap::<Slot, u32>::new();
+        for e in (0..self.lanes.len()).flat_map(|p| self.lanes.buffer_of(p)) {
+            if !self.customers.is_live(e.slot) {
+                return Err(format!("a buffered touchpoint of free slot {}", e.slot));
+            }
+            *buffered.entry(e.slot).or_default() += 1;
+        }
+        let mut timers = 0;
+        for (slot, c) in self.customers.iter() {
+            let n = buffered.get(&slot).copied().unwrap_or(0);
+            if c.pending != n {
+                return Err(format!("slot {slot}: {} pending, {n} buffered", c.pending));
+            }
+            if c.timer_at != EventTime::MAX {
+                let entry = (slot, self.customers.timer_key(slot));
+                if !self
+                    .lanes
+                    .has_timer(u32::from(c.partition), entry, c.timer_at)
+                {
+                    return Err(format!("slot {slot}: no timer in its partition's lane"));
+                }
+                timers += 1;
+            }
+        }
+        if timers != self.lanes.timers() {
+            return Err(format!(
+                "{} timers for {timers} customers",
+                self.lanes.timers()
+            ));
+        }
+        Ok(())
+    }
+
     /// Funnel totals over all windows, including open ones.
     pub fn funnel_totals(&self) -> &FunnelTotals {
         self.funnel.totals()
@@ -512,7 +573,9 @@ impl Engine {
         self.lanes.buffered()
     }
 
-    /// Approximate bytes of journey state held (customers, index, timers).
+    /// Approximate bytes of journey state held (customers, index, timers):
+    /// O(partitions), from figures kept as they change, so the metrics
+    /// can read it often.
     pub fn state_bytes(&self) -> usize {
         self.customers.memory_bytes() + self.lanes.timer_bytes()
     }

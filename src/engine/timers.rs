@@ -67,6 +67,11 @@ impl TimerIndex {
         }
     }
 
+    /// Whether `slot` (with tie-break `key`) has its entry at `at`.
+    pub fn contains(&self, slot: Slot, key: u32, at: EventTime) -> bool {
+        self.entries.contains(&(at, key, slot))
+    }
+
     /// Number of customers with a timer.
     pub fn len(&self) -> usize {
         self.entries.len()

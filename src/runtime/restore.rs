@@ -322,8 +322,7 @@ impl Restorer {
         supersede_held(&mut self.jobs[i], engine);
         let job = &self.jobs[i];
         for (index, topic) in &job.targets {
-            let tag = u16::try_from(*index).unwrap_or(u16::MAX);
-            let customers = engine.customers().filter(|c| c.partition == tag).count();
+            let customers = engine.partition_customers(*index);
             RestoreCompleted {
                 topic,
                 partition: job.partition,

@@ -229,6 +229,8 @@ pub(super) struct Scratch {
     bytes: Vec<u8>,
     /// `(slot, offset)` of buffered touchpoints of queued customers, sorted.
     buffered: Vec<(Slot, i64)>,
+    /// The partitions whose buffers a drain looks through.
+    lanes: Vec<u32>,
     /// The offsets the customer being encoded awaits.
     awaiting: Vec<i64>,
     /// For the funnel records.
@@ -345,22 +347,40 @@ impl Engine {
         let slot = self.customers.find(id)?;
         let out = &mut self.scratch.buffered;
         out.clear();
-        let buffered = self.lanes.buffered_events();
-        buffered_of(buffered, &self.customers, |s| s == slot, out);
+        let lane = u32::from(self.customers.get(slot).partition);
+        buffered_of(
+            self.lanes.buffer_of(lane),
+            &self.customers,
+            |s| s == slot,
+            out,
+        );
+        out.sort_unstable();
         self.encode_slot(slot);
         Some(self.scratch.bytes.clone())
     }
 
     /// Finds the buffered offsets of queued customers that have any: one
-    /// pass over the reorder buffer per drain, only when needed.
+    /// pass per drain over the reorder buffers of those customers'
+    /// partitions (only their own partition's touchpoints count), and only
+    /// when needed.
     fn collect_buffered(&mut self) {
         let (changes, customers) = (&self.changes, &self.customers);
         let wanted = |slot: Slot| changes.is_queued(slot) && customers.get(slot).pending > 0;
-        let out = &mut self.scratch.buffered;
+        let Scratch {
+            buffered: out,
+            lanes,
+            ..
+        } = &mut self.scratch;
         out.clear();
-        if changes.queued_slots().any(wanted) {
-            buffered_of(self.lanes.buffered_events(), customers, wanted, out);
+        lanes.clear();
+        let of_wanted = changes.queued_slots().filter(|&s| wanted(s));
+        lanes.extend(of_wanted.map(|s| u32::from(customers.get(s).partition)));
+        lanes.sort_unstable();
+        lanes.dedup();
+        for &lane in lanes.iter() {
+            buffered_of(self.lanes.buffer_of(lane), customers, wanted, out);
         }
+        out.sort_unstable();
     }
 
     /// Encodes the customer in `slot` into `scratch.bytes`, with the
@@ -423,8 +443,8 @@ fn mark(written: &mut Vec<bool>, partition: u32) -> bool {
     !std::mem::replace(&mut written[i], true)
 }
 
-/// Appends `(slot, offset)` of every buffered touchpoint read from its
-/// customer's partition whose slot is `wanted`, then sorts `out`.
+/// Appends `(slot, offset)` of every touchpoint of `buffer` read from its
+/// customer's partition whose slot is `wanted`.
 fn buffered_of<'a>(
     buffer: impl Iterator<Item = &'a PendingEvent>,
     customers: &Customers,
@@ -437,5 +457,4 @@ fn buffered_of<'a>(
             out.push((e.slot, e.offset));
         }
     }
-    out.sort_unstable();
 }

@@ -53,9 +53,9 @@ impl Engine {
         let slot = self.vacate(customer_id);
         let mut c = self.customers.get_mut(slot);
         convert::install(&mut c, &state, stage, &self.rules);
-        c.partition = tag(partition);
         self.stats.record_restored(c.stage, c.band);
         self.stats.restored += 1;
+        self.customers.set_partition(slot, tag(partition));
         self.replay.set(slot, state.awaiting);
         self.file_timer(slot);
         self.changes.forget_removal(customer_id);
@@ -188,10 +188,9 @@ impl Engine {
         } else {
             self.customers.timer_key(slot)
         };
-        let mut c = self.customers.get_mut(slot);
-        let from = u32::from(c.partition);
-        c.partition = to;
-        c.fence = -1;
+        let from = u32::from(self.customers.get(slot).partition);
+        self.customers.set_partition(slot, to);
+        self.customers.get_mut(slot).fence = -1;
         self.lanes
             .move_timer((from, u32::from(to)), (slot, key), at);
     }
@@ -213,8 +212,16 @@ impl Engine {
     /// Removes the customer in `slot` with everything that refers to it;
     /// returns their final state.
     fn discard(&mut self, slot: Slot) -> Customer {
-        if self.customers.get(slot).pending > 0 {
-            for e in self.lanes.extract(|e| e.slot != slot) {
+        let c = self.customers.get(slot);
+        let (pending, own) = (c.pending as usize, u32::from(c.partition));
+        if pending > 0 {
+            // Their touchpoints wait in their own partition's buffer, unless
+            // some came from another partition before they moved.
+            let mut taken = self.lanes.extract_in(own, |e| e.slot != slot);
+            if taken.len() < pending {
+                taken.extend(self.lanes.extract(|e| e.slot != slot));
+            }
+            for e in taken {
                 self.offsets.release(e.partition, e.offset);
             }
         }
