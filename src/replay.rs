@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::codec::file::RecordReader;
 use crate::codec::{Invalid, Validator};
 use crate::config::{Config, TimeMode};
-use crate::engine::{Engine, EngineStats};
+use crate::engine::{Engine, EngineStats, Ingested};
 use crate::model::{Band, EventTime, Output};
 
 /// What to replay and where to.
@@ -96,7 +96,10 @@ pub fn replay_into(
         match checked {
             Ok(tp) => {
                 latest = latest.max(tp.occurred_at);
-                engine.ingest(0, &tp, latest, &mut outputs);
+                if engine.ingest(0, &tp, latest, &mut outputs) == Ingested::Refused {
+                    let refused = Invalid::capacity();
+                    write_invalid(&mut sink, record.position, refused, &mut summary)?;
+                }
             }
             Err(invalid) => write_invalid(&mut sink, record.position, &invalid, &mut summary)?,
         }

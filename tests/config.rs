@@ -116,6 +116,7 @@ fn the_reference_documents_every_key_of_the_example() {
         "`schemas_dir`",
         "schema_registry.output_schema_ids",
         "`audit_schema_id`",
+        "`evicted_schema_id`",
         "`auth_token`",
     ] {
         keys.insert(key.to_owned());

@@ -458,6 +458,47 @@ fn events_flow_to_every_topic_bad_input_to_the_dlq_and_sigterm_commits() {
 }
 
 #[test]
+fn new_customers_past_max_customers_go_to_the_dlq_as_capacity() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<(String, Vec<u8>)> = (0..5000)
+        .map(|i| {
+            let customer = format!("c{i}");
+            let value = touchpoint(&format!("e{i}"), &customer, BASE + i, "page_view");
+            (customer, value.to_string().into_bytes())
+        })
+        .collect();
+    produce(&brokers, &records);
+    let config = write_config_with(dir.path(), &brokers, "200ms", "max_customers = 1000");
+    let mut journeyd = Journeyd::start(&config);
+
+    let dead = read_raw(&brokers, "journey.dlq", 4000, Duration::from_secs(60));
+    assert_eq!(dead.len(), 4000, "exactly the excess is refused");
+    let sent: BTreeMap<&[u8], &str> = records
+        .iter()
+        .map(|(k, v)| (v.as_slice(), k.as_str()))
+        .collect();
+    let mut refused = std::collections::BTreeSet::new();
+    for (value, headers) in &dead {
+        assert_eq!(headers["journeyd.error.reason"], "capacity");
+        assert_eq!(headers["journeyd.source.topic"], INPUT);
+        let customer = sent.get(value.as_slice()).expect("the original bytes");
+        assert!(refused.insert(*customer), "{customer} refused twice");
+    }
+    journeyd.signal("-TERM");
+    assert!(journeyd.wait_exit(Duration::from_secs(30)).success());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let (_, end) = consumer
+        .fetch_watermarks("journey.dlq", 0, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(end, 4000, "nothing more");
+}
+
+#[test]
 fn a_crash_between_output_and_commit_reprocesses_and_never_skips() {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();

@@ -42,11 +42,16 @@ pub enum InvalidReason {
     /// `journeyd.source.topic`; it is counted in
     /// `journeyd_output_delivery_errors_total`, not as invalid input.
     OutputRejected,
+    /// A touchpoint of a new customer while the instance holds
+    /// `limits.max_customers` already: refused so that a flood of new ids
+    /// meets a counted limit instead of exhausting memory. Touchpoints of
+    /// customers already held are not affected.
+    Capacity,
 }
 
 impl InvalidReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [InvalidReason; 12] = [
+    pub const ALL: [InvalidReason; 13] = [
         InvalidReason::InvalidJson,
         InvalidReason::InvalidAvro,
         InvalidReason::MissingEventId,
@@ -59,6 +64,7 @@ impl InvalidReason {
         InvalidReason::InvalidField,
         InvalidReason::FieldTooLong,
         InvalidReason::OutputRejected,
+        InvalidReason::Capacity,
     ];
 
     /// The stable label: DLQ header value and metric label.
@@ -76,6 +82,7 @@ impl InvalidReason {
             InvalidReason::InvalidField => "invalid_field",
             InvalidReason::FieldTooLong => "field_too_long",
             InvalidReason::OutputRejected => "output_rejected",
+            InvalidReason::Capacity => "capacity",
         }
     }
 
@@ -110,6 +117,19 @@ impl Invalid {
             reason,
             detail: detail.into(),
         }
+    }
+
+    /// A touchpoint refused at `limits.max_customers`, built once: a flood
+    /// refuses many. The detail names no customer id (the dead letter's key
+    /// has it).
+    pub fn capacity() -> &'static Invalid {
+        static CAPACITY: std::sync::LazyLock<Invalid> = std::sync::LazyLock::new(|| {
+            Invalid::new(
+                InvalidReason::Capacity,
+                "a new customer while limits.max_customers are held",
+            )
+        });
+        &CAPACITY
     }
 
     /// Classifies an Avro library error: end of input is `truncated`,

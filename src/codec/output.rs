@@ -9,11 +9,16 @@
 //!   `schemas/stage_changed.avsc`, `churn_risk_changed.avsc` or
 //!   `funnel_window.avsc`, written by hand in the schemas' field order.
 //!
-//! The erasure confirmation on the audit topic, [`CustomerErased`], is not
-//! an engine output but is written the same way
-//! ([`OutputEncoder::encode_erased`]): JSON tagged `customer_erased`, or
-//! Avro per `schemas/customer_erased.avsc` under its own schema id. An Avro
-//! encoder given no audit schema id writes it as JSON.
+//! The audit topic carries two kinds of record, each Avro under its own
+//! schema id so that a consumer tells them apart by it (or by the JSON
+//! `type` tag): the erasure confirmation [`CustomerErased`], which is not an
+//! engine output but is written the same way
+//! ([`OutputEncoder::encode_erased`]), tagged `customer_erased`, per
+//! `schemas/customer_erased.avsc`; and the engine's [`CustomerEvicted`],
+//! tagged `customer_evicted`, per `schemas/customer_evicted.avsc`. The
+//! erasure confirmation's bytes and schema id are the same as before
+//! evictions were announced, so its consumers decode it as they did. An
+//! Avro encoder given no schema id for an audit record writes it as JSON.
 //!
 //! Keys are the customer id, or for funnel windows the window start in
 //! decimal milliseconds. [`topic_kind`] tells which output topic a value
@@ -52,8 +57,8 @@ use super::schemas;
 use crate::config::OutputsConfig;
 pub use crate::config::{OutputFormat, OutputSchemaIds};
 use crate::model::{
-    Band, ChurnCause, ChurnRiskChanged, CustomerErased, Direction, ErasureSource, FunnelWindow,
-    Output, PairCount, StageChanged, StageCount,
+    Band, ChurnCause, ChurnRiskChanged, CustomerErased, CustomerEvicted, Direction, ErasureSource,
+    FunnelWindow, Output, PairCount, StageChanged, StageCount,
 };
 
 /// Which output topic (and Avro schema) an output belongs to.
@@ -65,10 +70,13 @@ pub enum OutputKind {
     ChurnRisk,
     /// `FunnelWindow`, on `[outputs] funnel`.
     Funnel,
+    /// `CustomerEvicted`, on `[outputs] audit` beside the erasure
+    /// confirmations; its schema id is not among `output_schema_ids`.
+    Audit,
 }
 
 impl OutputKind {
-    /// Every kind, for pre-resolving per-topic handles and metric labels.
+    /// Every kind with a schema id in `output_schema_ids`.
     pub const ALL: [OutputKind; 3] = [
         OutputKind::StageChanges,
         OutputKind::ChurnRisk,
@@ -82,6 +90,7 @@ impl OutputKind {
             OutputKind::StageChanges => "stage_changes",
             OutputKind::ChurnRisk => "churn_risk",
             OutputKind::Funnel => "funnel",
+            OutputKind::Audit => "audit",
         }
     }
 
@@ -91,6 +100,7 @@ impl OutputKind {
             OutputKind::StageChanges => &outputs.stage_changes,
             OutputKind::ChurnRisk => &outputs.churn_risk,
             OutputKind::Funnel => &outputs.funnel,
+            OutputKind::Audit => &outputs.audit,
         }
     }
 
@@ -100,15 +110,18 @@ impl OutputKind {
             OutputKind::StageChanges => schemas::STAGE_CHANGED,
             OutputKind::ChurnRisk => schemas::CHURN_RISK_CHANGED,
             OutputKind::Funnel => schemas::FUNNEL_WINDOW,
+            OutputKind::Audit => schemas::CUSTOMER_EVICTED,
         }
     }
 
-    /// The schema id of this kind among `ids`.
-    pub const fn schema_id(self, ids: &OutputSchemaIds) -> u32 {
+    /// The schema id of this kind among `ids`; `None` for
+    /// [`OutputKind::Audit`], whose id the encoder holds apart.
+    pub const fn schema_id(self, ids: &OutputSchemaIds) -> Option<u32> {
         match self {
-            OutputKind::StageChanges => ids.stage_changes,
-            OutputKind::ChurnRisk => ids.churn_risk,
-            OutputKind::Funnel => ids.funnel,
+            OutputKind::StageChanges => Some(ids.stage_changes),
+            OutputKind::ChurnRisk => Some(ids.churn_risk),
+            OutputKind::Funnel => Some(ids.funnel),
+            OutputKind::Audit => None,
         }
     }
 }
@@ -119,6 +132,7 @@ pub const fn topic_kind(output: &Output) -> OutputKind {
         Output::StageChanged(_) => OutputKind::StageChanges,
         Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
         Output::FunnelWindow(_) => OutputKind::Funnel,
+        Output::CustomerEvicted(_) => OutputKind::Audit,
     }
 }
 
@@ -133,6 +147,9 @@ pub struct OutputEncoder {
     /// The id of `schemas/customer_erased.avsc` on the audit topic; `None`
     /// writes audit records as JSON.
     audit_schema_id: Option<u32>,
+    /// The id of `schemas/customer_evicted.avsc` on the audit topic;
+    /// `None` writes [`CustomerEvicted`] as JSON.
+    evicted_schema_id: Option<u32>,
 }
 
 impl OutputEncoder {
@@ -144,6 +161,7 @@ impl OutputEncoder {
             format,
             schema_ids,
             audit_schema_id: None,
+            evicted_schema_id: None,
         }
     }
 
@@ -157,6 +175,18 @@ impl OutputEncoder {
     /// The schema id of Avro [`CustomerErased`] values, if they are Avro.
     pub const fn audit_schema_id(&self) -> Option<u32> {
         self.audit_schema_id
+    }
+
+    /// The same encoder, writing `id` in the header of Avro
+    /// [`CustomerEvicted`] values.
+    pub const fn with_evicted_schema_id(mut self, id: u32) -> OutputEncoder {
+        self.evicted_schema_id = Some(id);
+        self
+    }
+
+    /// The schema id of Avro [`CustomerEvicted`] values, if they are Avro.
+    pub const fn evicted_schema_id(&self) -> Option<u32> {
+        self.evicted_schema_id
     }
 
     /// A JSON encoder: no schema ids needed.
@@ -182,16 +212,24 @@ impl OutputEncoder {
     /// Replaces the contents of `buf` with the record value of `output`.
     pub fn encode(&self, output: &Output, buf: &mut Vec<u8>) {
         buf.clear();
-        match self.format {
-            OutputFormat::Json => serde_json::to_writer(&mut *buf, output).expect(
+        match self.avro_schema_id(output) {
+            None => serde_json::to_writer(&mut *buf, output).expect(
                 "writing to a Vec cannot fail, and outputs have no maps or fallible Serialize",
             ),
-            OutputFormat::Avro => {
-                let id = topic_kind(output).schema_id(&self.schema_ids);
+            Some(id) => {
                 buf.push(MAGIC);
                 buf.extend_from_slice(&id.to_be_bytes());
                 encode_avro_datum(output, buf);
             }
+        }
+    }
+
+    /// The schema id `output` is written under, `None` when it is JSON.
+    const fn avro_schema_id(&self, output: &Output) -> Option<u32> {
+        match (self.format, topic_kind(output)) {
+            (OutputFormat::Json, _) => None,
+            (OutputFormat::Avro, OutputKind::Audit) => self.evicted_schema_id,
+            (OutputFormat::Avro, kind) => kind.schema_id(&self.schema_ids),
         }
     }
 
@@ -203,6 +241,7 @@ impl OutputEncoder {
         match output {
             Output::StageChanged(s) => buf.extend_from_slice(s.customer_id.as_bytes()),
             Output::ChurnRiskChanged(c) => buf.extend_from_slice(c.customer_id.as_bytes()),
+            Output::CustomerEvicted(e) => buf.extend_from_slice(e.customer_id.as_bytes()),
             Output::FunnelWindow(w) => {
                 buf.extend_from_slice(Decimal::new(w.window_start).as_str().as_bytes());
             }
@@ -260,7 +299,18 @@ pub fn encode_avro_datum(output: &Output, buf: &mut Vec<u8>) {
         Output::StageChanged(s) => stage_changed(s, buf),
         Output::ChurnRiskChanged(c) => churn_risk_changed(c, buf),
         Output::FunnelWindow(w) => funnel_window(w, buf),
+        Output::CustomerEvicted(e) => customer_evicted(e, buf),
     }
+}
+
+/// `schemas/customer_evicted.avsc`, field by field.
+fn customer_evicted(e: &CustomerEvicted, buf: &mut Vec<u8>) {
+    put_str(buf, &e.customer_id);
+    put_long(buf, e.last_seen);
+    put_long(buf, e.evicted_at);
+    put_long(buf, e.detected_at);
+    put_count(buf, e.last_stage_sequence);
+    put_count(buf, e.last_churn_sequence);
 }
 
 /// `schemas/stage_changed.avsc`, field by field.

@@ -190,6 +190,14 @@ fn expected(output: &Output) -> Value {
             ("revenue", Value::Double(o.revenue)),
             ("late_events", long(o.late_events)),
         ]),
+        Output::CustomerEvicted(o) => record(vec![
+            ("customer_id", string(&o.customer_id)),
+            ("last_seen", Value::TimestampMillis(o.last_seen)),
+            ("evicted_at", Value::TimestampMillis(o.evicted_at)),
+            ("detected_at", Value::TimestampMillis(o.detected_at)),
+            ("last_stage_sequence", long(o.last_stage_sequence)),
+            ("last_churn_sequence", long(o.last_churn_sequence)),
+        ]),
     }
 }
 
@@ -221,7 +229,7 @@ fn schema(kind: OutputKind) -> Schema {
 fn decode(output: &Output, bytes: &[u8]) -> Value {
     let kind = topic_kind(output);
     let (id, body) = crate::codec::confluent::split(bytes).unwrap();
-    assert_eq!(id, kind.schema_id(&IDS));
+    assert_eq!(Some(id), kind.schema_id(&IDS));
     let schema = schema(kind);
     let reader = GenericDatumReader::builder(&schema).build().unwrap();
     let mut rest = body;
@@ -626,4 +634,68 @@ fn customer_erased_json_is_tagged() {
         json,
         "Avro without an audit schema id writes JSON"
     );
+}
+
+// ---- the eviction announcement ----
+
+fn evicted() -> Output {
+    Output::CustomerEvicted(CustomerEvicted {
+        customer_id: s("cust-ü"),
+        last_seen: 1_700_000_000_000,
+        evicted_at: 1_734_560_000_000,
+        detected_at: 1_734_560_000_250,
+        last_stage_sequence: 4,
+        last_churn_sequence: 0,
+    })
+}
+
+#[test]
+fn customer_evicted_avro_round_trips_under_its_own_schema_id() {
+    let schema = Schema::parse_str(crate::codec::schemas::CUSTOMER_EVICTED).unwrap();
+    let encoder = avro()
+        .with_audit_schema_id(0x0a0b_0c0d)
+        .with_evicted_schema_id(0x0102_0305);
+    let (mut key, mut buf) = (Vec::new(), Vec::new());
+    encoder.encode(&evicted(), &mut buf);
+    encoder.key(&evicted(), &mut key);
+    assert_eq!(key, "cust-ü".as_bytes());
+    assert_eq!(topic_kind(&evicted()), OutputKind::Audit);
+    let (id, body) = crate::codec::confluent::split(&buf).unwrap();
+    assert_eq!(id, 0x0102_0305);
+    let reader = GenericDatumReader::builder(&schema).build().unwrap();
+    let mut rest = body;
+    let value = reader.read_value(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{} bytes left after the datum", rest.len());
+    let expected = record(vec![
+        ("customer_id", string("cust-ü")),
+        ("last_seen", Value::TimestampMillis(1_700_000_000_000)),
+        ("evicted_at", Value::TimestampMillis(1_734_560_000_000)),
+        ("detected_at", Value::TimestampMillis(1_734_560_000_250)),
+        ("last_stage_sequence", Value::Long(4)),
+        ("last_churn_sequence", Value::Long(0)),
+    ]);
+    assert_eq!(value, expected);
+
+    // The erasure confirmations beside it keep their schema and bytes.
+    let mut erased_buf = Vec::new();
+    encoder.encode_erased(&erased(ErasureSource::Http, true), &mut erased_buf);
+    assert_eq!(
+        crate::codec::confluent::split(&erased_buf).unwrap().0,
+        0x0a0b_0c0d
+    );
+    let erased_schema = Schema::parse_str(crate::codec::schemas::CUSTOMER_ERASED).unwrap();
+    let reader = GenericDatumReader::builder(&erased_schema).build().unwrap();
+    let mut rest = crate::codec::confluent::split(&erased_buf).unwrap().1;
+    reader.read_value(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn customer_evicted_json_is_tagged_and_without_a_schema_id_avro_writes_json() {
+    let json = r#"{"type":"customer_evicted","customer_id":"cust-ü","last_seen":1700000000000,"evicted_at":1734560000000,"detected_at":1734560000250,"last_stage_sequence":4,"last_churn_sequence":0}"#;
+    let mut buf = b"stale".to_vec();
+    OutputEncoder::json().encode(&evicted(), &mut buf);
+    assert_eq!(std::str::from_utf8(&buf).unwrap(), json);
+    avro().encode(&evicted(), &mut buf);
+    assert_eq!(std::str::from_utf8(&buf).unwrap(), json);
 }

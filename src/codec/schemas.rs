@@ -15,14 +15,17 @@ pub const CHURN_RISK_CHANGED: &str = include_str!("../../schemas/churn_risk_chan
 pub const FUNNEL_WINDOW: &str = include_str!("../../schemas/funnel_window.avsc");
 /// Output `journey.audit`: `schemas/customer_erased.avsc`.
 pub const CUSTOMER_ERASED: &str = include_str!("../../schemas/customer_erased.avsc");
+/// Output `journey.audit`: `schemas/customer_evicted.avsc`.
+pub const CUSTOMER_EVICTED: &str = include_str!("../../schemas/customer_evicted.avsc");
 
 /// Every shipped schema with its file name.
-pub const ALL: [(&str, &str); 5] = [
+pub const ALL: [(&str, &str); 6] = [
     ("touchpoint.avsc", TOUCHPOINT),
     ("stage_changed.avsc", STAGE_CHANGED),
     ("churn_risk_changed.avsc", CHURN_RISK_CHANGED),
     ("funnel_window.avsc", FUNNEL_WINDOW),
     ("customer_erased.avsc", CUSTOMER_ERASED),
+    ("customer_evicted.avsc", CUSTOMER_EVICTED),
 ];
 
 /// Parses every shipped schema; the first failure names its file.
@@ -43,8 +46,8 @@ mod tests {
 
     use super::*;
     use crate::model::{
-        Band, ChurnCause, ChurnRiskChanged, CustomerErased, Direction, ErasureSource, FunnelWindow,
-        PairCount, StageChanged, StageCount,
+        Band, ChurnCause, ChurnRiskChanged, CustomerErased, CustomerEvicted, Direction,
+        ErasureSource, FunnelWindow, PairCount, StageChanged, StageCount,
     };
 
     #[test]
@@ -184,6 +187,19 @@ mod tests {
             };
             assert_matches(CUSTOMER_ERASED, &sample);
         }
+    }
+
+    #[test]
+    fn customer_evicted_matches_the_model() {
+        let sample = CustomerEvicted {
+            customer_id: s("c1"),
+            last_seen: 1_700_000_000_000,
+            evicted_at: 1_734_560_000_000,
+            detected_at: 1_734_560_000_250,
+            last_stage_sequence: 3,
+            last_churn_sequence: 2,
+        };
+        assert_matches(CUSTOMER_EVICTED, &sample);
     }
 
     fn nested_fields(schema: &Schema, array_field: &str) -> Vec<String> {

@@ -153,6 +153,12 @@ pub struct LimitsConfig {
     /// Events held at most in the event-time reorder buffer; when it is full
     /// the oldest buffered event is processed early.
     pub max_buffered_events: usize,
+    /// Bytes held at most in the event-time reorder buffer (events and
+    /// their ids); when full, the oldest buffered event is processed early.
+    pub max_buffered_bytes: usize,
+    /// Customers held at most by one instance; a touchpoint of a new
+    /// customer beyond it is refused to the dead-letter topic (`capacity`).
+    pub max_customers: usize,
     /// Messages larger than this many bytes are rejected as oversized.
     pub max_message_bytes: usize,
     /// The longest `customer_id` and `event_id`, in bytes; ids become map
@@ -174,6 +180,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             dedupe_per_customer: 4,
             max_buffered_events: 1_000_000,
+            max_buffered_bytes: 256 << 20,
+            max_customers: 10_000_000,
             max_message_bytes: 1 << 20,
             max_id_length: FieldLimits::DEFAULT_ID,
             max_action_length: FieldLimits::DEFAULT_ACTION,

@@ -159,6 +159,12 @@ pub struct SchemaRegistryConfig {
     /// audit records are written as JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_schema_id: Option<u32>,
+    /// The schema id to write in Avro `CustomerEvicted` records on the
+    /// audit topic (`schemas/customer_evicted.avsc`), instead of registering
+    /// the schema under `<audit topic>-journeyd.v1.CustomerEvicted`. Without
+    /// it and without a registry, evictions are announced as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evicted_schema_id: Option<u32>,
     /// The longest a request to the registry may take.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -183,6 +189,7 @@ impl Default for SchemaRegistryConfig {
             schemas_dir: None,
             output_schema_ids: None,
             audit_schema_id: None,
+            evicted_schema_id: None,
             timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(10),
         }
@@ -197,6 +204,7 @@ impl fmt::Debug for SchemaRegistryConfig {
             .field("schemas_dir", &self.schemas_dir)
             .field("output_schema_ids", &self.output_schema_ids)
             .field("audit_schema_id", &self.audit_schema_id)
+            .field("evicted_schema_id", &self.evicted_schema_id)
             .field("timeout", &self.timeout)
             .field("retry_for", &self.retry_for)
             .finish()

@@ -155,6 +155,12 @@ fn time(time: &TimeConfig, problems: &mut Problems) {
     }
 }
 
+/// The smallest reorder buffer: room for a few events with long ids.
+const MIN_BUFFERED_BYTES: usize = 4096;
+
+/// Customer slots are `u32` numbers; a bound well below keeps them so.
+const MAX_CUSTOMERS: usize = 1 << 31;
+
 fn limits(limits: &LimitsConfig, problems: &mut Problems) {
     if !(1..=64).contains(&limits.dedupe_per_customer) {
         let got = limits.dedupe_per_customer;
@@ -165,6 +171,20 @@ fn limits(limits: &LimitsConfig, problems: &mut Problems) {
     }
     if limits.max_buffered_events < 1 {
         problems.add("limits.max_buffered_events", "must be at least 1, got 0");
+    }
+    if limits.max_buffered_bytes < MIN_BUFFERED_BYTES {
+        let got = limits.max_buffered_bytes;
+        problems.add(
+            "limits.max_buffered_bytes",
+            format_args!("must be at least {MIN_BUFFERED_BYTES}, got {got}"),
+        );
+    }
+    if !(1..=MAX_CUSTOMERS).contains(&limits.max_customers) {
+        let got = limits.max_customers;
+        problems.add(
+            "limits.max_customers",
+            format_args!("must be 1 to {MAX_CUSTOMERS}, got {got}"),
+        );
     }
     if limits.max_message_bytes < 64 {
         let got = limits.max_message_bytes;
@@ -218,6 +238,8 @@ mod tests {
             limits: LimitsConfig {
                 dedupe_per_customer: 65,
                 max_buffered_events: 0,
+                max_buffered_bytes: 100,
+                max_customers: 0,
                 max_message_bytes: 10,
                 max_id_length: 0,
                 max_attribute_value_length: 0,
@@ -231,6 +253,8 @@ mod tests {
             [
                 "limits.dedupe_per_customer: must be 1 to 64, got 65",
                 "limits.max_buffered_events: must be at least 1, got 0",
+                "limits.max_buffered_bytes: must be at least 4096, got 100",
+                "limits.max_customers: must be 1 to 2147483648, got 0",
                 "limits.max_message_bytes: must be at least 64, got 10",
                 "limits.max_id_length: must be at least 1, got 0",
                 "limits.max_attribute_value_length: must be at least 1, got 0",

@@ -32,6 +32,14 @@
 //! bytes of ids too long to be inline), so reading it costs O(1) however
 //! many customers are held. [`Customers::check_index`] recomputes all of
 //! it by a full scan, for tests.
+//!
+//! # Growth
+//!
+//! The slab and its words grow by an eighth at a time (at least
+//! [`GROW_MIN`] slots), never past `limits.max_customers`, instead of
+//! doubling: a big instance adding customers never asks for as much memory
+//! again as it holds. The id index (about 6 bytes a customer, against some
+//! 200 of slab) still doubles when it fills.
 
 use std::ops::{Deref, DerefMut};
 
@@ -243,6 +251,10 @@ impl Members {
     const EMPTY: Members = Members { head: NIL, len: 0 };
 }
 
+/// The fewest slots the slab grows by, so that a small one does not
+/// reallocate at every new customer.
+pub const GROW_MIN: usize = 4096;
+
 /// The arena of customers with an id index.
 #[derive(Debug)]
 pub struct Customers {
@@ -298,10 +310,20 @@ impl Customers {
     /// The slot of `id`, creating a fresh customer if it is unknown.
     /// Returns the slot and whether it was created.
     pub fn find_or_insert(&mut self, id: &str) -> (Slot, bool) {
+        self.find_or_insert_within(id, usize::MAX)
+            .expect("no bound on customers")
+    }
+
+    /// [`Customers::find_or_insert`], unless `id` is unknown and `max`
+    /// customers are held already: `None` then, and nothing is kept of it.
+    pub fn find_or_insert_within(&mut self, id: &str, max: usize) -> Option<(Slot, bool)> {
         let hash = self.hasher.hash_one(id);
         let customers = &self.customers;
         if let Some(&s) = self.index.find(hash, |&s| customers[s as usize].id == id) {
-            return (s, false);
+            return Some((s, false));
+        }
+        if self.len() >= max {
+            return None;
         }
         let slot = match self.free.pop() {
             Some(s) => {
@@ -309,6 +331,7 @@ impl Customers {
                 s
             }
             None => {
+                self.grow(max);
                 self.customers.push(Customer::new(id));
                 self.links.push(Link::NONE);
                 self.words.resize(self.customers.len() * self.layout.len, 0);
@@ -322,7 +345,25 @@ impl Customers {
         self.index.insert_unique(hash, slot, |&s| {
             hasher.hash_one(customers[s as usize].id.as_str())
         });
-        (slot, true)
+        Some((slot, true))
+    }
+
+    /// Makes room for one more slot when the slab is full: an eighth more
+    /// (at least [`GROW_MIN`]), but not past `max` slots.
+    fn grow(&mut self, max: usize) {
+        let len = self.customers.len();
+        if len < self.customers.capacity() {
+            return;
+        }
+        let more = (len / 8).max(GROW_MIN).min(max.saturating_sub(len)).max(1);
+        self.customers.reserve_exact(more);
+        self.links.reserve_exact(more);
+        self.words.reserve_exact(more * self.layout.len);
+    }
+
+    /// Slots the slab has room for without growing.
+    pub fn slot_capacity(&self) -> usize {
+        self.customers.capacity()
     }
 
     /// Returns the words of `slot` to their fresh values.
@@ -589,6 +630,26 @@ mod tests {
             c.count_in_window(&w, day(11)),
             "days 5, 10, 11 are within 7 days"
         );
+    }
+
+    #[test]
+    fn the_slab_grows_in_steps_of_an_eighth_and_never_past_the_bound() {
+        let mut cs = Customers::new(LAYOUT);
+        for i in 0..100_000 {
+            let (_, new) = cs.find_or_insert_within(&format!("c{i}"), 150_000).unwrap();
+            assert!(new);
+            let len = cs.len();
+            assert!(
+                cs.slot_capacity() <= len + (len / 8).max(GROW_MIN),
+                "{} slots for {len} customers",
+                cs.slot_capacity()
+            );
+        }
+        let mut bounded = Customers::new(LAYOUT);
+        for i in 0..10_000 {
+            bounded.find_or_insert_within(&format!("c{i}"), 5_000);
+        }
+        assert_eq!((bounded.len(), bounded.slot_capacity()), (5_000, 5_000));
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Lanes {
     lanes: Vec<Lane>,
     /// Touchpoints buffered over all lanes.
     buffered: usize,
+    /// Their [`PendingEvent::bytes`], summed.
+    buffered_bytes: usize,
     /// Some lane has `catch_up` set.
     catch_up: bool,
     /// The lanes the current call moves (reused from call to call).
@@ -152,6 +154,7 @@ impl Lanes {
     /// Buffers a touchpoint in the lane of the partition it was read from.
     pub fn push(&mut self, event: PendingEvent) {
         self.buffered += 1;
+        self.buffered_bytes += event.bytes();
         self.lane(event.partition).buffer.push(event);
     }
 
@@ -169,10 +172,16 @@ impl Lanes {
             .flat_map(|l| l.buffer.iter())
     }
 
+    /// Bytes of the touchpoints buffered over all lanes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
     /// Removes and returns the earliest touchpoint of `partition`.
     pub fn pop_event(&mut self, partition: u32) -> Option<PendingEvent> {
         let event = self.lanes.get_mut(partition as usize)?.buffer.pop()?;
         self.buffered -= 1;
+        self.buffered_bytes -= event.bytes();
         Some(event)
     }
 
@@ -200,6 +209,7 @@ impl Lanes {
         };
         let taken = lane.buffer.extract(|_| false);
         self.buffered -= taken.len();
+        self.buffered_bytes -= taken.iter().map(PendingEvent::bytes).sum::<usize>();
         taken
     }
 
@@ -228,6 +238,7 @@ impl Lanes {
             }
         }
         self.buffered -= removed.len();
+        self.buffered_bytes -= removed.iter().map(PendingEvent::bytes).sum::<usize>();
         removed
     }
 

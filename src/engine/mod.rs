@@ -71,7 +71,7 @@ pub mod watermark;
 use std::hash::BuildHasher;
 
 use crate::config::{Config, ConfigError};
-use crate::model::{EventTime, Output, Touchpoint};
+use crate::model::{CustomerEvicted, EventTime, Output, Touchpoint};
 pub use changelog::{Change, Checkpoint, RecordKey, RestoreError};
 use changelog::{ChangeTracker, ReplayLists, Scratch};
 use churn::ChurnModel;
@@ -110,6 +110,9 @@ pub enum Ingested {
     /// A redelivery of a recent `event_id` of this customer, or input read
     /// again after a restore that was applied before: ignored.
     Duplicate,
+    /// A new customer while `limits.max_customers` are held: nothing of it
+    /// is kept. The service sends it to the dead-letter topic (`capacity`).
+    Refused,
 }
 
 /// Seed of the event-id fingerprint hash; fixed so that runs are reproducible.
@@ -121,6 +124,10 @@ pub struct Engine {
     churn: ChurnModel,
     settings: Settings,
     max_buffered: usize,
+    /// `limits.max_buffered_bytes`: the reorder buffer's bound in bytes.
+    max_buffered_bytes: usize,
+    /// `limits.max_customers`: new ids beyond it are refused.
+    max_customers: usize,
     customers: Customers,
     /// Per partition: buffered touchpoints, timers, what is processed.
     lanes: Lanes,
@@ -157,6 +164,8 @@ impl Engine {
             churn: ChurnModel::new(&config.churn),
             settings,
             max_buffered: config.limits.max_buffered_events.max(1),
+            max_buffered_bytes: config.limits.max_buffered_bytes,
+            max_customers: config.limits.max_customers,
             customers: Customers::new(rules.layout),
             lanes: Lanes::new(),
             offsets: BufferedOffsets::new(),
@@ -204,12 +213,19 @@ impl Engine {
         if !self.watermarks.is_assigned(partition) {
             self.lanes.restart(partition);
         }
+        let Some((slot, _)) =
+            (self.customers).find_or_insert_within(&tp.customer_id, self.max_customers)
+        else {
+            // Refused before it counts for anything, time included: as for
+            // invalid input, its partition's time does not move with it.
+            self.stats.refused += 1;
+            return Ingested::Refused;
+        };
         // Stamped ahead of the wall clock (hybrid mode): its partition's time
         // went only up to the wall clock ("A fast clock" in `watermark`).
         if self.watermarks.observe(partition, tp.occurred_at, wall) {
             self.stats.ahead += 1;
         }
-        let (slot, _) = self.customers.find_or_insert(&tp.customer_id);
         let fingerprint = self.fingerprints.hash_one(tp.event_id.as_ref());
         if !self.admit(slot, partition, offset, fingerprint) {
             self.stats.duplicates += 1;
@@ -244,16 +260,20 @@ impl Engine {
         }
     }
 
-    /// Puts a touchpoint in its partition's reorder buffer; when the buffer
-    /// is over its limit, processes the oldest touchpoint early.
+    /// Puts a touchpoint in its partition's reorder buffer; while the
+    /// buffer is over a limit (events or bytes), processes the oldest
+    /// touchpoint early.
     fn buffer(&mut self, event: PendingEvent, out: &mut impl Emit) {
         let mut customer = self.customers.get_mut(event.slot);
         customer.pending = customer.pending.saturating_add(1);
         self.offsets.push(event.partition, event.offset);
         self.lanes.push(event);
-        if self.lanes.buffered() > self.max_buffered
-            && let Some(oldest) = self.lanes.oldest_event()
+        while self.lanes.buffered() > self.max_buffered
+            || self.lanes.buffered_bytes() > self.max_buffered_bytes
         {
+            let Some(oldest) = self.lanes.oldest_event() else {
+                break;
+            };
             self.stats.forced_early += 1;
             self.release(oldest, out);
         }
@@ -401,6 +421,7 @@ impl Engine {
                 self.changes.mark(slot);
             }
             Fired::Evict if customer.pending == 0 => {
+                announce_eviction(&customer, &mut cx);
                 let gone = customers.remove(slot);
                 cx.stats.record_removal(gone.stage, gone.band);
                 cx.stats.evicted += 1;
@@ -409,6 +430,7 @@ impl Engine {
             }
             Fired::Evict => {
                 // Later touchpoints are buffered: a new journey starts in place.
+                announce_eviction(&customer, &mut cx);
                 let gone = customers.reset(slot);
                 cx.stats.record_removal(gone.stage, gone.band);
                 cx.stats.evicted += 1;
@@ -573,10 +595,31 @@ impl Engine {
         self.lanes.buffered()
     }
 
+    /// Bytes of the touchpoints waiting for their partition's time.
+    pub fn buffered_bytes(&self) -> usize {
+        self.lanes.buffered_bytes()
+    }
+
     /// Approximate bytes of journey state held (customers, index, timers):
     /// O(partitions), from figures kept as they change, so the metrics
     /// can read it often.
     pub fn state_bytes(&self) -> usize {
         self.customers.memory_bytes() + self.lanes.timer_bytes()
     }
+}
+
+/// Emits [`CustomerEvicted`] for a customer whose journey ends by
+/// `state_ttl`, after their final lapse and churn events: consumers that
+/// de-duplicate by `(customer_id, sequence)` learn that the sequences start
+/// again. Deterministic (event times and the customer's own state), so a
+/// run read again after a crash announces it again with the same content.
+fn announce_eviction<E: Emit>(customer: &Customer, cx: &mut Ctx<'_, E>) {
+    cx.out.emit(Output::CustomerEvicted(CustomerEvicted {
+        customer_id: customer.id.clone(),
+        last_seen: customer.last_seen.0,
+        evicted_at: customer.last_seen.plus_ms(cx.settings.state_ttl_ms).0,
+        detected_at: cx.detected_at.0,
+        last_stage_sequence: u64::from(customer.stage_seq),
+        last_churn_sequence: u64::from(customer.churn_seq),
+    }));
 }

@@ -6,8 +6,12 @@
 //! arrival order within the allowed lateness: "3 product views in 7 days"
 //! or a first-ever purchase followed by a pricing view give the same stage
 //! changes however the source interleaved them. The buffers together are
-//! bounded (`limits.max_buffered_events`); when full, the engine processes
-//! the oldest event of all early.
+//! bounded in events (`limits.max_buffered_events`) and in bytes
+//! (`limits.max_buffered_bytes`, [`PendingEvent::bytes`]); when either is
+//! full, the engine processes the oldest event of all early (counted in
+//! `journeyd_events_forced_early_total`): its customer sees it before
+//! touchpoints that may still arrive older, which is the price of a bound
+//! on a stream whose event times run ahead of its partition time.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -36,6 +40,19 @@ pub struct PendingEvent {
 }
 
 impl PendingEvent {
+    /// Bytes the event holds in the buffer: the struct (its slot in the
+    /// heap's vector) and ids longer than fit inline.
+    pub fn bytes(&self) -> usize {
+        let heap = |s: &CompactString| {
+            if s.is_heap_allocated() {
+                s.capacity()
+            } else {
+                0
+            }
+        };
+        size_of::<PendingEvent>() + heap(&self.event_id) + heap(&self.action_name)
+    }
+
     fn key(&self) -> (EventTime, u64, &str) {
         (self.at, self.fingerprint, &self.event_id)
     }

@@ -33,6 +33,8 @@ pub struct EngineStats {
     pub timers_fired: u64,
     /// Customers evicted after `state_ttl`.
     pub evicted: u64,
+    /// Touchpoints of new customers refused at `limits.max_customers`.
+    pub refused: u64,
     /// Customers loaded from the changelog.
     pub restored: u64,
     /// Customers erased on request.

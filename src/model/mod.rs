@@ -11,8 +11,8 @@ mod touchpoint;
 
 pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
-    Band, ChurnCause, ChurnRiskChanged, Direction, FunnelWindow, Output, PairCount, StageChanged,
-    StageCount,
+    Band, ChurnCause, ChurnRiskChanged, CustomerEvicted, Direction, FunnelWindow, Output,
+    PairCount, StageChanged, StageCount,
 };
 pub use time::EventTime;
 pub use touchpoint::{Channel, Touchpoint};

@@ -164,6 +164,26 @@ pub struct FunnelWindow {
     pub late_events: u64,
 }
 
+/// `journey.audit`: a customer inactive for `time.state_ttl` was dropped
+/// from state (their changelog record is tombstoned). Their next touchpoint
+/// starts a new journey whose sequences start again at 1, so a consumer
+/// that de-duplicates by `(customer_id, sequence)` resets on this record.
+/// Emitted after the customer's final lapse and churn events.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CustomerEvicted {
+    pub customer_id: CompactString,
+    /// Event time of the customer's latest touchpoint.
+    pub last_seen: i64,
+    /// Event time of the eviction: `last_seen + state_ttl`.
+    pub evicted_at: i64,
+    /// When journeyd evicted them (the driver's processing time).
+    pub detected_at: i64,
+    /// Sequence of the last `StageChanged` of the journey that ended (0: none).
+    pub last_stage_sequence: u64,
+    /// Sequence of the last `ChurnRiskChanged` of that journey (0: none).
+    pub last_churn_sequence: u64,
+}
+
 /// Any derived output of the engine.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -171,6 +191,8 @@ pub enum Output {
     StageChanged(StageChanged),
     ChurnRiskChanged(ChurnRiskChanged),
     FunnelWindow(FunnelWindow),
+    /// On the audit topic, beside the erasure confirmations.
+    CustomerEvicted(CustomerEvicted),
 }
 
 impl Output {
@@ -180,6 +202,7 @@ impl Output {
             Output::StageChanged(s) => s.event_time,
             Output::ChurnRiskChanged(c) => c.event_time,
             Output::FunnelWindow(w) => w.window_start,
+            Output::CustomerEvicted(e) => e.evicted_at,
         })
     }
 }

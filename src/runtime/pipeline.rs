@@ -65,7 +65,7 @@ use crate::codec::dlq::DeadLetter;
 use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
 use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
-use crate::engine::Engine;
+use crate::engine::{Engine, Ingested};
 use crate::model::{EventTime, Output};
 use crate::registry::SchemaSource;
 use crate::runtime::acks::{CommitTracker, Position};
@@ -293,10 +293,14 @@ impl Pipeline {
                 let action = self.engine.rules().action_id(&tp.action);
                 self.consumed.inc(message.topic(), action);
                 let mut outputs = std::mem::take(&mut self.outputs);
-                self.engine
-                    .ingest_at(index, message.offset(), &tp, wall, &mut outputs);
+                let ingested =
+                    self.engine
+                        .ingest_at(index, message.offset(), &tp, wall, &mut outputs);
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
+                if ingested == Ingested::Refused {
+                    self.reject(message, Invalid::capacity(), polled);
+                }
             }
             Err(invalid) => self.reject(message, &invalid, polled),
         }
@@ -345,6 +349,7 @@ impl Pipeline {
                 OutputKind::StageChanges => &self.topics.stage_changes,
                 OutputKind::ChurnRisk => &self.topics.churn_risk,
                 OutputKind::Funnel => &self.topics.funnel,
+                OutputKind::Audit => &self.topics.audit,
             };
             self.encoder.key(&output, &mut self.key);
             self.encoder.encode(&output, &mut self.value);

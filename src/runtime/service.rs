@@ -264,11 +264,40 @@ fn output_encoder(
              to write, or schema_registry.url to register the output schemas with"
         ),
     };
-    let encoder = OutputEncoder::new(OutputFormat::Avro, ids);
-    Ok(match audit_schema_id(config, registry, metrics)? {
-        Some(id) => encoder.with_audit_schema_id(id),
-        None => encoder,
-    })
+    let mut encoder = OutputEncoder::new(OutputFormat::Avro, ids);
+    if let Some(id) = audit_schema_id(config, registry, metrics)? {
+        encoder = encoder.with_audit_schema_id(id);
+    }
+    if let Some(id) = evicted_schema_id(config, registry, metrics)? {
+        encoder = encoder.with_evicted_schema_id(id);
+    }
+    Ok(encoder)
+}
+
+/// The schema id of Avro `CustomerEvicted` records: configured, or
+/// registered now under `<audit topic>-journeyd.v1.CustomerEvicted` (the
+/// subject Confluent's `TopicRecordNameStrategy` names), so that the audit
+/// topic's own subject keeps `CustomerErased` alone and its consumers
+/// unchanged. `None` without either: evictions are announced as JSON.
+fn evicted_schema_id(
+    config: &Config,
+    registry: Option<&RegistryClient>,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<u32>> {
+    let client = match (config.schema_registry.evicted_schema_id, registry) {
+        (Some(id), _) => return Ok(Some(id)),
+        (None, Some(client)) => client,
+        (None, None) => {
+            tracing::warn!(
+                topic = %config.outputs.audit,
+                "schema_registry.evicted_schema_id is not set: CustomerEvicted records on the \
+                 audit topic are written as JSON."
+            );
+            return Ok(None);
+        }
+    };
+    let subject = format!("{}-journeyd.v1.CustomerEvicted", config.outputs.audit);
+    register_schema(config, client, metrics, &subject, schemas::CUSTOMER_EVICTED).map(Some)
 }
 
 /// The schema id of Avro `CustomerErased` records: configured, or
@@ -301,9 +330,20 @@ fn register_audit_schema(
     metrics: &Metrics,
 ) -> anyhow::Result<u32> {
     let subject = value_subject(&config.outputs.audit);
+    register_schema(config, client, metrics, &subject, schemas::CUSTOMER_ERASED)
+}
+
+/// Registers `schema` under `subject` for an audit record; the id to write.
+fn register_schema(
+    config: &Config,
+    client: &RegistryClient,
+    metrics: &Metrics,
+    subject: &str,
+    schema: &str,
+) -> anyhow::Result<u32> {
     let retry = Retry::new(config.schema_registry.retry_for);
     let id = retry
-        .run(|| client.register(&subject, schemas::CUSTOMER_ERASED))
+        .run(|| client.register(subject, schema))
         .with_context(|| {
             format!(
                 "schema_registry.url: cannot register the schema of outputs.audit under subject \
@@ -311,11 +351,7 @@ fn register_audit_schema(
                 client.base_url()
             )
         })?;
-    OutputSchemaRegistered {
-        subject: &subject,
-        id,
-    }
-    .emit(metrics);
+    OutputSchemaRegistered { subject, id }.emit(metrics);
     Ok(id)
 }
 
