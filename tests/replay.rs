@@ -341,3 +341,38 @@ fn a_bad_config_fails_at_start_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("time.allowed_lateness"), "{stderr}");
 }
+
+#[test]
+fn replay_announces_evictions_and_reports_refused_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("capacity.ndjson");
+    let day = |d: i64| 1_767_225_600_000 + d * 86_400_000;
+    let lines = [
+        ("e1", "ann", day(0)),
+        ("e2", "clock", day(1)),
+        ("e3", "bob", day(2)),
+        ("e4", "clock", day(300)),
+    ]
+    .map(|(id, customer, at)| {
+        format!(
+            r#"{{"event_id":"{id}","customer_id":"{customer}","occurred_at":{at},"action":"page_view"}}"#
+        )
+    });
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let mut config = Config::default();
+    config.limits.max_customers = 2;
+    config.time.state_ttl = std::time::Duration::from_secs(100 * 86_400);
+
+    let (output, summary) = replay_file(&input, &config);
+    let refused = lines_of_type(&output, "invalid_record");
+    assert_eq!(refused.len(), 1, "{output}");
+    assert_eq!(refused[0]["reason"], "capacity");
+    assert_eq!(summary.invalid.get("capacity"), Some(&1));
+    let ann: Vec<_> = lines_of_type(&output, "customer_evicted")
+        .into_iter()
+        .filter(|v| v["customer_id"] == "ann")
+        .collect();
+    assert_eq!(ann.len(), 1, "{output}");
+    assert_eq!(ann[0]["evicted_at"], day(100));
+    assert_eq!(ann[0]["last_stage_sequence"], 2, "entered, then lapsed");
+}
