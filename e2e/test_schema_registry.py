@@ -192,6 +192,11 @@ def test_confluent_input_and_avro_outputs_with_ids_from_the_registry(
             output_ids[kind] = latest["id"]
         audit = registry.latest(f"{topics.output('audit')}-value")
         assert audit["schema"] == json.loads((SCHEMAS / "customer_erased.avsc").read_text())
+        # Evictions are announced on the same topic under a subject of their
+        # own, which leaves the audit topic's subject to CustomerErased.
+        evicted = registry.latest(f"{topics.output('audit')}-journeyd.v1.CustomerEvicted")
+        assert evicted["schema"] == json.loads((SCHEMAS / "customer_evicted.avsc").read_text())
+        assert evicted["id"] != audit["id"]
 
         # Read back as any Confluent consumer would: the writer schema of
         # each record looked up by its id in the registry.
