@@ -2,7 +2,8 @@
 //! events on every topic, dead letters with their headers, commits only
 //! behind acknowledged outputs, a crash (kill -9) that reprocesses instead of
 //! skipping, SIGTERM that drains and commits, and Confluent-framed input and
-//! Avro outputs through a (fake) schema registry.
+//! Avro outputs through a (fake) schema registry, refusals at
+//! `limits.max_customers` and evictions announced on the audit topic.
 //!
 //! The mock cluster lives in the test process and listens on loopback; the
 //! journeyd under test is the real binary in a child process, so a crash is
@@ -496,6 +497,41 @@ fn new_customers_past_max_customers_go_to_the_dlq_as_capacity() {
         .fetch_watermarks("journey.dlq", 0, Duration::from_secs(5))
         .unwrap();
     assert_eq!(end, 4000, "nothing more");
+}
+
+#[test]
+fn an_eviction_is_announced_on_the_audit_topic() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let ann = touchpoint("a1", "ann", BASE, "ad_click");
+    produce(
+        &brokers,
+        &[("ann".to_owned(), ann.to_string().into_bytes())],
+    );
+    clocks(&brokers);
+    let config = write_config(dir.path(), &brokers, "200ms");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "mode = \"hybrid\"",
+        "mode = \"hybrid\"\nlapse_after = \"1d\"\nstate_ttl = \"2d\"",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut journeyd = Journeyd::start(&config);
+
+    let audit = read_topic(&brokers, "journey.audit", 1, Duration::from_secs(30));
+    let evicted: Vec<_> = audit
+        .iter()
+        .filter(|(v, _)| v["customer_id"] == "ann")
+        .collect();
+    assert_eq!(evicted.len(), 1, "{audit:?}");
+    let e = &evicted[0].0;
+    assert_eq!(e["type"], "customer_evicted");
+    assert_eq!(e["last_seen"], BASE);
+    assert_eq!(e["evicted_at"], BASE + 2 * DAY);
+    assert_eq!(e["last_stage_sequence"], 2, "entered, then lapsed");
+    journeyd.signal("-TERM");
+    assert!(journeyd.wait_exit(Duration::from_secs(30)).success());
 }
 
 #[test]
