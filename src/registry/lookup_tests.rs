@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use super::*;
+use crate::clock::Stopwatch;
 use crate::codec::avro;
 use crate::codec::schemas::TOUCHPOINT;
 use crate::model::Touchpoint;
@@ -262,4 +263,95 @@ fn a_flood_of_unknown_ids_is_throttled() {
     assert!(resolve(&mut source, 110, NOW.plus_ms(1000)).is_some());
     assert_eq!(registry.requests(), [100, 101, 102, 110]);
     assert_eq!(lookups(&metrics, "throttled"), 8);
+}
+
+/// A registry whose answers wait until the test lets them through.
+struct Gated {
+    inner: Scripted,
+    gate: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl FetchSchema for Gated {
+    fn fetch(&self, id: u32) -> Result<String, RegistryError> {
+        self.inner.0.lock().unwrap().requests.push(id);
+        let _ = self.gate.lock().unwrap().recv();
+        let script = self.inner.0.lock().unwrap();
+        Ok(script.schemas.get(&id).cloned().unwrap_or_default())
+    }
+}
+
+/// A source whose registry knows 7 and 8 and answers once per `()` sent.
+fn gated(max_concurrent: usize) -> (SchemaSource, Scripted, std::sync::mpsc::Sender<()>) {
+    let inner = Scripted::with(7, TOUCHPOINT);
+    inner.0.lock().unwrap().schemas.insert(8, TOUCHPOINT.into());
+    let (open, gate) = std::sync::mpsc::channel();
+    let mut known = WriterSchemas::new();
+    known.insert_json(3, TOUCHPOINT).unwrap();
+    let mut policy = policy();
+    policy.max_concurrent = max_concurrent;
+    let fetch = Gated {
+        inner: inner.clone(),
+        gate: Mutex::new(gate),
+    };
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let source = SchemaSource::with_registry(known, Box::new(fetch), policy, metrics);
+    (source, inner, open)
+}
+
+/// Polls `completed` until a look-up ends.
+fn next_completed(source: &mut SchemaSource) -> Vec<Completed> {
+    let clock = Stopwatch::start();
+    loop {
+        let completed = source.completed(NOW);
+        if !completed.is_empty() || clock.elapsed() > Duration::from_secs(10) {
+            return completed;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn pending(source: &mut SchemaSource, id: u32) -> bool {
+    matches!(source.try_resolve(&framed(id), NOW), Ok(Resolved::Pending(p)) if p == id)
+}
+
+#[test]
+fn a_look_up_runs_aside_while_known_ids_resolve() {
+    let (mut source, registry, open) = gated(4);
+    assert!(pending(&mut source, 7));
+    assert!(pending(&mut source, 7), "still under way");
+    assert!(source.looking_up());
+    assert!(matches!(
+        source.try_resolve(&framed(3), NOW),
+        Ok(Resolved::Ready(_))
+    ));
+    assert!(source.completed(NOW).is_empty());
+    open.send(()).unwrap();
+    assert_eq!(
+        next_completed(&mut source),
+        [Completed {
+            id: 7,
+            outcome: Ok(())
+        }]
+    );
+    assert!(!source.looking_up());
+    assert!(matches!(
+        source.try_resolve(&framed(7), NOW),
+        Ok(Resolved::Ready(_))
+    ));
+    assert_eq!(registry.requests(), [7], "one request per id");
+}
+
+#[test]
+fn look_ups_beyond_the_limit_wait_for_a_free_one() {
+    let (mut source, registry, open) = gated(1);
+    assert!(pending(&mut source, 7));
+    assert!(pending(&mut source, 8), "pending, not started");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(registry.requests(), [7]);
+    open.send(()).unwrap();
+    assert_eq!(next_completed(&mut source)[0].id, 7);
+    assert!(pending(&mut source, 8), "started now");
+    open.send(()).unwrap();
+    assert_eq!(next_completed(&mut source)[0].id, 8);
+    assert_eq!(registry.requests(), [7, 8]);
 }

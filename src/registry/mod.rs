@@ -5,7 +5,8 @@
 //!   `POST /subjects/{subject}/versions`), with typed errors and Basic
 //!   authentication from the URL.
 //! - [`lookup`]: [`SchemaSource`], the writer schemas the pipeline decodes
-//!   with: local ones first, the registry for ids seen for the first time,
+//!   with: local ones first, the registry for ids seen for the first time
+//!   (looked up on threads of their own, never on the processing thread),
 //!   with a memory of unknown ids and a bounded wait for an unreachable
 //!   registry.
 //! - [`outputs`]: registering the output schemas at start-up.
@@ -25,6 +26,6 @@ mod url;
 
 pub use client::RegistryClient;
 pub use error::{Operation, Outcome, RegistryError};
-pub use lookup::{FetchSchema, LookupPolicy, LookupResult, SchemaSource};
+pub use lookup::{Completed, FetchSchema, LookupPolicy, LookupResult, Resolved, SchemaSource};
 pub use outputs::{RegistrationError, register_outputs, value_subject};
 pub use retry::Retry;
