@@ -1,9 +1,13 @@
 //! The schema registry client, the schema look-ups of the pipeline and the
 //! registration of output schemas, against a Confluent-compatible fake
-//! registry on 127.0.0.1.
+//! registry on 127.0.0.1; and `journeyd run` on librdkafka's mock cluster
+//! with a registry slow to answer.
 
 #[path = "common/registry.rs"]
 mod fake;
+#[path = "common/service.rs"]
+#[allow(dead_code)]
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,5 +260,173 @@ fn output_schemas_are_registered_under_the_topic_subjects() {
         "cannot register the schema of outputs.stage_changes under subject \
          \"journey.stage-changes-value\": unavailable: HTTP 503, error 50003: Error while \
          forwarding the request to the leader"
+    );
+}
+
+/// `(customer, sequence, to_stage, trigger_event_id)` of a JSON stage change.
+fn stage_change(record: &service::Consumed) -> (String, u64, String, String) {
+    let v = record.json();
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    (
+        s("customer_id"),
+        v["sequence"].as_u64().unwrap_or_default(),
+        s("to_stage"),
+        s("trigger_event_id"),
+    )
+}
+
+/// Produces `(partition, key, value)` records to the input topic.
+fn produce(brokers: &str, records: &[(i32, &str, Vec<u8>)]) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let producer = service::producer(brokers);
+    for (partition, key, value) in records {
+        producer
+            .send(
+                BaseRecord::to(service::INPUT)
+                    .partition(*partition)
+                    .key(*key)
+                    .payload(value),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// A touchpoint in the Confluent wire format with schema id `id`.
+fn framed_json(id: u32, event: &str, customer: &str, at: EventTime, action: &str) -> Vec<u8> {
+    let text = service::touchpoint(event, customer, at.0, action);
+    let decoded = journeyd::codec::json::decode(text.as_bytes()).unwrap();
+    let mut body = Vec::new();
+    avro::encode_datum(&decoded, &mut body);
+    let mut out = Vec::new();
+    confluent::frame(id, &body, &mut out);
+    out
+}
+
+/// Partition 0 carries a schema id the registry takes 5 s to answer for;
+/// partition 1 one it answers at once. Partition 1's derived events come
+/// out, and its offsets are committed, while partition 0's records wait
+/// for their look-up (their offsets not committed); then partition 0's
+/// come out, in order.
+#[test]
+fn a_slow_look_up_holds_only_its_own_partition() {
+    slow_look_up("");
+}
+
+/// The same with room for one record only: partition 0 is paused once its
+/// first record is held, records fetched before the pause are read again,
+/// and it resumes after the look-up.
+#[test]
+fn a_full_queue_pauses_its_partition_and_loses_nothing() {
+    slow_look_up("max_held_bytes = 1\n");
+}
+
+fn slow_look_up(registry_keys: &str) {
+    const SLOW: u32 = 31;
+    const FAST: u32 = 30;
+    const DAY: i64 = 86_400_000;
+    let registry = FakeRegistry::start();
+    registry.add_schema(SLOW, TOUCHPOINT);
+    registry.add_schema(FAST, TOUCHPOINT);
+    registry.delay_schema(SLOW, Duration::from_secs(5));
+    let cluster = service::mock_cluster(2);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[inputs]]\ntopic = \"{}\"\nencoding = \"confluent\"\n\n\
+         [schema_registry]\nurl = \"{}\"\ntimeout = \"30s\"\n{registry_keys}\n\
+         [time]\nidle_timeout = \"1s\"\n\n\
+         [runtime]\ncommit_interval = \"200ms\"\n",
+        service::INPUT,
+        registry.url()
+    );
+    let mut journeyd = service::Journeyd::start(dir.path(), &brokers, &extra);
+    journeyd.wait_assigned(2, Duration::from_secs(30));
+
+    produce(
+        &brokers,
+        &[
+            (0, "ana", framed_json(SLOW, "a1", "ana", NOW, "ad_click")),
+            (
+                0,
+                "ana",
+                framed_json(SLOW, "a2", "ana", NOW.plus_ms(DAY), "pricing_view"),
+            ),
+            (
+                0,
+                "ana",
+                framed_json(SLOW, "a3", "ana", NOW.plus_ms(2 * DAY), "purchase"),
+            ),
+        ],
+    );
+    let slow = format!("GET /schemas/ids/{SLOW}");
+    service::wait_for(Duration::from_secs(20), "the slow look-up", || {
+        registry.requests().contains(&slow).then_some(())
+    });
+    let asked = Stopwatch::start();
+    produce(
+        &brokers,
+        &[
+            (1, "bob", framed_json(FAST, "b1", "bob", NOW, "ad_click")),
+            (
+                1,
+                "bob",
+                framed_json(FAST, "b2", "bob", NOW.plus_ms(DAY), "purchase"),
+            ),
+            // Moves partition 1's time on, so that bob's touchpoints are
+            // processed; it stays buffered itself.
+            (
+                1,
+                "clock",
+                framed_json(FAST, "c1", "clock", NOW.plus_ms(30 * DAY), "page_view"),
+            ),
+        ],
+    );
+
+    let stage_changes = "journey.stage-changes";
+    let early = service::consume(&brokers, stage_changes, 2, Duration::from_millis(4_000));
+    let committed_early = service::committed(&brokers, service::GROUP, service::INPUT, 2);
+    let answered_early = registry.answered().contains(&slow);
+    let waited = asked.elapsed();
+    let early: Vec<_> = early.iter().map(stage_change).collect();
+    assert!(
+        !answered_early,
+        "checked before the slow answer ({waited:?})"
+    );
+    assert_eq!(
+        early,
+        [
+            ("bob".into(), 1, "awareness".into(), "b1".into()),
+            ("bob".into(), 2, "purchase".into(), "b2".into()),
+        ],
+        "partition 1 flows while partition 0 waits ({waited:?})"
+    );
+    assert!(
+        committed_early[0] <= 0,
+        "partition 0 committed past its held records: {committed_early:?}"
+    );
+
+    let all = service::consume(&brokers, stage_changes, 5, Duration::from_secs(20));
+    let all: Vec<_> = all.iter().map(stage_change).collect();
+    assert!(registry.answered().contains(&slow));
+    assert_eq!(
+        all[2..],
+        [
+            ("ana".into(), 1, "awareness".into(), "a1".into()),
+            ("ana".into(), 2, "consideration".into(), "a2".into()),
+            ("ana".into(), 3, "purchase".into(), "a3".into()),
+        ],
+        "partition 0 after its look-up, in order: {all:?}"
+    );
+    service::wait_for(Duration::from_secs(20), "partition 0 committed", || {
+        let committed = service::committed(&brokers, service::GROUP, service::INPUT, 2);
+        (committed[0] > 0).then_some(())
+    });
+    assert_eq!(journeyd.stop(Duration::from_secs(30)).code(), Some(0));
+    let lookups = registry.requests();
+    assert_eq!(
+        lookups.iter().filter(|r| **r == slow).count(),
+        1,
+        "{lookups:?}"
     );
 }

@@ -169,18 +169,27 @@ pub struct SchemaRegistryConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// How long a look-up of an unknown schema id keeps retrying a registry
-    /// that cannot be reached before the record is dead-lettered; also how
-    /// long start-up keeps trying to register the output schemas. The
-    /// processing thread waits meanwhile, so this stays well below the
-    /// consumer's `max.poll.interval.ms`.
+    /// that cannot be reached before the records waiting for it are
+    /// dead-lettered; also how long start-up keeps trying to register the
+    /// output schemas (start-up does not poll meanwhile, so this stays well
+    /// below the consumer's `max.poll.interval.ms`).
     #[serde(with = "humantime_serde")]
     pub retry_for: Duration,
+    /// Per input partition, how many bytes of records (key and value) wait
+    /// at most for the look-up of a schema id: the record whose id is
+    /// looked up and those behind it, which keep their order. When full,
+    /// the partition's consumption is paused until the look-up ends.
+    pub max_held_bytes: usize,
 }
 
-/// The longest `schema_registry.retry_for` accepted: the processing thread
-/// does not poll while it waits, and a consumer that does not poll within
-/// `max.poll.interval.ms` (5 minutes by default) leaves its group.
+/// The longest `schema_registry.retry_for` accepted: start-up does not
+/// poll while it registers the output schemas, and a consumer that does
+/// not poll within `max.poll.interval.ms` (5 minutes by default) leaves
+/// its group.
 pub const MAX_REGISTRY_RETRY: Duration = Duration::from_secs(120);
+
+/// The default of `schema_registry.max_held_bytes`: 8 MiB per partition.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 8 << 20;
 
 impl Default for SchemaRegistryConfig {
     fn default() -> Self {
@@ -192,6 +201,7 @@ impl Default for SchemaRegistryConfig {
             evicted_schema_id: None,
             timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(10),
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         }
     }
 }
@@ -207,6 +217,7 @@ impl fmt::Debug for SchemaRegistryConfig {
             .field("evicted_schema_id", &self.evicted_schema_id)
             .field("timeout", &self.timeout)
             .field("retry_for", &self.retry_for)
+            .field("max_held_bytes", &self.max_held_bytes)
             .finish()
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! Spawning a task per record would lose per-customer order; instead one
 //! thread polls, decodes, runs the engine and hands outputs to the producer,
-//! and between polls does the periodic work: reading a batch of changelog
-//! records for partitions being restored, ticking the clock (idle
+//! and between polls does the periodic work: collecting the schema
+//! look-ups that ended (they run on threads of their own, so a slow
+//! registry holds back only the partitions whose records wait for it,
+//! never this loop) and releasing the records held for them, reading a
+//! batch of changelog records for partitions being restored, ticking the
+//! clock (idle
 //! partitions, hybrid time), publishing metrics, answering customer lookups,
 //! forwarding HTTP erasure requests and committing (with the changelog
 //! writes behind it). Every few milliseconds it also serves the erasure
@@ -133,6 +137,7 @@ impl Driver {
                     since_erasures = Stopwatch::start();
                 }
             }
+            self.pipeline().schemas_step(&self.consumer, wall_now());
             if self.pipeline().is_restoring() {
                 self.pipeline().restore_step(&self.consumer, wall_now());
             }

@@ -45,7 +45,9 @@
 //! # Topics
 //!
 //! Records are routed by topic ([`Route`]): touchpoints of an input topic
-//! are decoded with its encoding; erasure requests (the erasure topic, read
+//! are decoded with its encoding (a Confluent-framed record whose schema
+//! id is being looked up waits in its partition's queue, [`awaiting`],
+//! with the records behind it); erasure requests (the erasure topic, read
 //! by [`crate::source::erasure`]) erase the customer and publish the audit
 //! record ([`erasure`]). Erasure partitions are committed like input
 //! partitions, behind their audit records.
@@ -67,7 +69,7 @@ use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
 use crate::engine::{Engine, Ingested};
 use crate::model::{EventTime, Output};
-use crate::registry::SchemaSource;
+use crate::registry::{Resolved, SchemaSource};
 use crate::runtime::acks::{CommitTracker, Position};
 use crate::sink::kafka::{Delivery, OutputMeta, OwnedRecord, Sink, owned_headers};
 use crate::telemetry::events::{InternalEvent, InvalidRecord};
@@ -77,9 +79,12 @@ use super::changelog::{ChangelogWriter, CommitMeta, encode_checkpoint};
 use super::partitions::PartitionMap;
 use super::restore::Restorer;
 
+mod awaiting;
 mod erasure;
 mod exactly_once;
 mod rejected;
+
+use awaiting::{Awaiting, Input};
 
 use exactly_once::Transaction;
 
@@ -106,6 +111,21 @@ enum Route {
     Erasure,
 }
 
+/// Held records released per [`Pipeline::schemas_step`], at most: a long
+/// queue is released over several turns of the loop, which polls (and
+/// waits for delivery reports under backpressure) in between.
+const RELEASE_BATCH: usize = 1024;
+
+/// Whether a record was dealt with or waits for its schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Processed or dead-lettered.
+    Done,
+    /// Its schema id is being looked up: it waits, and so do the records
+    /// of its partition behind it.
+    Wait,
+}
+
 /// The processing core; see the module docs.
 pub struct Pipeline {
     engine: Engine,
@@ -119,6 +139,8 @@ pub struct Pipeline {
     encoder: OutputEncoder,
     validator: Validator,
     schemas: SchemaSource,
+    /// Records waiting for the look-up of their schema id, per partition.
+    awaiting: Awaiting,
     routes: HashMap<String, Route>,
     topics: OutputTopics,
     partitions: PartitionMap,
@@ -182,6 +204,7 @@ impl Pipeline {
             encoder: parts.encoder,
             validator: Validator::from_config(config),
             schemas: parts.schemas,
+            awaiting: Awaiting::new(config.schema_registry.max_held_bytes),
             routes: config
                 .inputs
                 .iter()
@@ -235,13 +258,14 @@ impl Pipeline {
     }
 
     /// Processes one consumed record: a touchpoint, or an erasure request.
-    /// A Confluent-framed record whose schema id is new waits for its
-    /// registry look-up ([`SchemaSource::resolve`]). Returns `false`,
-    /// leaving the record unread, when its partition's state is still being
-    /// restored (it is paused then, so that only happens if librdkafka had
-    /// fetched before the pause), and for an erasure request while any
-    /// restore runs (the customer it erases may be on its way in): the
-    /// caller seeks back to it.
+    /// A Confluent-framed record whose schema id is new is held, with the
+    /// records of its partition behind it, until its registry look-up ends
+    /// ([`awaiting`], [`Pipeline::schemas_step`]). Returns `false`, leaving
+    /// the record unread, when its partition's state is still being
+    /// restored or its queue of held records is full (it is paused then,
+    /// so that only happens if librdkafka had fetched before the pause),
+    /// and for an erasure request while any restore runs (the customer it
+    /// erases may be on its way in): the caller seeks back to it.
     pub fn handle(
         &mut self,
         message: &BorrowedMessage<'_>,
@@ -254,7 +278,9 @@ impl Pipeline {
             .unwrap_or(Route::Touchpoints(InputEncoding::Json));
         let waits = !self.may_send()
             || match route {
-                Route::Touchpoints(_) => self.restorer.is_restoring(index),
+                Route::Touchpoints(_) => {
+                    self.restorer.is_restoring(index) || self.awaiting.is_full(index)
+                }
                 Route::Erasure => self.restorer.is_active(),
             };
         if waits {
@@ -278,50 +304,134 @@ impl Pipeline {
         polled: Stopwatch,
         wall: EventTime,
     ) {
-        let payload = message.payload().unwrap_or_default();
+        let input = Input::of(message);
+        // Behind held records, a record waits its turn whatever its id.
+        if self.awaiting.holds(index)
+            || self.process(&input, index, encoding, polled, wall) == Step::Wait
+        {
+            self.awaiting.hold(index, &input, polled);
+        }
+    }
+
+    /// Decodes a touchpoint and runs the engine on it, or dead-letters it;
+    /// or, for a schema id being looked up, leaves it to wait.
+    fn process(
+        &mut self,
+        input: &Input<'_>,
+        index: u32,
+        encoding: InputEncoding,
+        polled: Stopwatch,
+        wall: EventTime,
+    ) -> Step {
+        let payload = input.payload;
         let encoding = match encoding {
             InputEncoding::Avro => Ok(Encoding::Avro),
-            InputEncoding::Confluent => self
+            InputEncoding::Confluent => match self
                 .validator
                 .check_size(payload.len())
-                .and_then(|()| self.schemas.resolve(payload, wall))
-                .map(Encoding::Confluent),
+                .and_then(|()| self.awaiting.failure(payload))
+                .and_then(|()| self.schemas.try_resolve(payload, wall))
+            {
+                Ok(Resolved::Pending(_)) => return Step::Wait,
+                Ok(Resolved::Ready(schemas)) => Ok(Encoding::Confluent(schemas)),
+                Err(invalid) => Err(invalid),
+            },
             InputEncoding::Json => Ok(Encoding::Json),
         };
         match encoding.and_then(|encoding| self.validator.decode(encoding, payload, wall)) {
             Ok(tp) => {
                 let action = self.engine.rules().action_id(&tp.action);
-                self.consumed.inc(message.topic(), action);
+                self.consumed.inc(input.topic, action);
                 let mut outputs = std::mem::take(&mut self.outputs);
                 let ingested =
                     self.engine
-                        .ingest_at(index, message.offset(), &tp, wall, &mut outputs);
+                        .ingest_at(index, input.offset, &tp, wall, &mut outputs);
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
                 if ingested == Ingested::Refused {
-                    self.reject(message, Invalid::capacity(), polled);
+                    self.reject(input, Invalid::capacity(), polled);
                 }
             }
-            Err(invalid) => self.reject(message, &invalid, polled),
+            Err(invalid) => self.reject(input, &invalid, polled),
+        }
+        Step::Done
+    }
+
+    /// Between polls: applies the schema look-ups that ended, releases the
+    /// records held for them, in order (at most [`RELEASE_BATCH`] per
+    /// call), and pauses the partitions whose queue is full, resuming those
+    /// that have room again ([`awaiting`]).
+    pub fn schemas_step<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        wall: EventTime,
+    ) {
+        self.awaiting.completed(self.schemas.completed(wall));
+        if self.awaiting.is_ready() && self.may_send() {
+            self.release(wall);
+        }
+        self.awaiting.flow(|(topic, partition, pause)| {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(topic, partition);
+            let done = if pause {
+                consumer.pause(&list)
+            } else {
+                consumer.resume(&list)
+            };
+            match &done {
+                Ok(()) if pause => {
+                    tracing::debug!(topic, partition, "Paused a partition: its queue of records waiting for a schema look-up is full.");
+                }
+                Ok(()) => tracing::debug!(topic, partition, "Resumed a partition: its queue of records waiting for a schema look-up has room again."),
+                Err(error) => {
+                    tracing::warn!(%error, topic, partition, pause, "Cannot pause or resume a partition whose records wait for a schema look-up; trying again.");
+                }
+            }
+            done.is_ok()
+        });
+    }
+
+    /// Processes held records from the head of each queue up to one whose
+    /// schema id is still being looked up.
+    fn release(&mut self, wall: EventTime) {
+        let mut budget = RELEASE_BATCH;
+        let holding: Vec<u32> = self.awaiting.holding().collect();
+        for index in holding {
+            let mut queue = self.awaiting.take(index);
+            while budget > 0
+                && let Some(held) = queue.pop()
+            {
+                let input = queue.input(&held);
+                let step = self.process(&input, index, InputEncoding::Confluent, held.polled, wall);
+                if step == Step::Wait {
+                    queue.unpop(held);
+                    break;
+                }
+                budget -= 1;
+            }
+            self.awaiting.put(index, queue);
+        }
+        if budget > 0 {
+            self.awaiting.released();
         }
     }
 
     /// Counts a rejected record and sends it to the dead-letter topic.
-    fn reject(&mut self, message: &BorrowedMessage<'_>, invalid: &Invalid, polled: Stopwatch) {
+    fn reject(&mut self, input: &Input<'_>, invalid: &Invalid, polled: Stopwatch) {
         InvalidRecord {
             reason: invalid.reason,
             detail: &invalid.detail,
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
+            topic: input.topic,
+            partition: input.partition,
+            offset: input.offset,
         }
         .emit(&self.metrics);
         let letter = DeadLetter {
-            original: message.payload().unwrap_or_default(),
-            key: message.key(),
-            source_topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
+            original: input.payload,
+            key: input.key,
+            source_topic: input.topic,
+            partition: input.partition,
+            offset: input.offset,
             reason: invalid.reason,
             detail: &invalid.detail,
         };
@@ -511,10 +621,18 @@ impl Pipeline {
     fn capture(&mut self, wall: EventTime) {
         self.positions.clear();
         for (partition, next_offset) in self.partitions.consumed_positions() {
+            // Records held for a schema look-up are not processed yet.
+            let buffered_low = match (
+                self.engine.buffered_low(partition),
+                self.awaiting.low(partition),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.positions.push(Position {
                 partition,
                 next_offset,
-                buffered_low: self.engine.buffered_low(partition),
+                buffered_low,
             });
         }
         let barrier = self.tracker.next_id();
@@ -670,8 +788,10 @@ impl Pipeline {
         self.abort_after_loss(consumer, wall);
     }
 
-    /// Forgets a revoked partition's customers, checkpoints and position.
+    /// Forgets a revoked partition's customers, checkpoints, position and
+    /// held records (the next owner reads them again).
     fn drop_partition(&mut self, index: u32) {
+        self.awaiting.drop_partition(index);
         let dropped = self.engine.revoke(index);
         self.partitions.set_owned(index, false);
         self.forget_commit(index);

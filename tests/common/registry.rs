@@ -3,8 +3,9 @@
 //!
 //! It answers `GET /schemas/ids/{id}` and `POST /subjects/{subject}/versions`
 //! like the real one (error bodies included), and can be told to require
-//! Basic credentials, to answer 503, or (under the `/slow` prefix) to take
-//! longer than any test timeout.
+//! Basic credentials, to answer 503, to take a while over the schema of
+//! one id ([`FakeRegistry::delay_schema`]), or (under the `/slow` prefix)
+//! to take longer than any test timeout.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -33,6 +34,11 @@ struct Inner {
     down: bool,
     /// Every request, as `METHOD path`.
     requests: Vec<String>,
+    /// How long the answer to `GET /schemas/ids/{id}` takes, by id.
+    delays: BTreeMap<u32, Duration>,
+    /// Every answered schema request, as `GET /schemas/ids/{id}`, in the
+    /// order the answers were sent.
+    answered: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -101,6 +107,17 @@ impl FakeRegistry {
         self.inner.lock().unwrap().down = down;
     }
 
+    /// From now on, answers requests for the schema of `id` only after
+    /// `delay` (the request is logged at once, the answer when sent).
+    pub fn delay_schema(&self, id: u32, delay: Duration) {
+        self.inner.lock().unwrap().delays.insert(id, delay);
+    }
+
+    /// The schema requests answered so far, as `GET /schemas/ids/{id}`.
+    pub fn answered(&self) -> Vec<String> {
+        self.inner.lock().unwrap().answered.clone()
+    }
+
     /// Every request so far, as `METHOD path`.
     pub fn requests(&self) -> Vec<String> {
         self.inner.lock().unwrap().requests.clone()
@@ -147,6 +164,11 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
 /// The checks every request passes first: logged, up, authorised.
 fn admit(inner: &mut Inner, request: String, headers: &HeaderMap) -> Option<Response> {
     inner.requests.push(request);
+    check(inner, headers)
+}
+
+/// Whether the registry is up and the request authorised.
+fn check(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     if inner.down {
         return Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -173,8 +195,18 @@ async fn get_schema(
     Path(id): Path<u32>,
     headers: HeaderMap,
 ) -> Response {
+    let request = format!("GET /schemas/ids/{id}");
+    let delay = {
+        let mut inner = inner.lock().unwrap();
+        inner.requests.push(request.clone());
+        inner.delays.get(&id).copied()
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut inner = inner.lock().unwrap();
-    if let Some(refused) = admit(&mut inner, format!("GET /schemas/ids/{id}"), &headers) {
+    inner.answered.push(request);
+    if let Some(refused) = check(&inner, &headers) {
         return refused;
     }
     match inner.schemas.get(&id) {

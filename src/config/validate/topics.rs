@@ -111,11 +111,19 @@ fn schema_registry(config: &Config, problems: &mut Problems) {
         problems.add(
             "schema_registry.retry_for",
             format_args!(
-                "must be at most \"{}\", got \"{}\": the processing thread waits meanwhile, \
-                 and a consumer that does not poll within max.poll.interval.ms leaves its group",
+                "must be at most \"{}\", got \"{}\": start-up does not poll while it registers \
+                 the output schemas, and a consumer that does not poll within \
+                 max.poll.interval.ms leaves its group",
                 humantime::format_duration(MAX_REGISTRY_RETRY),
                 humantime::format_duration(registry.retry_for)
             ),
+        );
+    }
+    if registry.max_held_bytes == 0 {
+        problems.add(
+            "schema_registry.max_held_bytes",
+            "must be at least 1: records whose schema id is being looked up wait in a queue \
+             of this many bytes per partition",
         );
     }
     required_sources(config, registry, problems);
@@ -303,9 +311,24 @@ mod tests {
         assert_eq!(
             problems(&config),
             [
-                "schema_registry.retry_for: must be at most \"2m\", got \"2m 1s\": the processing \
-              thread waits meanwhile, and a consumer that does not poll within \
-              max.poll.interval.ms leaves its group"
+                "schema_registry.retry_for: must be at most \"2m\", got \"2m 1s\": start-up \
+              does not poll while it registers the output schemas, and a consumer that does \
+              not poll within max.poll.interval.ms leaves its group"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_queue_of_records_waiting_for_a_schema_is_not_empty() {
+        let mut config = Config::default();
+        config.schema_registry.max_held_bytes = 1;
+        assert_eq!(problems(&config), Vec::<String>::new());
+        config.schema_registry.max_held_bytes = 0;
+        assert_eq!(
+            problems(&config),
+            [
+                "schema_registry.max_held_bytes: must be at least 1: records whose schema id is \
+              being looked up wait in a queue of this many bytes per partition"
             ]
         );
     }

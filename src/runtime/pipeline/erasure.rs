@@ -21,6 +21,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::oneshot;
 
 use super::Pipeline;
+use super::awaiting::Input;
 use crate::clock::Stopwatch;
 use crate::codec::erasure::{self, ErasureRequest};
 use crate::http::{ErasureCommand, Forwarded};
@@ -127,7 +128,7 @@ impl Pipeline {
             .and_then(|()| erasure::decode(message.key(), payload));
         let request = match decoded {
             Ok(request) => request,
-            Err(invalid) => return self.reject(message, &invalid, polled),
+            Err(invalid) => return self.reject(&Input::of(message), &invalid, polled),
         };
         let state_found = self.engine.erase(request.customer_id);
         CustomerErasure {

@@ -590,6 +590,7 @@ impl Pipeline {
     fn rewind_target(&mut self, index: u32) -> Option<i64> {
         let committed = self.transaction.as_ref().and_then(|t| t.committed(index));
         let target = committed.or(self.partitions.first_offset(index));
+        self.awaiting.drop_partition(index);
         self.tracker.forget_partition(index);
         self.changelog.forget_partition(index);
         self.partitions.revoked(index);
