@@ -430,3 +430,106 @@ fn slow_look_up(registry_keys: &str) {
         "{lookups:?}"
     );
 }
+
+/// Records held on an instance whose partition moves to another instance
+/// are dropped there, not processed after the move: the new owner reads
+/// them again from the committed offset, which they held back. Each stage
+/// change comes out once.
+#[test]
+fn held_records_of_a_revoked_partition_are_left_to_the_new_owner() {
+    const SLOW: u32 = 31;
+    const DAY: i64 = 86_400_000;
+    let registry = FakeRegistry::start();
+    registry.add_schema(SLOW, TOUCHPOINT);
+    registry.delay_schema(SLOW, Duration::from_secs(12));
+    let cluster = service::mock_cluster(2);
+    let brokers = cluster.bootstrap_servers();
+    let extra = format!(
+        "[[inputs]]\ntopic = \"{}\"\nencoding = \"confluent\"\n\n\
+         [schema_registry]\nurl = \"{}\"\ntimeout = \"30s\"\n\n\
+         [time]\nidle_timeout = \"1s\"\n\n\
+         [runtime]\ncommit_interval = \"200ms\"\n",
+        service::INPUT,
+        registry.url()
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = service::Journeyd::start(dir_a.path(), &brokers, &extra);
+    a.wait_assigned(2, Duration::from_secs(30));
+    let mut records = Vec::new();
+    for (partition, customer) in [(0, "ana"), (1, "carl")] {
+        let p = &customer[..1];
+        for (n, (day, action)) in [(0, "ad_click"), (1, "pricing_view"), (2, "purchase")]
+            .into_iter()
+            .enumerate()
+        {
+            let event = format!("{p}{}", n + 1);
+            let at = NOW.plus_ms(day * DAY);
+            records.push((
+                partition,
+                customer,
+                framed_json(SLOW, &event, customer, at, action),
+            ));
+        }
+        // Moves the partition's time on past the journey; stays buffered.
+        let clock = framed_json(
+            SLOW,
+            &format!("{p}-clock"),
+            "clock",
+            NOW.plus_ms(30 * DAY),
+            "page_view",
+        );
+        records.push((partition, "clock", clock));
+    }
+    produce(&brokers, &records);
+    let slow = format!("GET /schemas/ids/{SLOW}");
+    service::wait_for(Duration::from_secs(20), "the slow look-up", || {
+        registry.requests().contains(&slow).then_some(())
+    });
+
+    // B joins while A holds both partitions' records: one partition moves.
+    let mut b = service::Journeyd::start(dir_b.path(), &brokers, &extra);
+    service::wait_for(Duration::from_secs(60), "the partitions split", || {
+        a.assert_running();
+        let split = [&a, &b].map(|j| j.metric("journeyd_assigned_partitions"));
+        (split == [1.0, 1.0]).then_some(())
+    });
+    assert!(
+        !registry.answered().contains(&slow),
+        "the split came before A's look-up ended"
+    );
+
+    let stage_changes = "journey.stage-changes";
+    service::wait_for(Duration::from_secs(60), "both instances' look-ups", || {
+        let asked = registry.requests().iter().filter(|r| **r == slow).count();
+        let answered = registry.answered().iter().filter(|r| **r == slow).count();
+        (asked == 2 && answered == 2).then_some(())
+    });
+    let mut got: Vec<_> = service::consume(&brokers, stage_changes, 6, Duration::from_secs(20))
+        .iter()
+        .map(stage_change)
+        .collect();
+    got.sort();
+    let want: Vec<(String, u64, String, String)> = [
+        ("ana", 1, "awareness", "a1"),
+        ("ana", 2, "consideration", "a2"),
+        ("ana", 3, "purchase", "a3"),
+        ("carl", 1, "awareness", "c1"),
+        ("carl", 2, "consideration", "c2"),
+        ("carl", 3, "purchase", "c3"),
+    ]
+    .iter()
+    .map(|(c, s, t, e)| ((*c).into(), *s, (*t).into(), (*e).into()))
+    .collect();
+    assert_eq!(got, want, "each stage change once");
+    // Each of the 8 records processed once, by its partition's owner: A
+    // did not process the ones it held for the partition that moved.
+    let consumed = || [&a, &b].map(|j| j.metric("journeyd_events_consumed_total"));
+    service::wait_for(Duration::from_secs(10), "8 records consumed", || {
+        (consumed().iter().sum::<f64>() >= 8.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let consumed = consumed();
+    assert_eq!(consumed.iter().sum::<f64>(), 8.0, "{consumed:?}");
+    assert!(a.terminate(Duration::from_secs(30)).success());
+    assert!(b.terminate(Duration::from_secs(30)).success());
+}
