@@ -388,6 +388,7 @@ fn slow_look_up(registry_keys: &str) {
     let committed_early = service::committed(&brokers, service::GROUP, service::INPUT, 2);
     let answered_early = registry.answered().contains(&slow);
     let waited = asked.elapsed();
+    let held = journeyd.metric("journeyd_schema_held_records");
     let early: Vec<_> = early.iter().map(stage_change).collect();
     assert!(
         !answered_early,
@@ -401,6 +402,7 @@ fn slow_look_up(registry_keys: &str) {
         ],
         "partition 1 flows while partition 0 waits ({waited:?})"
     );
+    assert!(held >= 1.0, "{held} records held");
     assert!(
         committed_early[0] <= 0,
         "partition 0 committed past its held records: {committed_early:?}"
@@ -418,6 +420,7 @@ fn slow_look_up(registry_keys: &str) {
         ],
         "partition 0 after its look-up, in order: {all:?}"
     );
+    assert_eq!(journeyd.metric("journeyd_schema_held_records"), 0.0);
     service::wait_for(Duration::from_secs(20), "partition 0 committed", || {
         let committed = service::committed(&brokers, service::GROUP, service::INPUT, 2);
         (committed[0] > 0).then_some(())

@@ -237,6 +237,7 @@ impl Driver {
         self.metrics
             .observe_engine(&EngineSnapshot::of(pipeline.engine(), wall));
         self.metrics.observe_changelog(pipeline.engine().stats());
+        self.metrics.observe_held_records(pipeline.held_records());
         answer_queries(&mut self.queries, pipeline.engine(), 64);
         take_erasures(&mut self.erasures, 64, |command| {
             pipeline.forward_erasure(command);

@@ -252,6 +252,11 @@ impl Pipeline {
         self.tracker.in_flight()
     }
 
+    /// Records waiting for schema look-ups, over all partitions.
+    pub fn held_records(&self) -> usize {
+        self.awaiting.len()
+    }
+
     /// Whether some assigned partition still waits for its state.
     pub fn is_restoring(&self) -> bool {
         self.restorer.is_active()

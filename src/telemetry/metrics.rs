@@ -300,6 +300,12 @@ impl Metrics {
         self.state.processing.observe(seconds.max(0.0));
     }
 
+    /// Sets `journeyd_schema_held_records`: records waiting for schema
+    /// look-ups.
+    pub fn observe_held_records(&self, records: usize) {
+        self.schema_registry.set_held(records);
+    }
+
     /// The engine-snapshot observer, locked.
     pub(super) fn lock_observer(&self) -> std::sync::MutexGuard<'_, Option<EngineObserver>> {
         self.observer.lock().unwrap_or_else(PoisonError::into_inner)

@@ -1,10 +1,11 @@
-//! Schema registry metrics: every request by operation and outcome, and
-//! every look-up of a schema id not known locally by how it ended.
+//! Schema registry metrics: every request by operation and outcome, every
+//! look-up of a schema id not known locally by how it ended, and the
+//! records waiting for look-ups.
 //!
 //! Both label sets are closed enums of [`crate::registry`]; the handles are
 //! resolved here once, so counting is an index and an atomic add.
 
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntGauge};
 
 use super::registry::{Made, Reg};
 use crate::registry::{LookupResult, Operation, Outcome};
@@ -17,6 +18,8 @@ pub(super) struct SchemaRegistryMetrics {
     /// `journeyd_schema_lookups_total{result}`, indexed like
     /// [`LookupResult::ALL`].
     lookups: Vec<IntCounter>,
+    /// `journeyd_schema_held_records`.
+    held: IntGauge,
 }
 
 impl SchemaRegistryMetrics {
@@ -28,9 +31,14 @@ impl SchemaRegistryMetrics {
         )?;
         let lookups = r.counter_vec(
             "journeyd_schema_lookups_total",
-            "Records whose schema id was not known locally, by how its look-up ended \
-             (all but \"fetched\" are dead-lettered as unknown_schema_id).",
+            "Look-ups of schema ids not known locally, and records dead-lettered without \
+             one, by result (all but \"fetched\" dead-letter as unknown_schema_id).",
             &["result"],
+        )?;
+        let held = r.gauge(
+            "journeyd_schema_held_records",
+            "Records waiting for the look-up of their schema id (with those behind them in \
+             their partition), over all partitions.",
         )?;
         Ok(SchemaRegistryMetrics {
             requests: Operation::ALL
@@ -46,6 +54,7 @@ impl SchemaRegistryMetrics {
                 .iter()
                 .map(|result| lookups.with_label_values(&[result.as_str()]))
                 .collect(),
+            held,
         })
     }
 
@@ -54,6 +63,11 @@ impl SchemaRegistryMetrics {
         let op = Operation::ALL.iter().position(|o| *o == operation);
         let outcome = Outcome::ALL.iter().position(|o| *o == outcome);
         &self.requests[op.unwrap_or_default()][outcome.unwrap_or_default()]
+    }
+
+    /// Sets how many records wait for schema look-ups.
+    pub fn set_held(&self, records: usize) {
+        self.held.set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// The counter of look-ups that ended with `result`.

@@ -147,6 +147,11 @@ impl Awaiting {
         }
     }
 
+    /// How many records are held, over all partitions.
+    pub fn len(&self) -> usize {
+        self.queues.iter().map(|q| q.records.len()).sum()
+    }
+
     /// Whether partition `index` has held records (its next records are
     /// held behind them).
     pub fn holds(&self, index: u32) -> bool {

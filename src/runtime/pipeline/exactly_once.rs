@@ -30,9 +30,10 @@
 //! any zombie with the same `transactional.id`), and the pipeline rewinds
 //! without exiting:
 //!
-//! 1. every assigned input partition's customers, timers and buffered
-//!    touchpoints are dropped, and the instance-wide state (funnel
-//!    windows, watermarks) returns to the last commit point
+//! 1. every assigned input partition's customers, timers, buffered
+//!    touchpoints and records held for a schema look-up are dropped, and
+//!    the instance-wide state (funnel windows, watermarks) returns to the
+//!    last commit point
 //!    ([`crate::engine::rewind`]);
 //! 2. the partitions are paused, sought back to the offsets the last
 //!    committed transaction stored (or where reading started, when none
