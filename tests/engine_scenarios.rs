@@ -346,3 +346,30 @@ fn an_inactive_customer_is_evicted_after_state_ttl_once_the_lapse_is_out() {
     let restart = s.stage_changes("max").last().unwrap();
     assert_eq!((restart.sequence, restart.from_stage.as_deref()), (1, None));
 }
+
+#[test]
+fn a_dropoff_falling_into_an_emitted_window_is_counted_as_late() {
+    let mut config = event_config();
+    config.time.funnel_window = std::time::Duration::from_secs(3600);
+    let mut s = Story::with(config);
+    s.send("nora", day(0.0), "ad_click");
+    s.pass_time(day(10.0));
+    let emitted = s.windows().count();
+
+    // Late by nine days: applied at once; its consideration -> purchase
+    // deadline (day 8) is behind the watermark too, so the drop-off fires
+    // at once, into a window emitted long ago.
+    let late = s.send("nora", day(1.0), "pricing_view");
+    assert_eq!(late, Ingested::Late);
+    assert_eq!(s.engine.stats().dropoffs, 1);
+    s.pass_time(day(11.0));
+
+    let dropoffs: u64 = s.windows().flat_map(|w| &w.pairs).map(|p| p.dropoffs).sum();
+    assert_eq!(dropoffs, 0, "excluded from every emitted window");
+    let late_in_windows: u64 = s.windows().skip(emitted).map(|w| w.late_events).sum();
+    assert_eq!(
+        (late_in_windows, s.engine.stats().late),
+        (2, 2),
+        "the touchpoint and its drop-off"
+    );
+}

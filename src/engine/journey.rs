@@ -20,7 +20,7 @@
 use super::Emit;
 use super::churn::{ChurnModel, PurchaseHistory};
 use super::customer::{Customer, CustomerMut, NO_STAGE};
-use super::funnel::Funnel;
+use super::funnel::{Counted, Funnel};
 use super::reorder::PendingEvent;
 use super::rules::{Rules, StageIdx};
 use super::stats::EngineStats;
@@ -63,7 +63,8 @@ pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut
 fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
     let partition = u32::from(c.partition);
     if cx.funnel.is_closed(partition, ev.at) {
-        cx.funnel.late(partition, ev.at);
+        // A late touchpoint is counted in the engine's stats on arrival.
+        let _ = cx.funnel.late(partition, ev.at);
         return;
     }
     let marker = cx.funnel.window_marker(ev.at);
@@ -177,7 +178,8 @@ fn transition<E: Emit>(
         at.since(c.stage_since).max(0)
     };
     cx.stats.record_transition(from, to);
-    cx.funnel.entry(u32::from(c.partition), at, to);
+    let counted = cx.funnel.entry(u32::from(c.partition), at, to);
+    count_late(counted, cx.stats);
     c.stage = to;
     c.stage_since = at;
     c.conversion_pending =
@@ -216,7 +218,17 @@ fn settle_conversion<E: Emit>(
         && to >= conv.to
     {
         cx.stats.conversions += 1;
-        cx.funnel.conversion(u32::from(c.partition), at, conv.index);
+        let counted = cx.funnel.conversion(u32::from(c.partition), at, conv.index);
+        count_late(counted, cx.stats);
+    }
+}
+
+/// A stage entry, conversion or drop-off fell into a funnel window already
+/// emitted, and its item (a timer firing: a late touchpoint is counted on
+/// arrival and in `count_activity`) is counted as late for it.
+fn count_late(counted: Counted, stats: &mut EngineStats) {
+    if counted == Counted::Late {
+        stats.late += 1;
     }
 }
 
@@ -351,8 +363,10 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
     {
         c.conversion_pending = false;
         cx.stats.dropoffs += 1;
-        cx.funnel
+        let counted = cx
+            .funnel
             .dropoff(u32::from(c.partition), deadline, conv.index);
+        count_late(counted, cx.stats);
     }
     if let Some(due) = lapse_due(c, cx.rules, cx.settings).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);

@@ -392,6 +392,7 @@ impl Engine {
     fn process(&mut self, event: PendingEvent, out: &mut impl Emit) {
         let slot = event.slot;
         self.changes.mark(slot);
+        self.funnel.begin_item();
         let (mut cx, customers, lanes) = self.split(out);
         let mut customer = customers.get_mut(slot);
         journey::apply_event(&mut customer, &event, &mut cx);
@@ -408,6 +409,7 @@ impl Engine {
     }
 
     fn fire(&mut self, slot: Slot, now: EventTime, out: &mut impl Emit) {
+        self.funnel.begin_item();
         let (mut cx, customers, lanes) = self.split(out);
         let mut customer = customers.get_mut(slot);
         customer.timer_at = EventTime::MAX;

@@ -14,7 +14,9 @@ pub struct EngineStats {
     pub events: u64,
     /// Touchpoints dropped as redeliveries of a recent `event_id`.
     pub duplicates: u64,
-    /// Touchpoints older than their partition's time on arrival.
+    /// Touchpoints older than their partition's time on arrival, and
+    /// timer firings whose drop-off or lapse fell into a funnel window
+    /// already emitted (each excluded from it, and counted late there).
     pub late: u64,
     /// Touchpoints stamped ahead of the wall clock they were read at
     /// (`hybrid` mode): their partition's time went only up to the wall

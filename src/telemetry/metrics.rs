@@ -82,7 +82,8 @@ impl InputMetrics {
                 .collect(),
             late: r.counter(
                 "journeyd_events_late_total",
-                "Touchpoints older than their partition's event time on arrival.",
+                "Touchpoints older than their partition's event time on arrival, and timer \
+                 drop-offs and lapses that fell into a funnel window already emitted.",
             )?,
             ahead: r.counter(
                 "journeyd_events_ahead_total",

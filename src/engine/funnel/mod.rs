@@ -19,8 +19,11 @@
 //! customers': they go to the changelog with them ([`durable`]), come back
 //! with them after a crash, leave with the partition when it is revoked
 //! and arrive with it at its next owner. Anything that falls into a window
-//! at or below its partition's floor (a late touchpoint) is excluded and
-//! counted as late in the partition's oldest open window instead.
+//! at or below its partition's floor (a late touchpoint, or a drop-off or
+//! lapse whose timer fires behind its partition's time) is excluded and
+//! counted as late in the partition's oldest open window instead: once per
+//! item, a touchpoint or a timer firing, whatever it adds (a late
+//! touchpoint's stage entry and conversion are part of it).
 //!
 //! A part normally keeps step with the instance: its floor is the
 //! instance's `closed_until`, raised whenever windows close. Two other
@@ -42,6 +45,18 @@ mod part;
 use super::rules::{Rules, StageIdx};
 use crate::model::{EventTime, FunnelWindow, PairCount, StageCount};
 pub use part::{Accumulator, Part, REVENUE_SCALE, revenue_units};
+
+/// Where a count of an item went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Into its window, still open.
+    InWindow,
+    /// Its window was done: the item is counted as late (now).
+    Late,
+    /// Its window was done, and the item was counted as late already
+    /// (for another of its counts, or before a restore).
+    Excluded,
+}
 
 /// Totals over every window, closed or not, for summaries.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,6 +84,9 @@ pub struct Funnel {
     lagging: bool,
     /// The item being processed is late: behind its partition's time.
     late_item: bool,
+    /// The item being processed was counted as late already (or was
+    /// found to have been counted before a restore).
+    item_counted: bool,
     /// Emitted windows' sums are built here; reused.
     scratch: Accumulator,
     /// What the changelog needs ([`durable`]).
@@ -94,6 +112,7 @@ impl Funnel {
             parts: Vec::new(),
             lagging: false,
             late_item: false,
+            item_counted: false,
             scratch: Accumulator::new(stages, pairs),
             durability: durable::Durability::default(),
         }
@@ -154,29 +173,50 @@ impl Funnel {
         )
     }
 
-    /// A customer of `partition` entered `stage` at `t`. Returns `false`
-    /// if excluded (closed window).
-    pub fn entry(&mut self, partition: u32, t: EventTime, stage: StageIdx) -> bool {
+    /// A new item (a touchpoint or a timer firing) is being processed:
+    /// it has not been counted as late yet.
+    #[inline]
+    pub fn begin_item(&mut self) {
+        self.item_counted = false;
+    }
+
+    /// A customer of `partition` entered `stage` at `t`.
+    pub fn entry(&mut self, partition: u32, t: EventTime, stage: StageIdx) -> Counted {
         self.totals.entries[usize::from(stage)] += 1;
-        self.open_window(partition, t)
-            .map(|w| w.entries[usize::from(stage)] += 1)
-            .is_some()
+        match self.open_window(partition, t) {
+            Some(w) => w.entries[usize::from(stage)] += 1,
+            None => return self.excluded(partition, t),
+        }
+        Counted::InWindow
     }
 
     /// A customer of `partition` converted on pair `pair` at `t`.
-    pub fn conversion(&mut self, partition: u32, t: EventTime, pair: usize) {
+    pub fn conversion(&mut self, partition: u32, t: EventTime, pair: usize) -> Counted {
         self.totals.conversions[pair] += 1;
-        if let Some(w) = self.open_window(partition, t) {
-            w.conversions[pair] += 1;
+        match self.open_window(partition, t) {
+            Some(w) => w.conversions[pair] += 1,
+            None => return self.excluded(partition, t),
         }
+        Counted::InWindow
     }
 
     /// A customer of `partition` dropped off pair `pair`, its deadline being `t`.
-    pub fn dropoff(&mut self, partition: u32, t: EventTime, pair: usize) {
+    pub fn dropoff(&mut self, partition: u32, t: EventTime, pair: usize) -> Counted {
         self.totals.dropoffs[pair] += 1;
-        if let Some(w) = self.open_window(partition, t) {
-            w.dropoffs[pair] += 1;
+        match self.open_window(partition, t) {
+            Some(w) => w.dropoffs[pair] += 1,
+            None => return self.excluded(partition, t),
         }
+        Counted::InWindow
+    }
+
+    /// Something of the current item fell into a window done for
+    /// `partition`: the item is counted as late, unless it was already.
+    fn excluded(&mut self, partition: u32, t: EventTime) -> Counted {
+        if self.item_counted {
+            return Counted::Excluded;
+        }
+        self.late(partition, t)
     }
 
     /// A customer of `partition` was active at `t` (counted once per
@@ -201,16 +241,18 @@ impl Funnel {
     /// the partition's previous writer emitted while counting in it
     /// ([`Part::counted_until`]): it is being applied again, and was
     /// counted in that window then.
-    pub fn late(&mut self, partition: u32, t: EventTime) {
+    pub fn late(&mut self, partition: u32, t: EventTime) -> Counted {
+        self.item_counted = true;
         let (end, in_time) = (self.window_end(t), !self.late_item);
         let part = self.part_mut(partition);
         if in_time && end > part.counted_until {
-            return;
+            return Counted::Excluded;
         }
         let floor = part.floor;
         if let Some(w) = self.open_window(partition, EventTime(floor)) {
             w.late_events += 1;
         }
+        Counted::Late
     }
 
     /// Emits, in order, every window that ends at or before `frontier`,

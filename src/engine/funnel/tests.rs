@@ -16,17 +16,30 @@ fn close(funnel: &mut Funnel, rules: &Rules, at: i64) -> Vec<FunnelWindow> {
 fn windows_close_in_order_and_exclude_late_counts() {
     let rules = rules();
     let mut funnel = Funnel::new(60_000, &rules);
-    assert!(funnel.entry(0, EventTime(10_000), 1));
-    funnel.dropoff(0, EventTime(70_000), 1);
-    funnel.conversion(0, EventTime(75_000), 1);
+    assert_eq!(funnel.entry(0, EventTime(10_000), 1), Counted::InWindow);
+    let _ = funnel.dropoff(0, EventTime(70_000), 1);
+    let _ = funnel.conversion(0, EventTime(75_000), 1);
     let mut out = close(&mut funnel, &rules, 65_000);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].window_start, out[0].entries[1].count), (0, 1));
-    assert!(!funnel.entry(0, EventTime(20_000), 1), "window 0 is closed");
-    funnel.late(0, EventTime(20_000));
+    funnel.set_late_item(true);
+    funnel.begin_item();
+    assert_eq!(funnel.late(0, EventTime(20_000)), Counted::Late);
+    assert_eq!(
+        funnel.entry(0, EventTime(20_000), 1),
+        Counted::Excluded,
+        "window 0 is closed, and the item was counted late"
+    );
+    funnel.begin_item();
+    assert_eq!(
+        funnel.dropoff(0, EventTime(30_000), 1),
+        Counted::Late,
+        "a timer's drop-off behind the closed window counts as late"
+    );
+    funnel.set_late_item(false);
     out.extend(close(&mut funnel, &rules, 120_000));
     let second = &out[1];
-    assert_eq!((second.window_start, second.late_events), (60_000, 1));
+    assert_eq!((second.window_start, second.late_events), (60_000, 2));
     assert_eq!(second.pairs[1].dropoff_ratio, Some(0.5));
     assert_eq!(funnel.totals().entries[1], 2, "totals include late entries");
 }
@@ -35,8 +48,8 @@ fn windows_close_in_order_and_exclude_late_counts() {
 fn a_window_sums_its_partitions() {
     let rules = rules();
     let mut funnel = Funnel::new(60_000, &rules);
-    funnel.entry(0, EventTime(1_000), 1);
-    funnel.entry(3, EventTime(2_000), 1);
+    let _ = funnel.entry(0, EventTime(1_000), 1);
+    let _ = funnel.entry(3, EventTime(2_000), 1);
     funnel.revenue(3, EventTime(3_000), 0.1);
     funnel.revenue(0, EventTime(4_000), 0.2);
     funnel.active(0, EventTime(5_000));
@@ -74,8 +87,12 @@ fn a_restored_part_emits_what_its_partition_had_counted() {
     after.install(0, &p0, &rules);
     after.install(1, &p1, &rules);
     after.settle_restored();
-    assert!(!after.entry(1, EventTime(59_000), 2), "below the floor");
-    after.entry(1, EventTime(63_000), 2);
+    assert_ne!(
+        after.entry(1, EventTime(59_000), 2),
+        Counted::InWindow,
+        "below the floor"
+    );
+    let _ = after.entry(1, EventTime(63_000), 2);
     let out = close(&mut after, &rules, 120_000);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].window_start, out[0].entries[2].count), (60_000, 3));
@@ -119,7 +136,7 @@ fn one_writers_floors_are_settled_together() {
 fn a_lagging_part_emits_the_windows_the_instance_closed_as_it_catches_up() {
     let rules = rules();
     let mut funnel = Funnel::new(60_000, &rules);
-    funnel.entry(0, EventTime(200_000), 1);
+    let _ = funnel.entry(0, EventTime(200_000), 1);
     assert_eq!(close(&mut funnel, &rules, 240_000).len(), 1);
     let taken_over = FunnelState {
         window_ms: 60_000,
@@ -136,11 +153,16 @@ fn a_lagging_part_emits_the_windows_the_instance_closed_as_it_catches_up() {
     funnel.install(1, &taken_over, &rules);
     funnel.settle_restored();
     assert!(funnel.is_lagging());
-    assert!(
+    assert_eq!(
         funnel.entry(1, EventTime(130_000), 1),
+        Counted::InWindow,
         "counts on behind the instance"
     );
-    assert!(!funnel.entry(0, EventTime(130_000), 1), "but not in step");
+    assert_ne!(
+        funnel.entry(0, EventTime(130_000), 1),
+        Counted::InWindow,
+        "but not in step"
+    );
     let mut out = Vec::new();
     funnel.catch_up(1, EventTime(125_000), &rules, &mut |w| out.push(w));
     funnel.catch_up(1, EventTime(500_000), &rules, &mut |w| out.push(w));
