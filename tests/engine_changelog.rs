@@ -412,8 +412,8 @@ fn erasure_forgets_the_customer_everywhere() {
 fn the_fence_stops_a_replay_from_applying_touchpoints_twice() {
     let config = event_config();
     // Zed's clock runs ten minutes fast: his touchpoint holds the commit at
-    // offset 0 while Ann's six page views after it are applied, more than
-    // the four event ids her de-duplication ring remembers.
+    // offset 0 while Ann's six page views after it are applied; read again,
+    // the fence skips them before the de-duplication memory is asked.
     let t0 = day(0.0);
     let mut reads = vec![read(
         0,
@@ -535,13 +535,16 @@ fn golden_v1() -> CustomerState {
             },
         ],
         churn_signals: vec![Some(EventTime(1_772_357_400_000)), None, None, None],
+        // The ring's fingerprints (0x4347ee8754c9d4e5, 0x2392f7eb50f67655,
+        // 0x4f2a0a31dbe4bb1b, 0xb5287f38530d49af) as today's entries at
+        // last_seen, with the floor just below it.
         dedupe: vec![
-            0x4347_ee87_54c9_d4e5,
-            0x2392_f7eb_50f6_7655,
-            0x4f2a_0a31_dbe4_bb1b,
-            0xb528_7f38_530d_49af,
+            0x3010_cee6_2850_d1fb,
+            0x3010_cee6_2848_e4bd,
+            0x3010_cee6_2853_ca82,
+            0x3010_cee6_286d_4a1f,
         ],
-        dedupe_cursor: 3,
+        dedupe_floor: 0x3010_cee6_283f_ffff,
         fence: Some(1006),
         awaiting: vec![1006],
     }
@@ -551,6 +554,59 @@ fn golden_v1() -> CustomerState {
 fn the_checked_in_version_1_value_decodes_forever() {
     let bytes = include_bytes!("golden/state-v1.bin");
     assert_eq!(snapshot::decode(bytes), Ok(golden_v1()));
+}
+
+/// The version-2 value in `tests/golden/state-v2.bin` (described beside it).
+fn golden_v2() -> CustomerState {
+    CustomerState {
+        dedupe: vec![
+            0x300f_7424_a05d_87d6,
+            0x300f_7549_987b_2b76,
+            0x300f_766e_9070_5084,
+            0x300f_78b8_806d_4a1f,
+            0x300f_7b02_7050_d1fb,
+            0x3010_cee6_2848_e4bd,
+            0,
+            0,
+        ],
+        dedupe_floor: 0,
+        ..golden_v1()
+    }
+}
+
+#[test]
+fn the_checked_in_version_2_value_decodes_forever() {
+    let bytes = include_bytes!("golden/state-v2.bin");
+    assert_eq!(snapshot::decode(bytes), Ok(golden_v2()));
+}
+
+#[test]
+fn the_version_2_value_restores_with_its_de_duplication_memory() {
+    let mut engine = Engine::new(&event_config()).unwrap();
+    engine
+        .restore(0, "golden-1", Some(include_bytes!("golden/state-v2.bin")))
+        .unwrap();
+    let mut out = Vec::new();
+    let waiting = Ev::new(
+        "evt-1006",
+        "golden-1",
+        EventTime(1_772_446_545_000),
+        "page_view",
+    );
+    // evt-1002 (09:10, five touchpoints back) produced again upstream,
+    // read at a new offset after the restore.
+    let again = Ev::new(
+        "evt-1002",
+        "golden-1",
+        EventTime(1_772_356_200_000),
+        "product_view",
+    );
+    let ingested = [(1006, &waiting), (1007, &again)]
+        .map(|(offset, ev)| engine.ingest_at(0, offset, &ev.touchpoint(), EventTime(0), &mut out));
+    assert_eq!(ingested, [Ingested::Accepted, Ingested::Duplicate]);
+    engine.finish(&mut out);
+    assert_eq!(engine.customer("golden-1").unwrap().touchpoints, 7);
+    assert_eq!(engine.stats().duplicates, 1);
 }
 
 #[test]

@@ -41,6 +41,30 @@ proptest! {
         prop_assert_eq!(run(&twice), run(&events));
     }
 
+    /// However many touchpoints come between an event and its redelivery,
+    /// within the horizon (here longer than any stream) it changes nothing.
+    #[test]
+    fn a_redelivery_within_the_horizon_changes_no_output_however_late(
+        events in stream(120),
+        lag in 0..120usize,
+        remember in 1..6usize,
+    ) {
+        let mut config = event_config();
+        let century = std::time::Duration::from_secs(100 * 365 * 86_400);
+        // Nobody is evicted (which forgets everything), nothing is beyond the horizon.
+        (config.time.state_ttl, config.time.dedupe_horizon) = (century, century);
+        config.limits.dedupe_per_customer = remember;
+        let mut twice = Vec::with_capacity(events.len() * 2);
+        for (i, ev) in events.iter().enumerate() {
+            twice.push(ev.clone());
+            if i >= lag {
+                twice.push(events[i - lag].clone());
+            }
+        }
+        twice.extend(events[events.len().saturating_sub(lag)..].iter().cloned());
+        prop_assert_eq!(run_with(config.clone(), &twice), run_with(config, &events));
+    }
+
     #[test]
     fn any_arrival_order_within_the_allowed_lateness_gives_the_same_outputs(
         events in stream(80),

@@ -162,6 +162,8 @@ async fn metrics_are_prometheus_text() {
     );
     for name in [
         "journeyd_events_invalid_total{reason=\"invalid_json\"} 0",
+        "journeyd_events_unverified_total{reason=\"horizon\"} 0",
+        "journeyd_events_unverified_total{reason=\"memory\"} 0",
         "journeyd_tracked_customers 2",
         "journeyd_customers{stage=\"purchase\"} 1",
         "journeyd_ready 0",

@@ -117,6 +117,11 @@ pub struct TimeConfig {
     /// Events timestamped further than this ahead of the wall clock are rejected.
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
+    /// A redelivered `event_id` is never applied twice while it is within
+    /// this much event time of its customer's newest touchpoint; an older
+    /// touchpoint whose id is no longer remembered is applied and counted.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_horizon: Duration,
     /// Size of the tumbling funnel windows.
     #[serde(with = "humantime_serde")]
     pub funnel_window: Duration,
@@ -137,6 +142,7 @@ impl Default for TimeConfig {
             allowed_lateness: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_future_skew: Duration::from_secs(300),
+            dedupe_horizon: Duration::from_secs(DAY),
             funnel_window: Duration::from_secs(60),
             lapse_after: Duration::from_secs(90 * DAY),
             state_ttl: Duration::from_secs(400 * DAY),
@@ -148,7 +154,9 @@ impl Default for TimeConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitsConfig {
-    /// Recent event ids remembered per customer for de-duplication (1 to 64).
+    /// Event ids remembered per customer for de-duplication (1 to 64): a
+    /// late touchpoint older than the customer's last this many within
+    /// `time.dedupe_horizon` cannot be verified as new and is refused.
     pub dedupe_per_customer: usize,
     /// Events held at most in the event-time reorder buffer; when it is full
     /// the oldest buffered event is processed early.
@@ -178,7 +186,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            dedupe_per_customer: 4,
+            dedupe_per_customer: 8,
             max_buffered_events: 1_000_000,
             max_buffered_bytes: 256 << 20,
             max_customers: 10_000_000,

@@ -140,6 +140,20 @@ fn time(time: &TimeConfig, problems: &mut Problems) {
     problems.positive_duration("time.idle_timeout", time.idle_timeout);
     problems.positive_duration("time.funnel_window", time.funnel_window);
     problems.positive_duration("time.lapse_after", time.lapse_after);
+    problems.positive_duration("time.dedupe_horizon", time.dedupe_horizon);
+    if time.dedupe_horizon > time.state_ttl {
+        let (horizon, ttl) = (
+            humantime::format_duration(time.dedupe_horizon),
+            humantime::format_duration(time.state_ttl),
+        );
+        problems.add(
+            "time.dedupe_horizon",
+            format_args!(
+                "must be at most time.state_ttl (\"{ttl}\"), got \"{horizon}\"; an evicted \
+                 customer's event ids are forgotten with them"
+            ),
+        );
+    }
     if time.state_ttl < time.lapse_after {
         let (ttl, lapse) = (
             humantime::format_duration(time.state_ttl),
@@ -226,10 +240,18 @@ mod tests {
         let mut config = Config::default();
         config.time.funnel_window = Duration::ZERO;
         config.time.state_ttl = Duration::from_secs(86_400);
+        config.time.dedupe_horizon = Duration::ZERO;
         let found = problems(&config);
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].starts_with("time.funnel_window: must be at least 1ms"));
-        assert!(found[1].starts_with("time.state_ttl: must be at least time.lapse_after"));
+        assert!(found[1].starts_with("time.dedupe_horizon: must be at least 1ms"));
+        assert!(found[2].starts_with("time.state_ttl: must be at least time.lapse_after"));
+        config.time.dedupe_horizon = Duration::from_secs(2 * 86_400);
+        assert_eq!(
+            problems(&config)[1],
+            "time.dedupe_horizon: must be at most time.state_ttl (\"1day\"), got \"2days\"; an \
+             evicted customer's event ids are forgotten with them"
+        );
     }
 
     #[test]

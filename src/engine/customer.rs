@@ -4,9 +4,11 @@
 //! scalar fields plus `layout.len` words (`i64`) laid out by [`SlotLayout`]:
 //!
 //! ```text
-//! [ windowed-signal timestamps | churn-signal times | de-dup fingerprints ]
-//!   count per windowed signal    one per signal      limits.dedupe_per_customer
+//! [ windowed-signal timestamps | churn-signal times | de-dup floor, entries ]
+//!   count per windowed signal    one per signal      1 + limits.dedupe_per_customer
 //! ```
+//!
+//! (the de-duplication words are described in [`super::dedupe`]).
 //!
 //! Customers live in a slab ([`Customers`]) addressed by a `u32` slot. Their
 //! words live in one flat vector at `slot * layout.len`, so a customer costs
@@ -50,6 +52,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use super::dedupe::{self, Verdict};
 use super::rules::{SlotLayout, StageIdx, Window};
 use crate::model::{Band, EventTime};
 
@@ -69,8 +72,6 @@ pub struct Customer {
     pub conversion_pending: bool,
     /// A cancellation set the churn risk to 1 (cleared by the next purchase).
     pub cancelled: bool,
-    /// Next write position in the de-duplication ring.
-    pub dedupe_cursor: u8,
     /// The input partition the customer's touchpoints come from (the
     /// driver's dense partition index): their state moves with it.
     /// Changed only through [`Customers::set_partition`], which keeps the
@@ -117,7 +118,6 @@ impl Customer {
             band: None,
             conversion_pending: false,
             cancelled: false,
-            dedupe_cursor: 0,
             partition: 0,
             pending: 0,
             fence: -1,
@@ -176,18 +176,11 @@ impl CustomerMut<'_> {
         self.words
     }
 
-    /// Records `fingerprint` unless it is among the recent ones; returns
-    /// `false` for a duplicate. Fingerprint 0 is reserved for "empty".
-    pub fn remember(&mut self, fingerprint: u64, layout: &SlotLayout) -> bool {
-        let fp = (fingerprint | 1) as i64;
-        let ring = &mut self.words[layout.dedupe..];
-        if ring.contains(&fp) {
-            return false;
-        }
-        let cursor = usize::from(self.state.dedupe_cursor) % ring.len();
-        ring[cursor] = fp;
-        self.state.dedupe_cursor = ((cursor + 1) % ring.len()) as u8;
-        true
+    /// Checks a touchpoint about to be applied against the customer's
+    /// de-duplication memory ([`dedupe::check`]), remembering it unless
+    /// it is refused.
+    pub fn dedupe(&mut self, entry: u64, horizon_ms: u64, layout: &SlotLayout) -> Verdict {
+        dedupe::check(&mut self.words[layout.dedupe..], entry, horizon_ms)
     }
 
     /// Adds `at` to a windowed signal's timestamps (keeping the latest
@@ -507,7 +500,6 @@ impl Customers {
             pending: current.pending,
             partition: current.partition,
             fence: current.fence,
-            dedupe_cursor: current.dedupe_cursor,
             ..Customer::new(&current.id)
         };
         let old = std::mem::replace(current, fresh);
@@ -592,8 +584,13 @@ mod tests {
     const LAYOUT: SlotLayout = SlotLayout {
         churn: 3,
         dedupe: 3,
-        len: 7,
+        len: 8,
     };
+    const DAY: u64 = 86_400_000;
+
+    fn at(fp: u64) -> u64 {
+        dedupe::entry(EventTime(1_767_225_600_000 + fp as i64), fp << 40)
+    }
 
     fn one() -> (Customers, Slot) {
         let mut cs = Customers::new(LAYOUT);
@@ -602,18 +599,20 @@ mod tests {
     }
 
     #[test]
-    fn dedupe_ring_remembers_the_latest() {
+    fn dedupe_memory_lives_in_the_customer_words() {
         let (mut cs, slot) = one();
         let mut c = cs.get_mut(slot);
         for fp in 1..=4u64 {
-            assert!(c.remember(fp * 2, &LAYOUT));
+            assert_eq!(c.dedupe(at(fp), DAY, &LAYOUT), Verdict::New);
         }
-        assert!(!c.remember(8, &LAYOUT), "recent fingerprint is a duplicate");
-        assert!(
-            c.remember(10, &LAYOUT),
-            "new fingerprint pushes out the oldest"
+        assert_eq!(c.dedupe(at(4), DAY, &LAYOUT), Verdict::Duplicate);
+        assert_eq!(c.dedupe(at(5), DAY, &LAYOUT), Verdict::New);
+        assert_eq!(
+            c.dedupe(at(1), DAY, &LAYOUT),
+            Verdict::Unverified(dedupe::Reason::Memory),
+            "the oldest was forgotten, and is below the floor"
         );
-        assert!(c.remember(2, &LAYOUT), "the oldest was forgotten");
+        assert_eq!(cs.words(slot)[3], at(1) as i64, "the floor");
     }
 
     #[test]
@@ -661,15 +660,16 @@ mod tests {
         let (a, new_a) = cs.find_or_insert("alice");
         let (b, _) = cs.find_or_insert("bob");
         assert!(new_a);
-        assert!(cs.get_mut(a).remember(42, &LAYOUT));
+        assert_eq!(cs.get_mut(a).dedupe(at(42), DAY, &LAYOUT), Verdict::New);
         assert_eq!(cs.find_or_insert("alice"), (a, false));
         assert_eq!(cs.remove(a).id, "alice");
         assert_eq!(cs.find("alice"), None);
         assert_eq!(cs.find("bob"), Some(b));
         let (c, _) = cs.find_or_insert("carol");
         assert_eq!(c, a, "freed slot reused");
-        assert!(
-            cs.get_mut(c).remember(42, &LAYOUT),
+        assert_eq!(
+            cs.get_mut(c).dedupe(at(42), DAY, &LAYOUT),
+            Verdict::New,
             "a reused slot starts with fresh words"
         );
         assert_eq!(cs.len(), 2);

@@ -10,11 +10,11 @@
 //! # How a touchpoint flows
 //!
 //! ```text
-//! ingest ─► watermark.observe ─► customer slot ─► de-dup ring ─┬─ late ──► apply now
-//!                                                              └─ else ─► partition's reorder buffer
+//! ingest ─► watermark.observe ─► customer slot ─► fence ─┬─ late ──► de-dup ─► apply now
+//!                                                       └─ else ─► partition's reorder buffer
 //! advance: each partition's lane up to its partition time; events and
 //!     timers in event-time order over the lanes that move
-//!     event ─► journey::apply_event        timer ─► journey::fire
+//!     event ─► de-dup ─► journey::apply_event        timer ─► journey::fire
 //!     funnel windows ending before min(item, instance watermark) are
 //!     emitted on the way
 //! ```
@@ -47,7 +47,8 @@
 //! until it has caught up.
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
-//! state), [`journey`] (the stage machine), [`reorder`], [`timers`],
+//! state), [`dedupe`] (which event ids were applied), [`journey`] (the
+//! stage machine), [`reorder`], [`timers`],
 //! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
 //! [`funnel`] and [`churn`]; [`snapshot`] (a customer's state, and a
 //! partition's funnel windows, as versioned bytes) and [`changelog`] (dirty tracking, restore, erasure: what the
@@ -56,6 +57,7 @@
 pub mod changelog;
 pub mod churn;
 pub mod customer;
+pub mod dedupe;
 pub mod funnel;
 pub mod journey;
 pub mod lanes;
@@ -107,12 +109,18 @@ pub enum Ingested {
     /// Older than its partition's time: applied to the customer at once,
     /// excluded from funnel windows already emitted.
     Late,
-    /// A redelivery of a recent `event_id` of this customer, or input read
-    /// again after a restore that was applied before: ignored.
+    /// A redelivery of an `event_id` this customer had applied, or input
+    /// read again after a restore that was applied before: ignored. (A
+    /// redelivery that arrives while its original still waits in the
+    /// reorder buffer is `Accepted`, and dropped when it is released.)
     Duplicate,
     /// A new customer while `limits.max_customers` are held: nothing of it
     /// is kept. The service sends it to the dead-letter topic (`capacity`).
     Refused,
+    /// Late, not among the event ids the customer remembers, yet too old
+    /// for the customer's de-duplication memory to tell it from a
+    /// redelivery ([`dedupe::Reason::Memory`]): refused, counted.
+    Unverified,
 }
 
 /// Seed of the event-id fingerprint hash; fixed so that runs are reproducible.
@@ -141,6 +149,8 @@ pub struct Engine {
     /// Detection time stamped on outputs: the latest `wall` seen.
     detected_at: EventTime,
     fingerprints: foldhash::fast::FixedState,
+    /// `time.dedupe_horizon` in milliseconds.
+    dedupe_horizon_ms: u64,
     stats: EngineStats,
     /// Customers changed or removed since the last [`Engine::take_dirty`].
     changes: ChangeTracker,
@@ -174,6 +184,7 @@ impl Engine {
             instance: EventTime::MIN,
             detected_at: EventTime::MIN,
             fingerprints: foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED),
+            dedupe_horizon_ms: ms(config.time.dedupe_horizon).max(1) as u64,
             stats: EngineStats::new(rules.stages.len()),
             changes: ChangeTracker::default(),
             replay: ReplayLists::default(),
@@ -227,7 +238,7 @@ impl Engine {
             self.stats.ahead += 1;
         }
         let fingerprint = self.fingerprints.hash_one(tp.event_id.as_ref());
-        if !self.admit(slot, partition, offset, fingerprint) {
+        if !self.admit(slot, partition, offset) {
             self.stats.duplicates += 1;
             return Ingested::Duplicate;
         }
@@ -243,20 +254,50 @@ impl Engine {
             event_id: tp.event_id.as_ref().into(),
             action_name: tp.action.as_ref().into(),
         };
-        let late = event.at < self.lanes.frontier(partition);
-        if late {
-            self.stats.late += 1;
-            self.funnel.set_late_item(true);
-            self.process(event, out);
-            self.funnel.set_late_item(false);
+        let outcome = if event.at < self.lanes.frontier(partition) {
+            self.apply_late(event, out)
         } else {
             self.buffer(event, out);
-        }
-        self.advance(Some(partition), out);
-        if late {
-            Ingested::Late
-        } else {
             Ingested::Accepted
+        };
+        self.advance(Some(partition), out);
+        outcome
+    }
+
+    /// Applies a touchpoint older than its partition's time at once, unless
+    /// it was applied before or cannot be verified as new.
+    fn apply_late(&mut self, event: PendingEvent, out: &mut impl Emit) -> Ingested {
+        if let Some(refused) = self.verify(&event) {
+            return refused;
+        }
+        self.stats.late += 1;
+        self.funnel.set_late_item(true);
+        self.process(event, out);
+        self.funnel.set_late_item(false);
+        Ingested::Late
+    }
+
+    /// Consults (and updates) the customer's de-duplication memory about a
+    /// touchpoint about to be applied; returns why not to apply it, if so.
+    fn verify(&mut self, event: &PendingEvent) -> Option<Ingested> {
+        use dedupe::{Reason, Verdict};
+        let entry = dedupe::entry(event.at, event.fingerprint);
+        let layout = self.rules.layout;
+        let mut customer = self.customers.get_mut(event.slot);
+        match customer.dedupe(entry, self.dedupe_horizon_ms, &layout) {
+            Verdict::New => None,
+            Verdict::Duplicate => {
+                self.stats.duplicates += 1;
+                Some(Ingested::Duplicate)
+            }
+            Verdict::Unverified(Reason::Horizon) => {
+                self.stats.unverified_horizon += 1;
+                None
+            }
+            Verdict::Unverified(Reason::Memory) => {
+                self.stats.unverified_memory += 1;
+                Some(Ingested::Unverified)
+            }
         }
     }
 
@@ -367,7 +408,9 @@ impl Engine {
             self.offsets.release(event.partition, event.offset);
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
-            self.process(event, out);
+            if self.verify(&event).is_none() {
+                self.process(event, out);
+            }
         }
     }
 

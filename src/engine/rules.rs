@@ -8,7 +8,7 @@
 //! allocated or searched by name on the hot path.
 //!
 //! Per-customer variable state (windowed-signal timestamps, churn-signal
-//! times, de-duplication fingerprints) lives in one flat slice per customer;
+//! times, de-duplication memory) lives in one flat slice per customer;
 //! [`SlotLayout`] says where each part starts.
 
 use compact_str::CompactString;
@@ -128,7 +128,7 @@ pub struct ActionRules {
 pub struct SlotLayout {
     /// Windowed-signal timestamps start at 0; churn-signal times here.
     pub churn: usize,
-    /// De-duplication fingerprints here.
+    /// De-duplication memory here: its floor, then its entries.
     pub dedupe: usize,
     /// Total slots per customer.
     pub len: usize,
@@ -391,7 +391,8 @@ impl Builder {
         self.rules.layout = SlotLayout {
             churn,
             dedupe,
-            len: dedupe + config.limits.dedupe_per_customer.max(1),
+            // The floor, then the entries (see `dedupe`).
+            len: dedupe + 1 + config.limits.dedupe_per_customer.max(1),
         };
         if self.problems.is_empty() {
             Ok(self.rules)
@@ -446,10 +447,11 @@ mod tests {
             "purchase enters purchase and counts toward retention"
         );
         assert_eq!(rules.action_id("page_view"), ActionId::OTHER);
-        // 3 product views + 2 purchases, 4 churn signals, 4 fingerprints.
+        // 3 product views + 2 purchases, 4 churn signals, the de-dup
+        // floor and 8 entries.
         assert_eq!(
             (rules.layout.churn, rules.layout.dedupe, rules.layout.len),
-            (5, 9, 13)
+            (5, 9, 18)
         );
     }
 

@@ -12,8 +12,15 @@ use crate::model::Band;
 pub struct EngineStats {
     /// Touchpoints applied to customer state.
     pub events: u64,
-    /// Touchpoints dropped as redeliveries of a recent `event_id`.
+    /// Touchpoints dropped as redeliveries of an applied `event_id` (or
+    /// input read again after a restore).
     pub duplicates: u64,
+    /// Touchpoints applied although their `event_id` could not be checked:
+    /// older than their customer's newest minus `time.dedupe_horizon`.
+    pub unverified_horizon: u64,
+    /// Late touchpoints refused because the customer's de-duplication
+    /// memory had overflowed since their time, within the horizon.
+    pub unverified_memory: u64,
     /// Touchpoints older than their partition's time on arrival, and
     /// timer firings whose drop-off or lapse fell into a funnel window
     /// already emitted (each excluded from it, and counted late there).

@@ -117,6 +117,16 @@ impl EngineObserver {
         bump(&input.late, p.late, s.late);
         bump(&input.ahead, p.ahead, s.ahead);
         bump(&input.duplicate, p.duplicates, s.duplicates);
+        bump(
+            &input.unverified[0],
+            p.unverified_horizon,
+            s.unverified_horizon,
+        );
+        bump(
+            &input.unverified[1],
+            p.unverified_memory,
+            s.unverified_memory,
+        );
         bump(&input.forced_early, p.forced_early, s.forced_early);
         for (i, counter) in journey.band_changes.iter().enumerate() {
             bump(counter, p.band_entries[i], s.band_entries[i]);

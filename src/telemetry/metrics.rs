@@ -28,6 +28,7 @@ use super::kafka::{KafkaMetrics, ReadinessMetrics};
 use super::registry::{Made, Reg};
 use super::schema_registry::SchemaRegistryMetrics;
 use crate::codec::InvalidReason;
+use crate::engine::dedupe::Reason;
 use crate::model::{Band, ErasureSource};
 
 /// Metrics could not be created.
@@ -59,6 +60,8 @@ pub(super) struct InputMetrics {
     pub late: IntCounter,
     pub ahead: IntCounter,
     pub duplicate: IntCounter,
+    /// `journeyd_events_unverified_total{reason}`, indexed like [`Reason::ALL`].
+    pub unverified: [IntCounter; 2],
     pub processed: IntCounter,
     pub forced_early: IntCounter,
 }
@@ -68,6 +71,13 @@ impl InputMetrics {
         let invalid_vec = r.counter_vec(
             "journeyd_events_invalid_total",
             "Input records rejected to the dead-letter topic, by reason.",
+            &["reason"],
+        )?;
+        let unverified = r.counter_vec(
+            "journeyd_events_unverified_total",
+            "Touchpoints whose event_id the customer's de-duplication memory could not check: \
+             older than the customer's newest minus time.dedupe_horizon (reason=\"horizon\", \
+             applied) or late after the memory overflowed (reason=\"memory\", refused).",
             &["reason"],
         )?;
         Ok(InputMetrics {
@@ -92,8 +102,9 @@ impl InputMetrics {
             )?,
             duplicate: r.counter(
                 "journeyd_events_duplicate_total",
-                "Touchpoints ignored as redeliveries of a recent event_id.",
+                "Touchpoints ignored as redeliveries of an event_id already applied.",
             )?,
+            unverified: Reason::ALL.map(|reason| unverified.with_label_values(&[reason.label()])),
             processed: r.counter(
                 "journeyd_events_processed_total",
                 "Touchpoints applied to customer state.",

@@ -56,11 +56,12 @@ pub fn capture(
             .iter()
             .map(|&t| (t != i64::MIN).then_some(EventTime(t))),
     );
+    let (floor, entries) = words[layout.dedupe..]
+        .split_first()
+        .expect("a de-dup floor");
     state.dedupe.clear();
-    state
-        .dedupe
-        .extend(words[layout.dedupe..].iter().map(|&fp| fp as u64));
-    state.dedupe_cursor = c.dedupe_cursor;
+    state.dedupe.extend(entries.iter().map(|&e| e as u64));
+    state.dedupe_floor = *floor as u64;
     state.fence = (c.fence >= 0).then_some(c.fence);
     state.awaiting.clear();
     if let Some(fence) = state.fence {
@@ -76,8 +77,8 @@ pub fn capture(
 /// the caller's. Word sections written under another layout are fitted:
 /// windowed-signal times are kept per signal (the latest that fit) when
 /// the number of windowed signals is unchanged and dropped otherwise;
-/// churn-signal times are kept by position; the de-duplication ring keeps
-/// its most recent fingerprints.
+/// churn-signal times are kept by position; the de-duplication memory
+/// keeps its newest entries, the others raising its floor.
 pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, rules: &Rules) {
     c.stage = stage;
     c.stage_since = state.stage_since;
@@ -104,7 +105,7 @@ pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, 
     {
         *word = t.map_or(i64::MIN, |t| t.0);
     }
-    c.dedupe_cursor = install_ring(&mut words[layout.dedupe..], state);
+    install_dedupe(&mut words[layout.dedupe..], state);
 }
 
 fn install_windows(c: &mut CustomerMut<'_>, state: &CustomerState, rules: &Rules) {
@@ -123,29 +124,28 @@ fn install_windows(c: &mut CustomerMut<'_>, state: &CustomerState, rules: &Rules
     }
 }
 
-/// Fills `ring` from the state's ring; returns the cursor.
-fn install_ring(ring: &mut [i64], state: &CustomerState) -> u8 {
-    if ring.len() == state.dedupe.len() {
-        for (word, &fp) in ring.iter_mut().zip(&state.dedupe) {
-            *word = fp as i64;
+/// Fills `words` (the floor, then the entries) from the state's memory.
+/// When fewer entries fit than were kept, the newest are kept and the
+/// floor rises to the newest of those dropped: every entry above the floor
+/// is still remembered.
+fn install_dedupe(words: &mut [i64], state: &CustomerState) {
+    let (floor, entries) = words.split_first_mut().expect("a de-dup floor");
+    if entries.len() == state.dedupe.len() {
+        *floor = state.dedupe_floor as i64;
+        for (word, &e) in entries.iter_mut().zip(&state.dedupe) {
+            *word = e as i64;
         }
-        return state.dedupe_cursor;
+        return;
     }
-    // Oldest first: the entries from the cursor on, then those before it.
-    let cursor = usize::from(state.dedupe_cursor).min(state.dedupe.len());
-    let (newer, older) = state.dedupe.split_at(cursor);
-    let chronological: Vec<u64> = older
-        .iter()
-        .chain(newer)
-        .copied()
-        .filter(|&fp| fp != 0)
-        .collect();
-    let kept = &chronological[chronological.len().saturating_sub(ring.len())..];
-    ring.fill(0);
-    for (word, &fp) in ring.iter_mut().zip(kept) {
-        *word = fp as i64;
+    let mut kept: Vec<u64> = state.dedupe.iter().copied().filter(|&e| e != 0).collect();
+    kept.sort_unstable();
+    let dropped = kept.len().saturating_sub(entries.len());
+    let raised = dropped.checked_sub(1).map_or(0, |i| kept[i]);
+    *floor = state.dedupe_floor.max(raised) as i64;
+    entries.fill(0);
+    for (word, &e) in entries.iter_mut().zip(&kept[dropped..]) {
+        *word = e as i64;
     }
-    (kept.len() % ring.len()) as u8
 }
 
 #[cfg(test)]
@@ -153,6 +153,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::engine::customer::Customers;
+    use crate::engine::dedupe::{self, Verdict};
 
     fn rules(dedupe: usize) -> Rules {
         let mut config = Config::default();
@@ -171,8 +172,9 @@ mod tests {
             c.stage_seq = 3;
             c.fence = 41;
             c.last_seen = EventTime(5_000);
-            for fp in [10u64, 20, 30, 40, 50] {
-                assert!(c.remember(fp, &rules.layout));
+            for i in 1..=9i64 {
+                let entry = dedupe::entry(EventTime(1_767_225_600_000 + i), 7 << 42);
+                assert_eq!(c.dedupe(entry, 86_400_000, &rules.layout), Verdict::New);
             }
             let window = rules.windows().next().copied().unwrap();
             c.count_in_window(&window, EventTime(4_000));
@@ -196,21 +198,21 @@ mod tests {
             (installed.stage, installed.stage_seq, installed.fence),
             (2, 3, 41)
         );
-        assert_eq!(installed.dedupe_cursor, c.dedupe_cursor);
+        assert_ne!(state.dedupe_floor, 0, "one entry forgotten");
     }
 
     #[test]
-    fn a_smaller_ring_keeps_the_most_recent_fingerprints() {
+    fn a_smaller_memory_keeps_the_newest_entries_and_raises_its_floor() {
         let state = CustomerState {
-            dedupe: vec![50, 20, 30, 40],
-            dedupe_cursor: 1,
+            dedupe: vec![50, 0, 20, 30, 40],
+            dedupe_floor: 10,
             ..CustomerState::default()
         };
-        let mut ring = [0i64; 2];
-        let cursor = install_ring(&mut ring, &state);
-        assert_eq!((ring, cursor), ([40, 50], 0));
-        let mut bigger = [0i64; 6];
-        let cursor = install_ring(&mut bigger, &state);
-        assert_eq!((bigger, cursor), ([20, 30, 40, 50, 0, 0], 4));
+        let mut smaller = [0i64; 3];
+        install_dedupe(&mut smaller, &state);
+        assert_eq!(smaller, [30, 40, 50]);
+        let mut bigger = [0i64; 7];
+        install_dedupe(&mut bigger, &state);
+        assert_eq!(bigger, [10, 20, 30, 40, 50, 0, 0]);
     }
 }

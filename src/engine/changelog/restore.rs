@@ -146,15 +146,10 @@ impl Engine {
     }
 
     /// Decides whether a touchpoint of the customer in `slot`, read at
-    /// `offset` of `partition`, is to be processed, updating the fence and
-    /// the de-duplication ring (see the [`super`] docs).
-    pub(in crate::engine) fn admit(
-        &mut self,
-        slot: Slot,
-        partition: u32,
-        offset: i64,
-        fingerprint: u64,
-    ) -> bool {
+    /// `offset` of `partition`, is to be processed, updating the fence (see
+    /// the [`super`] docs). Whether its event id was applied before is
+    /// decided when it is applied ([`crate::engine::dedupe`]).
+    pub(in crate::engine) fn admit(&mut self, slot: Slot, partition: u32, offset: i64) -> bool {
         let tag = tag(partition);
         if self.customers.get(slot).partition != tag {
             self.move_customer(slot, tag);
@@ -169,13 +164,12 @@ impl Engine {
             return awaited;
         }
         c.fence = c.fence.max(offset);
-        let fresh = c.remember(fingerprint, &self.rules.layout);
         if offset >= 0 && !self.replay.is_empty() {
             // Past the fence: whatever was awaited was not read again.
             self.stats.replay_missed += self.replay.forget(slot) as u64;
         }
         self.changes.mark(slot);
-        fresh
+        true
     }
 
     /// The customer in `slot` now reads from partition `to` (a new

@@ -7,7 +7,7 @@
 //! other kind of value, one partition's funnel windows ([`FunnelState`]),
 //! has a format of its own, in [`funnel`].
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! Byte 0 is the format version. The rest is hand-written and little-endian:
 //! `varint` is unsigned LEB128, `zz` a zigzag varint, a mask has one bit per
@@ -15,7 +15,7 @@
 //! a base (`last_seen`, or 0 when it is absent), so most take 2 to 5 bytes.
 //!
 //! ```text
-//! u8      version = 1
+//! u8      version = 2
 //! u8      flags: bit 0 conversion_pending, bit 1 cancelled,
 //!                bits 2-3 band (0 none, 1 low, 2 medium, 3 high), others 0
 //! varint  stage ordinal + 1 (0: no stage yet)
@@ -28,16 +28,17 @@
 //!         (<= capacity), then the used times ascending: zz first - base,
 //!         varint increments
 //! varint  churn signals n; mask(n) present; zz time - base for each present
-//! varint  dedupe ring length n (>= 1); u8 cursor (< n); mask(n) occupied;
-//!         u64 LE fingerprint (non-zero) for each occupied entry
+//! varint  dedupe entries n (>= 1); mask(n) occupied; u64 LE entry
+//!         (non-zero) for each occupied one; varint floor
+//!         (see `crate::engine::dedupe`)
 //! varint  replay fence + 1 (0: none)
 //! varint  awaiting count k (0 without a fence); then fence - first offset,
 //!         and k - 1 strictly positive increments
 //! ```
 //!
-//! A typical customer (a purchase, a few views, four remembered event ids)
-//! takes about 90 bytes (`tests/golden/state-v1.bin`: 87), against ~240 in
-//! memory; the customer id is the record's key and is not repeated.
+//! A typical customer (a purchase, a few views, six remembered event ids)
+//! takes about 100 bytes (`tests/golden/state-v2.bin`: 103), against ~260
+//! in memory; the customer id is the record's key and is not repeated.
 //! Decoding rejects an unknown version, truncation, stray bits,
 //! out-of-range values and trailing bytes with a [`DecodeError`], and
 //! allocates in proportion to the input's size only.
@@ -46,19 +47,29 @@
 //!
 //! A later format gets the next version byte and a decoder of its own;
 //! [`decode`] keeps reading every earlier version into the current
-//! [`CustomerState`]. `tests/golden/state-v1.bin` is a version-1 value
-//! checked in for good, with a test that it decodes to the same state.
+//! [`CustomerState`]. `tests/golden/state-v1.bin` and `state-v2.bin` are
+//! values of each version checked in for good, with tests that they decode
+//! to the same state.
+//!
+//! Version 1 differs only in its de-duplication memory: a ring of the
+//! latest event-id fingerprints, without their times
+//! (`varint n; u8 cursor (< n); mask(n) occupied; u64 LE fingerprint`).
+//! Read today, each fingerprint becomes an entry at `last_seen`, and the
+//! floor is just below `last_seen`: a late touchpoint older than that,
+//! unknown, may be a redelivery of one the ring had forgotten, and is
+//! refused ([`crate::engine::dedupe::from_fingerprints`]).
 
 pub mod funnel;
 mod wire;
 
 pub use funnel::{FunnelState, decode_funnel, encode_funnel};
 
+use crate::engine::dedupe;
 use crate::model::{Band, EventTime};
 use wire::{Reader, put_mask, put_varint, unzigzag, zigzag};
 
 /// The format version [`encode`] writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// One customer's journey state, as persisted.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,10 +107,11 @@ pub struct CustomerState {
     pub windows: Vec<WindowState>,
     /// Per churn signal, in config order, its latest occurrence.
     pub churn_signals: Vec<Option<EventTime>>,
-    /// The de-duplication ring as stored: event-id fingerprints, 0 = empty.
+    /// The de-duplication entries as stored, 0 = empty (their order
+    /// does not matter; see [`crate::engine::dedupe`]).
     pub dedupe: Vec<u64>,
-    /// Next write position in `dedupe`.
-    pub dedupe_cursor: u8,
+    /// The de-duplication floor; 0 if none.
+    pub dedupe_floor: u64,
     /// Offset of the newest touchpoint ingested from the customer's input
     /// partition: a re-read at or below it was ingested before.
     pub fence: Option<i64>,
@@ -245,11 +257,11 @@ fn put_windows(windows: &[WindowState], base: i64, out: &mut Vec<u8>) {
 
 fn put_dedupe(state: &CustomerState, out: &mut Vec<u8>) {
     put_varint(out, state.dedupe.len() as u64);
-    out.push(state.dedupe_cursor);
-    put_mask(out, state.dedupe.iter().map(|&fp| fp != 0));
-    for &fp in state.dedupe.iter().filter(|&&fp| fp != 0) {
-        out.extend_from_slice(&fp.to_le_bytes());
+    put_mask(out, state.dedupe.iter().map(|&e| e != 0));
+    for &e in state.dedupe.iter().filter(|&&e| e != 0) {
+        out.extend_from_slice(&e.to_le_bytes());
     }
+    put_varint(out, state.dedupe_floor);
 }
 
 fn put_awaiting(state: &CustomerState, out: &mut Vec<u8>) {
@@ -275,7 +287,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1 => decode_v1(&mut r)?,
+        1 | 2 => decode_body(&mut r, version)?,
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     match r.remaining() {
@@ -284,7 +296,8 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     }
 }
 
-fn decode_v1(r: &mut Reader<'_>) -> Result<CustomerState, DecodeError> {
+/// Versions 1 and 2, which differ only in the de-duplication memory.
+fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeError> {
     let flags = r.byte("flags")?;
     if flags & !KNOWN_FLAGS != 0 {
         return Err(DecodeError::Invalid("flags"));
@@ -308,7 +321,11 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<CustomerState, DecodeError> {
     let base = read_times(r, &mut state)?;
     state.windows = read_windows(r, base)?;
     state.churn_signals = read_churn(r, base)?;
-    read_dedupe(r, &mut state)?;
+    if version == 1 {
+        read_dedupe_v1(r, &mut state)?;
+    } else {
+        read_dedupe(r, &mut state)?;
+    }
     read_awaiting(r, &mut state)?;
     Ok(state)
 }
@@ -386,26 +403,45 @@ fn read_churn(r: &mut Reader<'_>, base: i64) -> Result<Vec<Option<EventTime>>, D
 }
 
 fn read_dedupe(r: &mut Reader<'_>, state: &mut CustomerState) -> Result<(), DecodeError> {
+    let n = dedupe_len(r)?;
+    state.dedupe = read_entries(r, n)?;
+    state.dedupe_floor = r.varint("dedupe floor")?;
+    Ok(())
+}
+
+/// The version-1 ring of bare fingerprints, as today's entries and floor.
+fn read_dedupe_v1(r: &mut Reader<'_>, state: &mut CustomerState) -> Result<(), DecodeError> {
+    let n = dedupe_len(r)?;
+    let cursor = r.byte("dedupe cursor")?;
+    if usize::from(cursor) >= n {
+        return Err(DecodeError::Invalid("dedupe cursor"));
+    }
+    let fingerprints = read_entries(r, n)?;
+    let (floor, entries) = dedupe::from_fingerprints(&fingerprints, state.last_seen);
+    (state.dedupe, state.dedupe_floor) = (entries, floor);
+    Ok(())
+}
+
+fn dedupe_len(r: &mut Reader<'_>) -> Result<usize, DecodeError> {
     let n = r.varint("dedupe")?;
     if !(1..=u64::from(u8::MAX)).contains(&n) {
         return Err(DecodeError::Invalid("dedupe"));
     }
-    let n = n as usize;
-    state.dedupe_cursor = r.byte("dedupe cursor")?;
-    if usize::from(state.dedupe_cursor) >= n {
-        return Err(DecodeError::Invalid("dedupe cursor"));
-    }
+    Ok(n as usize)
+}
+
+fn read_entries(r: &mut Reader<'_>, n: usize) -> Result<Vec<u64>, DecodeError> {
     let occupied = r.mask(n, "dedupe")?;
-    state.dedupe = vec![0; n];
-    for (i, fp) in state.dedupe.iter_mut().enumerate() {
+    let mut entries = vec![0; n];
+    for (i, e) in entries.iter_mut().enumerate() {
         if occupied.get(i) {
-            *fp = r.u64_le("dedupe")?;
-            if *fp == 0 {
+            *e = r.u64_le("dedupe")?;
+            if *e == 0 {
                 return Err(DecodeError::Invalid("dedupe"));
             }
         }
     }
-    Ok(())
+    Ok(entries)
 }
 
 fn read_awaiting(r: &mut Reader<'_>, state: &mut CustomerState) -> Result<(), DecodeError> {

@@ -57,8 +57,8 @@ pub fn compress(d: Duration) -> Duration {
 }
 
 /// Divides every event-time duration of the journey model by [`SPEEDUP`]:
-/// lapse and eviction, conversion deadlines, windowed entry signals, the
-/// churn model's time unit and signal window. The funnel window becomes one
+/// lapse and eviction, the de-duplication horizon, conversion deadlines,
+/// windowed entry signals, the churn model's time unit and signal window. The funnel window becomes one
 /// simulated day. Of the wall-clock settings, the lateness and idle timeout
 /// fit a live, ordered stream; the rest (future skew, runtime intervals)
 /// stay as they are.
@@ -66,6 +66,7 @@ pub fn compress_model(config: &mut Config) {
     let time = &mut config.time;
     time.lapse_after = compress(time.lapse_after);
     time.state_ttl = compress(time.state_ttl);
+    time.dedupe_horizon = compress(time.dedupe_horizon);
     time.funnel_window = compress(FUNNEL_WINDOW);
     time.allowed_lateness = ALLOWED_LATENESS;
     time.idle_timeout = IDLE_TIMEOUT;
