@@ -1,4 +1,4 @@
-//! P(alive) agrees with the published closed forms (SPEC section 4) to 1e-9
+//! P(alive) agrees with the published closed forms (docs/configuration.md, `[churn]`) to 1e-9
 //! relative, for both models, computed here independently of the engine.
 
 use std::time::Duration;

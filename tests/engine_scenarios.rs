@@ -202,8 +202,8 @@ fn a_dropoff_is_counted_in_the_window_of_its_deadline_and_a_conversion_beats_it(
     assert_eq!(total_dropoffs, 1, "ivy converted before her deadline");
 }
 
-/// When risk reaches `threshold` with no new event: the closed form of SPEC
-/// section 4 (MBG/NBD, default parameters, weeks), solved for T.
+/// When risk reaches `threshold` with no new event: the closed form of
+/// docs/configuration.md, `[churn]` (MBG/NBD, default parameters, weeks), solved for T.
 fn crossing(first: f64, last: f64, purchases: u32, threshold: f64) -> i64 {
     let (r, alpha, a, b) = (0.525, 6.183, 0.891, 1.614);
     let x = f64::from(purchases - 1);

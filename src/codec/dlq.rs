@@ -1,5 +1,5 @@
 //! Dead-letter records: rejected input on the `[outputs] dlq` topic
-//! (`journey.dlq`, SPEC section 2).
+//! (`journey.dlq`, README "Run against a Kafka cluster").
 //!
 //! A dead-letter record is the rejected message as it arrived: its value is
 //! the original bytes, untouched, and its key the original key (none when

@@ -1,5 +1,5 @@
 //! Erasure requests on the erasure topic (`[outputs] erasure`,
-//! `journey.erasure`; SPEC section 6).
+//! `journey.erasure`; README "Guarantees").
 //!
 //! A request is one record:
 //!

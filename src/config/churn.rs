@@ -45,7 +45,7 @@ pub struct ChurnParams {
     pub b: f64,
 }
 
-/// Churn-risk configuration (SPEC section 4, "Churn risk").
+/// Churn-risk configuration (docs/configuration.md, `[churn]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChurnConfig {

@@ -1,5 +1,5 @@
 //! The journey model as data: stages, entry signals, lapse, regress rules
-//! and conversion timeouts. Defaults are the model of SPEC section 1.
+//! and conversion timeouts. Defaults are the model of README "The journey model".
 
 use std::time::Duration;
 

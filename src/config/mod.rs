@@ -99,7 +99,7 @@ pub enum TimeMode {
     Event,
 }
 
-/// Time semantics (SPEC section 3).
+/// Time semantics (README "Time").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TimeConfig {

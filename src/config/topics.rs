@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::secret::REDACTED;
 
-/// How the touchpoints of an input topic are encoded (SPEC section 2).
+/// How the touchpoints of an input topic are encoded (README "Run against a Kafka cluster").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputEncoding {
@@ -56,7 +56,7 @@ impl Default for InputConfig {
     }
 }
 
-/// How derived events are written (SPEC section 4).
+/// How derived events are written (README "Run against a Kafka cluster").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {

@@ -1,4 +1,4 @@
-//! Churn risk (SPEC section 4): the buy-till-you-die probability that a
+//! Churn risk (docs/configuration.md, `[churn]`): the buy-till-you-die probability that a
 //! customer is still active, negative signals on the logit scale, bands with
 //! hysteresis, and the event time at which time alone moves a customer into
 //! the next band.

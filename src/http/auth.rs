@@ -1,5 +1,5 @@
 //! Bearer-token access control for the endpoints that serve personal data
-//! or change state (SPEC section 6, "Access").
+//! or change state (README "Guarantees").
 //!
 //! The token is compared in constant time: the work done depends only on
 //! the length of what the client sent, never on how much of it matched or

@@ -1,4 +1,4 @@
-//! The HTTP port: metrics, probes and customer lookups (SPEC sections 5, 6).
+//! The HTTP port: metrics, probes and customer lookups (README "Alerts, dashboard, runbook" and "Guarantees").
 //!
 //! [`router`] builds the whole API from an [`HttpState`]; [`serve`] runs
 //! it on a listener until a shutdown future completes. Routes:

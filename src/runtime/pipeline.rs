@@ -348,9 +348,9 @@ impl Pipeline {
                 let action = self.engine.rules().action_id(&tp.action);
                 self.consumed.inc(input.topic, action);
                 let mut outputs = std::mem::take(&mut self.outputs);
-                let ingested =
-                    self.engine
-                        .ingest_at(index, input.offset, &tp, wall, &mut outputs);
+                let ingested = self
+                    .engine
+                    .ingest_at(index, input.offset, &tp, wall, &mut outputs);
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
                 if ingested == Ingested::Refused {

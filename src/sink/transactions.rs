@@ -1,5 +1,5 @@
 //! The producer seam, and Kafka transactions through it (exactly-once
-//! mode, SPEC section 6).
+//! mode, README "Guarantees").
 //!
 //! [`super::kafka::Sink`] sends through a [`Producing`]: librdkafka's
 //! threaded producer in the service, or a wrapper around it that a test

@@ -1,4 +1,4 @@
-//! State changelog metrics: records written, and restores (SPEC section 6).
+//! State changelog metrics: records written, and restores (README "Guarantees").
 //!
 //! Restore progress for `/readyz` (records read, partitions still
 //! restoring) follows the shared readiness state ([`super::kafka`]); this

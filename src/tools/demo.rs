@@ -1,5 +1,5 @@
-//! `journeyd demo`: the whole pipeline with nothing installed (SPEC
-//! section 7).
+//! `journeyd demo`: the whole pipeline with nothing installed (README,
+//! "Quick start").
 //!
 //! One process runs, in this order:
 //!

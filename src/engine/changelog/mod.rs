@@ -1,5 +1,5 @@
 //! What the changelog topic needs from the engine: changed customers to
-//! write, customers to restore, removals to tombstone (SPEC section 6).
+//! write, customers to restore, removals to tombstone (README "Guarantees").
 //!
 //! The engine stays pure: it encodes and decodes values ([`super::snapshot`])
 //! and keeps the bookkeeping, the service moves the bytes to and from Kafka.

@@ -1,4 +1,4 @@
-//! Erasure in the pipeline (SPEC section 6).
+//! Erasure in the pipeline (README "Guarantees").
 //!
 //! - A request read from the erasure topic erases the customer from the
 //!   engine (memory, timers, de-duplication memory, buffered touchpoints;

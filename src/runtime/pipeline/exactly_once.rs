@@ -1,4 +1,4 @@
-//! Exactly-once mode (`runtime.exactly_once = true`, SPEC section 6).
+//! Exactly-once mode (`runtime.exactly_once = true`, README "Guarantees").
 //!
 //! One Kafka transaction per commit interval holds everything the
 //! interval produced: derived events, dead letters, audit records,
