@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::codec::file::RecordReader;
 use crate::codec::{Invalid, Validator};
 use crate::config::{Config, TimeMode};
-use crate::engine::{Engine, EngineStats, Ingested};
+use crate::engine::{Engine, EngineStats};
 use crate::model::{Band, EventTime, Output};
 
 /// What to replay and where to.
@@ -96,8 +96,8 @@ pub fn replay_into(
         match checked {
             Ok(tp) => {
                 latest = latest.max(tp.occurred_at);
-                if engine.ingest(0, &tp, latest, &mut outputs) == Ingested::Refused {
-                    let refused = Invalid::capacity();
+                let ingested = engine.ingest(0, &tp, latest, &mut outputs);
+                if let Some(refused) = Invalid::not_ingested(ingested) {
                     write_invalid(&mut sink, record.position, refused, &mut summary)?;
                 }
             }

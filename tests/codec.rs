@@ -195,9 +195,15 @@ fn every_reason_is_reachable_through_the_public_api() {
         .collect();
     seen.sort();
     // Every reason for input; `output_rejected` is for derived events, and
-    // `capacity` is the engine's refusal (`tests/engine_capacity.rs`).
+    // `capacity` and `unverified_duplicate` are the engine's refusals
+    // (`tests/engine_capacity.rs`, `tests/replay.rs`).
+    let engine = [
+        InvalidReason::OutputRejected,
+        InvalidReason::Capacity,
+        InvalidReason::UnverifiedDuplicate,
+    ];
     let input: Vec<_> = (InvalidReason::ALL.into_iter())
-        .filter(|r| ![InvalidReason::OutputRejected, InvalidReason::Capacity].contains(r))
+        .filter(|r| !engine.contains(r))
         .collect();
     assert_eq!(seen, input);
     assert!(json::decode(LINE.as_bytes()).is_ok());

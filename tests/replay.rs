@@ -376,3 +376,33 @@ fn replay_announces_evictions_and_reports_refused_customers() {
     assert_eq!(ann[0]["evicted_at"], day(100));
     assert_eq!(ann[0]["last_stage_sequence"], 2, "entered, then lapsed");
 }
+
+/// A late touchpoint older than every event id its customer still
+/// remembers cannot be told from a redelivery: it is not applied, and it
+/// goes where refused input goes, with its reason, instead of vanishing.
+#[test]
+fn replay_reports_late_touchpoints_it_cannot_verify_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("unverified.ndjson");
+    let minute = |m: i64| 1_767_225_600_000 + m * 60_000;
+    let mut events: Vec<(String, i64)> = (1..=10).map(|m| (format!("e{m}"), minute(m))).collect();
+    // New, but 9 minutes older than the newest of ten remembered ones.
+    events.push(("late".into(), minute(1) + 30_000));
+    let lines: Vec<String> = events
+        .iter()
+        .map(|(id, at)| {
+            format!(
+                r#"{{"event_id":"{id}","customer_id":"ann","occurred_at":{at},"action":"page_view"}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let mut config = Config::default();
+    config.limits.dedupe_per_customer = 2;
+
+    let (output, summary) = replay_file(&input, &config);
+    let refused = lines_of_type(&output, "invalid_record");
+    assert_eq!(refused.len(), 1, "{output}");
+    assert_eq!(refused[0]["reason"], "unverified_duplicate");
+    assert_eq!(summary.invalid.get("unverified_duplicate"), Some(&1));
+}

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::engine::Ingested;
+
 /// The reason a record was rejected. [`InvalidReason::as_str`] is stable:
 /// dashboards and alert rules match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,11 +49,16 @@ pub enum InvalidReason {
     /// meets a counted limit instead of exhausting memory. Touchpoints of
     /// customers already held are not affected.
     Capacity,
+    /// A late touchpoint that its customer's de-duplication memory can no
+    /// longer tell from a redelivery (`limits.dedupe_per_customer` newer
+    /// ones within `time.dedupe_horizon`): not applied, so that no
+    /// duplicate is applied twice, but kept here, since it may be new.
+    UnverifiedDuplicate,
 }
 
 impl InvalidReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [InvalidReason; 13] = [
+    pub const ALL: [InvalidReason; 14] = [
         InvalidReason::InvalidJson,
         InvalidReason::InvalidAvro,
         InvalidReason::MissingEventId,
@@ -65,6 +72,7 @@ impl InvalidReason {
         InvalidReason::FieldTooLong,
         InvalidReason::OutputRejected,
         InvalidReason::Capacity,
+        InvalidReason::UnverifiedDuplicate,
     ];
 
     /// The stable label: DLQ header value and metric label.
@@ -83,6 +91,7 @@ impl InvalidReason {
             InvalidReason::FieldTooLong => "field_too_long",
             InvalidReason::OutputRejected => "output_rejected",
             InvalidReason::Capacity => "capacity",
+            InvalidReason::UnverifiedDuplicate => "unverified_duplicate",
         }
     }
 
@@ -130,6 +139,30 @@ impl Invalid {
             )
         });
         &CAPACITY
+    }
+
+    /// A late touchpoint the de-duplication memory cannot verify as new,
+    /// built once.
+    pub fn unverified_duplicate() -> &'static Invalid {
+        static UNVERIFIED: std::sync::LazyLock<Invalid> = std::sync::LazyLock::new(|| {
+            Invalid::new(
+                InvalidReason::UnverifiedDuplicate,
+                "late, and older than the event ids its customer still remembers within \
+                 time.dedupe_horizon: it may be a redelivery, so it is not applied",
+            )
+        });
+        &UNVERIFIED
+    }
+
+    /// The dead letter of a touchpoint the engine did not take
+    /// ([`Ingested::Refused`], [`Ingested::Unverified`]); `None` for one it
+    /// took.
+    pub fn not_ingested(ingested: Ingested) -> Option<&'static Invalid> {
+        match ingested {
+            Ingested::Refused => Some(Invalid::capacity()),
+            Ingested::Unverified => Some(Invalid::unverified_duplicate()),
+            Ingested::Accepted | Ingested::Late | Ingested::Duplicate => None,
+        }
     }
 
     /// Classifies an Avro library error: end of input is `truncated`,

@@ -119,7 +119,8 @@ pub enum Ingested {
     Refused,
     /// Late, not among the event ids the customer remembers, yet too old
     /// for the customer's de-duplication memory to tell it from a
-    /// redelivery ([`dedupe::Reason::Memory`]): refused, counted.
+    /// redelivery ([`dedupe::Reason::Memory`]): refused, counted. The
+    /// service sends it to the dead-letter topic (`unverified_duplicate`).
     Unverified,
 }
 

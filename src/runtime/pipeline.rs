@@ -67,7 +67,7 @@ use crate::codec::dlq::DeadLetter;
 use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
 use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
-use crate::engine::{Engine, Ingested};
+use crate::engine::Engine;
 use crate::model::{EventTime, Output};
 use crate::registry::{Resolved, SchemaSource};
 use crate::runtime::acks::{CommitTracker, Position};
@@ -353,8 +353,8 @@ impl Pipeline {
                     .ingest_at(index, input.offset, &tp, wall, &mut outputs);
                 self.send_outputs(&mut outputs, polled);
                 self.outputs = outputs;
-                if ingested == Ingested::Refused {
-                    self.reject(input, Invalid::capacity(), polled);
+                if let Some(invalid) = Invalid::not_ingested(ingested) {
+                    self.reject(input, invalid, polled);
                 }
             }
             Err(invalid) => self.reject(input, &invalid, polled),
