@@ -10,7 +10,8 @@
 //! and releases each queue from its head, in order, up to the next record
 //! whose schema is still being looked up; the records of a look-up that
 //! failed go to the dead-letter topic as `unknown_schema_id`, with the
-//! detail of that failure.
+//! detail of that failure ([`Pipeline::schemas_step`], at the end of this
+//! file).
 //!
 //! What bounds it, and what it must not break:
 //!
@@ -34,12 +35,18 @@
 
 use std::collections::VecDeque;
 
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::clock::Stopwatch;
 use crate::codec::Invalid;
 use crate::codec::confluent;
+use crate::config::InputEncoding;
+use crate::model::EventTime;
 use crate::registry::Completed;
+
+use super::{Pipeline, Step};
 
 /// A consumed record, borrowed from the consumer or from a held copy.
 #[derive(Clone, Copy, Debug)]
@@ -221,6 +228,10 @@ impl Awaiting {
     /// The failure of the look-up `payload`'s schema id waited for, if it
     /// failed since the queues were last released completely.
     pub fn failure(&self, payload: &[u8]) -> Result<(), Invalid> {
+        // Nothing failed: the usual case, with no parsing per record.
+        if self.failed.is_empty() {
+            return Ok(());
+        }
         let Some(id) = confluent::schema_id(payload) else {
             return Ok(());
         };
@@ -282,6 +293,72 @@ impl Awaiting {
 
     fn queue(&self, index: u32) -> Option<&Queue> {
         self.queues.get(usize::try_from(index).ok()?)
+    }
+}
+
+/// Held records released per [`Pipeline::schemas_step`], at most: a long
+/// queue is released over several turns of the loop, which polls (and
+/// waits for delivery reports under backpressure) in between.
+const RELEASE_BATCH: usize = 1024;
+
+impl Pipeline {
+    /// Between polls: applies the schema look-ups that ended, releases the
+    /// records held for them, in order (at most [`RELEASE_BATCH`] per
+    /// call), and pauses the partitions whose queue is full, resuming those
+    /// that have room again ([`awaiting`]).
+    pub fn schemas_step<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        wall: EventTime,
+    ) {
+        self.awaiting.completed(self.schemas.completed(wall));
+        if self.awaiting.is_ready() && self.may_send() {
+            self.release(wall);
+        }
+        self.awaiting.flow(|(topic, partition, pause)| {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(topic, partition);
+            let done = if pause {
+                consumer.pause(&list)
+            } else {
+                consumer.resume(&list)
+            };
+            match &done {
+                Ok(()) if pause => {
+                    tracing::debug!(topic, partition, "Paused a partition: its queue of records waiting for a schema look-up is full.");
+                }
+                Ok(()) => tracing::debug!(topic, partition, "Resumed a partition: its queue of records waiting for a schema look-up has room again."),
+                Err(error) => {
+                    tracing::warn!(%error, topic, partition, pause, "Cannot pause or resume a partition whose records wait for a schema look-up; trying again.");
+                }
+            }
+            done.is_ok()
+        });
+    }
+
+    /// Processes held records from the head of each queue up to one whose
+    /// schema id is still being looked up.
+    fn release(&mut self, wall: EventTime) {
+        let mut budget = RELEASE_BATCH;
+        let holding: Vec<u32> = self.awaiting.holding().collect();
+        for index in holding {
+            let mut queue = self.awaiting.take(index);
+            while budget > 0
+                && let Some(held) = queue.pop()
+            {
+                let input = queue.input(&held);
+                let step = self.process(&input, index, InputEncoding::Confluent, held.polled, wall);
+                if step == Step::Wait {
+                    queue.unpop(held);
+                    break;
+                }
+                budget -= 1;
+            }
+            self.awaiting.put(index, queue);
+        }
+        if budget > 0 {
+            self.awaiting.released();
+        }
     }
 }
 

@@ -55,7 +55,7 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Pipeline, Route, offsets_list};
@@ -64,9 +64,9 @@ use crate::model::EventTime;
 use crate::runtime::acks::OutputId;
 use crate::runtime::restore::Commit;
 use crate::sink::transactions::{Recovery, TxnError};
-use crate::telemetry::events::{
-    InternalEvent, TransactionAborted, TransactionCommitted, TransactionInDoubt,
-};
+use crate::telemetry::events::{InternalEvent, TransactionAborted, TransactionCommitted};
+
+mod doubt;
 
 /// How long one transactional call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -340,83 +340,6 @@ impl Pipeline {
         txn.last_id = next_id;
     }
 
-    /// The commit call failed without saying that the transaction aborted
-    /// (it timed out, the producer was fenced meanwhile): the broker may
-    /// have committed it. Taking it as aborted would read its input again
-    /// over state that has it already, and emit its funnel windows twice;
-    /// taking it as committed would lose it. So input waits while the
-    /// producer is replaced, whose `init_transactions` makes the broker
-    /// complete or abort the transaction (the same `transactional.id`),
-    /// and then the group's committed offsets tell which
-    /// ([`Pipeline::settle_doubt`]).
-    fn doubt<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        offsets: TopicPartitionList,
-        error: &TxnError,
-        wall: EventTime,
-    ) {
-        TransactionInDoubt { error }.emit(&self.metrics);
-        let Some(txn) = &mut self.transaction else {
-            return;
-        };
-        txn.open = false;
-        txn.in_doubt = Some(offsets);
-        self.open_with_new_producer();
-        self.settle_doubt(consumer, wall);
-    }
-
-    /// Settles a transaction in doubt once a new producer is ready: it
-    /// committed if the group's committed offsets are its own (offset and
-    /// metadata, which differs in every transaction, of each partition),
-    /// else it aborted and the pipeline rewinds as after any abort. While
-    /// the offsets cannot be read, input keeps waiting.
-    fn settle_doubt<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wall: EventTime) {
-        let Some(txn) = &self.transaction else {
-            return;
-        };
-        let Some(sent) = &txn.in_doubt else {
-            return;
-        };
-        if !txn.open {
-            return;
-        }
-        let found = match self.sink.transactions().committed_offsets(sent) {
-            Some(found) => found,
-            None => consumer.committed_offsets(sent.clone(), CALL_TIMEOUT),
-        };
-        let found = match found {
-            Ok(found) => found,
-            Err(error) => {
-                tracing::warn!(%error, "Cannot read the committed offsets to settle a transaction in doubt; input waits.");
-                return;
-            }
-        };
-        let committed = sent.count() > 0 && same_commits(sent, &found);
-        if let Some(txn) = &mut self.transaction {
-            txn.in_doubt = None;
-        }
-        if committed {
-            tracing::info!("The transaction in doubt had committed.");
-            self.settle_committed();
-        } else {
-            tracing::warn!("The transaction in doubt had not committed; rewinding.");
-            let error = abortable(KafkaError::MessageProduction(
-                RDKafkaErrorCode::OperationTimedOut,
-            ));
-            TransactionAborted {
-                call: "commit",
-                error: &error,
-                renewed: true,
-            }
-            .emit(&self.metrics);
-            self.forget_aborted(consumer, wall);
-            if let Some(txn) = &mut self.transaction {
-                txn.open = true;
-            }
-        }
-    }
-
     /// A call failed for good: abort (or drop the producer when it is
     /// unusable), rewind to the last commit, open the next transaction.
     fn abort_and_rewind<C: ConsumerContext>(
@@ -622,16 +545,6 @@ fn retrying(call: impl Fn() -> Result<(), TxnError>) -> Result<(), TxnError> {
             result => return result,
         }
     }
-}
-
-/// Whether the group's committed offsets `found` are those of `sent`:
-/// every partition with the same offset and metadata.
-fn same_commits(sent: &TopicPartitionList, found: &TopicPartitionList) -> bool {
-    sent.elements().iter().all(|s| {
-        found
-            .find_partition(s.topic(), s.partition())
-            .is_some_and(|f| f.offset() == s.offset() && f.metadata() == s.metadata())
-    })
 }
 
 /// An error that aborts the transaction.
