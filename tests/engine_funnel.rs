@@ -244,9 +244,9 @@ fn a_changelog_without_funnel_records_restores_with_empty_windows() {
     );
 }
 
-/// `tests/golden/funnel-v1.md` says what the bytes hold.
+/// `tests/golden/funnel-v1.md` and `funnel-v2.md` say what the bytes hold.
 #[test]
-fn the_checked_in_funnel_record_version_1_decodes_and_restores_forever() {
+fn the_checked_in_funnel_records_decode_and_restore_forever() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/funnel-v1.bin");
     let bytes = std::fs::read(path).unwrap();
     let floor = 1_772_446_500_000;
@@ -262,10 +262,17 @@ fn the_checked_in_funnel_record_version_1_decodes_and_restores_forever() {
         stages: vec![0, 1, 2, 3, 4, 5],
         pairs: vec![(1, 2), (2, 3), (3, 4), (4, 5)],
         windows: vec![(floor, counts)],
+        claims: Vec::new(),
     };
     assert_eq!(
         journeyd::engine::snapshot::decode_funnel(&bytes),
-        Ok(expected)
+        Ok(expected.clone())
+    );
+    let v2 = include_bytes!("golden/funnel-v2.bin");
+    let claims = vec![(1, floor), (3, floor - MINUTE)];
+    assert_eq!(
+        journeyd::engine::snapshot::decode_funnel(v2),
+        Ok(journeyd::engine::snapshot::FunnelState { claims, ..expected })
     );
 
     let mut engine = Engine::new(&event_config()).unwrap();

@@ -37,6 +37,27 @@
 //!            p0's of n+1 + p1's of n + what p1 reads again
 //! ```
 //!
+//! # Claims
+//!
+//! A crash can also lose every record a drain had for a partition, and
+//! the partition may have no older one: its first drain. Its windows that
+//! closed before the crash were emitted with its counts all the same. So
+//! each record also names the writer's other parts with their floors, its
+//! *claims*, and a partition assigned in the same restore takes the
+//! highest floor any restored record claims for it, whether or not it has
+//! a record of its own:
+//!
+//! ```text
+//! first drain  p0: lost in the crash       p1: {w2} floor f', claims p0 at f'
+//! restore      p0 starts at floor f': what it reads again into w1 is
+//!              dropped as above, instead of w1 being emitted again with
+//!              p0's counts only
+//! ```
+//!
+//! A partition's floor only rises, from one owner to the next, so the
+//! highest claim is never one its windows have not reached. Records of
+//! version 1 claim nothing; the writer rule above covers them.
+//!
 //! A partition whose changelog holds no part record yet (a new one, or
 //! one written by a version without them) gets one more in its first
 //! drain, before its customers: an empty part. Its customers already in
@@ -60,6 +81,19 @@ pub(super) struct Durability {
     pub writer: u64,
     /// Parts restored since the last settlement.
     restored: Vec<Restored>,
+    /// Partitions assigned since the last settlement.
+    assigned: Vec<u32>,
+    /// The claims of the records restored since the last settlement.
+    claims: Vec<(u32, i64)>,
+}
+
+impl Durability {
+    /// `partition` was assigned: its floor is settled with the restore.
+    pub(super) fn assigned(&mut self, partition: u32) {
+        if !self.assigned.contains(&partition) {
+            self.assigned.push(partition);
+        }
+    }
 }
 
 /// A part record restored, waiting for [`Funnel::settle_restored`].
@@ -117,6 +151,13 @@ impl Funnel {
         );
         state.windows.clear();
         (state.windows).extend(part.open.iter().map(|(s, c)| (*s, c.clone())));
+        state.claims.clear();
+        (state.claims).extend(
+            (0u32..)
+                .zip(&self.parts)
+                .filter(|&(i, p)| p.held && i != partition)
+                .map(|(i, p)| (i, p.floor)),
+        );
     }
 
     /// Whether the changelog holds a record of `partition`'s part.
@@ -160,28 +201,40 @@ impl Funnel {
                 part.open.insert(*start, acc);
             }
         }
-        let restored = &mut self.durability.restored;
-        restored.retain(|r| r.partition != partition);
-        restored.push(Restored {
+        let durability = &mut self.durability;
+        durability.restored.retain(|r| r.partition != partition);
+        durability.restored.push(Restored {
             partition,
             writer: state.writer,
             floor,
         });
+        durability.claims.extend_from_slice(&state.claims);
     }
 
     /// The restored parts take up where they were: each writer's parts get
-    /// the highest floor among them (see the module docs), and every
+    /// the highest floor among them, every partition assigned meanwhile
+    /// the highest floor claimed for it (see the module docs), and every
     /// restored part is written with the next drain, under this engine's
     /// writer id.
     pub fn settle_restored(&mut self) {
         let restored = std::mem::take(&mut self.durability.restored);
+        let assigned = std::mem::take(&mut self.durability.assigned);
+        let claims = std::mem::take(&mut self.durability.claims);
+        let (size, tracking) = (self.size_ms, self.durability.tracking);
         for r in &restored {
             let writer = restored.iter().filter(|o| o.writer == r.writer);
             let floor = writer.map(|o| o.floor).max().unwrap_or(i64::MIN);
-            let (size, tracking) = (self.size_ms, self.durability.tracking);
             let part = self.part_mut(r.partition);
             part.raise_floor(floor, size);
             part.changed = tracking;
+        }
+        for partition in assigned {
+            let claimed = claims.iter().filter(|c| c.0 == partition);
+            if let Some(floor) = claimed.map(|c| c.1).max() {
+                let part = self.part_mut(partition);
+                part.raise_floor(floor, size);
+                part.changed = tracking;
+            }
         }
         self.update_lagging();
     }
@@ -189,7 +242,9 @@ impl Funnel {
     /// Forgets a part restored but not yet settled (its partition was
     /// revoked meanwhile).
     pub fn forget_restored(&mut self, partition: u32) {
-        (self.durability.restored).retain(|r| r.partition != partition);
+        let durability = &mut self.durability;
+        durability.restored.retain(|r| r.partition != partition);
+        durability.assigned.retain(|&p| p != partition);
     }
 }
 

@@ -137,9 +137,15 @@ impl Funnel {
         let i = partition as usize;
         if i >= self.parts.len() {
             let floor = self.closed_until;
-            self.parts.resize_with(i + 1, || Part::new(floor));
+            let unheld = Part {
+                held: false,
+                ..Part::new(floor)
+            };
+            self.parts.resize(i + 1, unheld);
         }
-        &mut self.parts[i]
+        let part = &mut self.parts[i];
+        part.held = true;
+        part
     }
 
     /// Whether the counts that follow come from a late item: a touchpoint
@@ -352,10 +358,12 @@ impl Funnel {
         self.lagging = self.parts.iter().any(|p| p.floor < closed);
     }
 
-    /// `partition` starts afresh (newly assigned): no counts, in step.
+    /// `partition` starts afresh (newly assigned): no counts, in step
+    /// until its restore settles ([`Funnel::settle_restored`]).
     pub fn reset_part(&mut self, partition: u32) {
         let floor = self.closed_until;
         self.part_mut(partition).reset(floor);
+        self.durability.assigned(partition);
         self.update_lagging();
     }
 
@@ -365,6 +373,7 @@ impl Funnel {
         let floor = self.closed_until;
         if let Some(part) = self.parts.get_mut(partition as usize) {
             part.reset(floor);
+            part.held = false;
         }
         self.forget_restored(partition);
         self.update_lagging();

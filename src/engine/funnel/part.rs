@@ -97,14 +97,18 @@ pub struct Part {
     /// The changelog has a record of this part: one was restored or
     /// written (see [`super::durable`]).
     pub on_record: bool,
+    /// The partition is this instance's: its part is claimed in the
+    /// records of the others (see [`super::durable`]).
+    pub held: bool,
 }
 
 impl Part {
-    /// An empty part whose windows up to `floor` are done.
+    /// An empty part, held, whose windows up to `floor` are done.
     pub fn new(floor: i64) -> Part {
         Part {
             floor,
             counted_until: floor,
+            held: true,
             ..Part::default()
         }
     }

@@ -205,3 +205,46 @@ fn counts_applied_again_in_windows_their_writer_emitted_are_dropped() {
         .collect();
     assert_eq!(got, [(120_000, 0, 1)], "in time: counted then; late: late");
 }
+
+#[test]
+fn a_partition_whose_records_were_lost_takes_the_floor_claimed_for_it() {
+    let rules = rules();
+    let mut before = Funnel::new(60_000, &rules);
+    before.track_changes(true);
+    for partition in 0..3 {
+        before.reset_part(partition);
+    }
+    before.drop_part(2);
+    let _ = before.entry(0, EventTime(1_000), 1);
+    let _ = before.entry(1, EventTime(2_000), 1);
+    assert_eq!(close(&mut before, &rules, 60_000).len(), 1);
+    // Partition 0's first drain is lost in the crash; partition 1's is not.
+    let p1 = capture(&before, &rules, 1);
+    assert_eq!(
+        p1.claims,
+        [(0, 60_000)],
+        "the revoked partition 2 is not claimed"
+    );
+
+    let mut after = Funnel::new(60_000, &rules);
+    after.track_changes(true);
+    for partition in 0..2 {
+        after.reset_part(partition);
+    }
+    after.install(1, &p1, &rules);
+    after.settle_restored();
+    assert!(
+        after.is_closed(0, EventTime(1_000)),
+        "emitted before the crash, with partition 0's count"
+    );
+    assert!(
+        after.changed(0),
+        "the raised floor is written with the next drain"
+    );
+    let _ = after.entry(0, EventTime(1_000), 1);
+    assert_eq!(
+        close(&mut after, &rules, 120_000).len(),
+        0,
+        "not emitted again"
+    );
+}

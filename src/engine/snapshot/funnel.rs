@@ -2,7 +2,7 @@
 //! bytes: the counts that partition's customers added to the windows that
 //! are still open for it, and its floor ([`crate::engine::funnel`]).
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! Little-endian and hand-written like the customer state (`varint`, `zz`
 //! as there). Columns are named by the journey model's stable numbers (stage
@@ -10,7 +10,7 @@
 //! model restores what still fits it.
 //!
 //! ```text
-//! u8      version = 1
+//! u8      version = 2
 //! u64 LE  writer: the engine that wrote it (see `Engine::set_writer`)
 //! varint  window size, ms (>= 1)
 //! u8      flags: bit 0 floor present (absent: none yet), others 0
@@ -21,7 +21,11 @@
 //!         or varint start - previous start (> 0); then n varint entries,
 //!         m varint conversions, m varint drop-offs, varint active
 //!         customers, zz revenue (millionths), varint late events
+//! varint  claims c; per claim, ascending by partition: varint partition,
+//!         zz floor (the writer's other parts and their floors)
 //! ```
+//!
+//! Version 1 is version 2 without the claims.
 //!
 //! A partition with a few open windows takes tens of bytes. Decoding
 //! rejects what [`super::decode`] rejects, and allocates in proportion to
@@ -32,7 +36,7 @@ use super::wire::{Reader, put_varint, unzigzag, zigzag};
 use crate::engine::funnel::Accumulator;
 
 /// The funnel record format version [`encode_funnel`] writes.
-pub const FUNNEL_FORMAT_VERSION: u8 = 1;
+pub const FUNNEL_FORMAT_VERSION: u8 = 2;
 
 const FLOOR_PRESENT: u8 = 1;
 
@@ -54,6 +58,10 @@ pub struct FunnelState {
     /// The windows by start, ascending, with their counts in the columns
     /// above.
     pub windows: Vec<(i64, Accumulator)>,
+    /// The other partitions whose parts the writer held, ascending, each
+    /// with its floor: the writer had emitted their windows up to it, with
+    /// their counts (see [`crate::engine::funnel::durable`]).
+    pub claims: Vec<(u32, i64)>,
 }
 
 /// Appends the current-version encoding of `state` to `out`.
@@ -85,6 +93,11 @@ pub fn encode_funnel(state: &FunnelState, out: &mut Vec<u8>) {
         previous = Some(*start);
         put_counts(counts, out);
     }
+    put_varint(out, state.claims.len() as u64);
+    for &(partition, floor) in &state.claims {
+        put_varint(out, u64::from(partition));
+        put_varint(out, zigzag(floor));
+    }
 }
 
 fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
@@ -103,6 +116,11 @@ pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
     let mut r = Reader::new(body);
     let state = match version {
         1 => decode_v1(&mut r)?,
+        2 => {
+            let mut state = decode_v1(&mut r)?;
+            state.claims = read_claims(&mut r)?;
+            state
+        }
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     match r.remaining() {
@@ -141,7 +159,21 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<FunnelState, DecodeError> {
         stages,
         pairs,
         windows,
+        claims: Vec::new(),
     })
+}
+
+fn read_claims(r: &mut Reader<'_>) -> Result<Vec<(u32, i64)>, DecodeError> {
+    let c = r.count(2, "claims")?;
+    let mut claims = Vec::with_capacity(c);
+    for _ in 0..c {
+        let partition = u32::try_from(r.varint("claim partition")?)
+            .ok()
+            .filter(|&p| claims.last().is_none_or(|&(last, _)| p > last))
+            .ok_or(DecodeError::Invalid("claim partition"))?;
+        claims.push((partition, unzigzag(r.varint("claim floor")?)));
+    }
+    Ok(claims)
 }
 
 fn has_duplicates<T: Ord + Copy>(items: &[T]) -> bool {
@@ -220,6 +252,7 @@ mod tests {
                 (1_767_225_600_000, counts(vec![0, 2, 1], 3, 59_900_000)),
                 (1_767_225_720_000, counts(vec![1, 0, 0], 0, -5)),
             ],
+            claims: vec![(2, 1_767_225_540_000), (5, 1_767_225_480_000)],
         }
     }
 
@@ -240,7 +273,28 @@ mod tests {
         }
         let mut bytes = Vec::new();
         encode_funnel(&state(), &mut bytes);
-        assert!(bytes.len() < 80, "{} bytes", bytes.len());
+        assert!(bytes.len() < 100, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn reads_version_1_without_claims() {
+        let v1 = FunnelState {
+            claims: Vec::new(),
+            ..state()
+        };
+        let mut bytes = Vec::new();
+        encode_funnel(&v1, &mut bytes);
+        assert_eq!(bytes.pop(), Some(0), "no claims: a zero count last");
+        bytes[0] = 1;
+        assert_eq!(decode_funnel(&bytes), Ok(v1));
+        let mut unordered = state();
+        unordered.claims.reverse();
+        bytes.clear();
+        encode_funnel(&unordered, &mut bytes);
+        assert_eq!(
+            decode_funnel(&bytes),
+            Err(DecodeError::Invalid("claim partition"))
+        );
     }
 
     #[test]
