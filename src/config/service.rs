@@ -83,6 +83,41 @@ pub struct RuntimeConfig {
     /// The compacted topic that holds customer state, keyed by customer and
     /// partitioned like the inputs.
     pub changelog_topic: String,
+    /// The changelog's `min.compaction.lag.ms` when journeyd creates it:
+    /// how long a value stays readable before compaction may remove it.
+    #[serde(with = "humantime_serde")]
+    pub changelog_min_compaction_lag: Duration,
+    /// The changelog's `max.compaction.lag.ms` (and `segment.ms`) when
+    /// journeyd creates it: a superseded or erased value is removed within
+    /// this long after the newer record. See [`RuntimeConfig::erasure_bound`].
+    #[serde(with = "humantime_serde")]
+    pub changelog_max_compaction_lag: Duration,
+    /// The changelog's `delete.retention.ms` when journeyd creates it: how
+    /// long a tombstone (the erased customer's id) stays after compaction.
+    #[serde(with = "humantime_serde")]
+    pub changelog_delete_retention: Duration,
+}
+
+impl RuntimeConfig {
+    /// How long an erased or superseded customer state stays on the
+    /// changelog's disks at most: removed within one compaction lag after
+    /// the newer record, its tombstone `delete_retention` after that
+    /// compaction, at the next one, itself within one more compaction lag
+    /// (docs/configuration.md, "Personal data and retention").
+    pub fn erasure_bound(&self) -> Duration {
+        erasure_bound(
+            self.changelog_max_compaction_lag,
+            self.changelog_delete_retention,
+        )
+    }
+}
+
+/// The bound [`RuntimeConfig::erasure_bound`] states, for a topic with
+/// these settings (saturating).
+pub fn erasure_bound(max_compaction_lag: Duration, delete_retention: Duration) -> Duration {
+    max_compaction_lag
+        .saturating_mul(2)
+        .saturating_add(delete_retention)
 }
 
 impl Default for RuntimeConfig {
@@ -95,6 +130,9 @@ impl Default for RuntimeConfig {
             exactly_once: false,
             transactional_id: None,
             changelog_topic: "journeyd.state-changelog".to_owned(),
+            changelog_min_compaction_lag: Duration::ZERO,
+            changelog_max_compaction_lag: Duration::from_secs(2 * 86_400),
+            changelog_delete_retention: Duration::from_secs(86_400),
         }
     }
 }

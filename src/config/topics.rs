@@ -100,6 +100,10 @@ pub struct OutputsConfig {
     /// brokers' `default.replication.factor` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_topic_replication_factor: Option<i32>,
+    /// `retention.ms` of a topic created by `create_topics`: how long its
+    /// records (which name customers) are kept.
+    #[serde(with = "humantime_serde")]
+    pub new_topic_retention: Duration,
 }
 
 impl Default for OutputsConfig {
@@ -115,6 +119,7 @@ impl Default for OutputsConfig {
             create_topics: false,
             new_topic_partitions: 1,
             new_topic_replication_factor: None,
+            new_topic_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

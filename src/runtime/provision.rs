@@ -16,7 +16,8 @@
 //!   start-up, naming both topics and counts (the input topic was
 //!   repartitioned, or the changelog belongs to another deployment); one
 //!   whose cleanup policy is not `compact` is accepted with a warning,
-//!   since its retention would delete state.
+//!   since its retention would delete state. Its compaction settings
+//!   bound how long erased customer data stays on disk ([`retention`]).
 //!
 //! The erasure topic follows the same rule for another reason: erasure
 //! partition p is read by the instance that owns input partition p, so an
@@ -39,11 +40,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::config::Config;
+
+mod retention;
 
 /// How long start-up waits for each request to the brokers.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,7 +90,11 @@ pub async fn ensure_topics(config: &Config) -> anyhow::Result<Topics> {
     if existing.is_some() {
         // In the background: brokers that cannot describe configurations
         // make it wait for the whole timeout.
-        tokio::spawn(warn_unless_compacted(admin, changelog.to_owned()));
+        tokio::spawn(retention::warn_about_changelog(
+            admin,
+            changelog.to_owned(),
+            config.runtime.clone(),
+        ));
     }
     Ok(Topics {
         partitions,
@@ -203,8 +210,11 @@ async fn create_changelog(
 ) -> anyhow::Result<bool> {
     let topic = config.runtime.changelog_topic.as_str();
     // -1: the brokers' default.replication.factor.
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
+    let settings = retention::changelog_settings(&config.runtime);
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for (key, value) in &settings {
+        new = new.set(key, value);
+    }
     let options = AdminOptions::new()
         .operation_timeout(Some(ADMIN_TIMEOUT))
         .request_timeout(Some(ADMIN_TIMEOUT));
@@ -227,10 +237,13 @@ async fn create_changelog(
             ),
         }
     }
+    let bound = humantime::format_duration(config.runtime.erasure_bound());
     tracing::info!(
         topic,
         partitions,
-        "Changelog topic created (cleanup.policy=compact)."
+        erased_data_kept_at_most = %bound,
+        "Changelog topic created (cleanup.policy=compact, compaction lags and tombstone \
+         retention from runtime.changelog_*)."
     );
     Ok(true)
 }
@@ -285,7 +298,8 @@ fn missing_outputs_problem(config: &Config, missing: &[Output<'_>], partitions: 
 }
 
 /// Creates the `missing` topics of `[outputs]`: the erasure topic with the
-/// inputs' `partitions`, the others as `outputs.new_topic_*` say. A topic
+/// inputs' `partitions`, the others as `outputs.new_topic_*` say, each
+/// with `outputs.new_topic_retention`. A topic
 /// another instance created meanwhile is fine.
 async fn create_outputs(
     admin: &AdminClient<DefaultClientContext>,
@@ -299,6 +313,7 @@ async fn create_outputs(
     let outputs = &config.outputs;
     // -1: the brokers' default.replication.factor.
     let replicas = outputs.new_topic_replication_factor.unwrap_or(-1);
+    let retention = outputs.new_topic_retention.as_millis().to_string();
     let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|&(key, topic)| {
@@ -307,6 +322,7 @@ async fn create_outputs(
                 _ => outputs.new_topic_partitions,
             };
             NewTopic::new(topic, count, TopicReplication::Fixed(replicas))
+                .set("retention.ms", &retention)
         })
         .collect();
     let options = AdminOptions::new()
@@ -331,32 +347,6 @@ async fn create_outputs(
         }
     }
     Ok(created)
-}
-
-/// Logs a warning when the changelog's cleanup policy is known and is not
-/// `compact`; brokers that do not describe configurations are trusted.
-async fn warn_unless_compacted(admin: AdminClient<DefaultClientContext>, topic: String) {
-    let topic = topic.as_str();
-    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
-        .await;
-    let policy = match described.as_ref().map(|r| r.first()) {
-        Ok(Some(Ok(resource))) => resource.get("cleanup.policy").and_then(|e| e.value.clone()),
-        Ok(_) => None,
-        Err(error) => {
-            tracing::debug!(%error, topic, "Cannot describe the changelog topic's configuration.");
-            None
-        }
-    };
-    if let Some(policy) = policy.filter(|p| !p.split(',').any(|p| p.trim() == "compact")) {
-        tracing::warn!(
-            topic,
-            cleanup_policy = policy.as_str(),
-            "The changelog topic is not compacted: its retention deletes customer state, and \
-             restores then start those customers afresh. Set cleanup.policy=compact on it."
-        );
-    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,21 @@ pub(super) fn runtime(runtime: &RuntimeConfig, problems: &mut Problems) {
     if runtime.max_in_flight < 1 {
         problems.add("runtime.max_in_flight", "must be at least 1, got 0");
     }
+    problems.positive_duration(
+        "runtime.changelog_max_compaction_lag",
+        runtime.changelog_max_compaction_lag,
+    );
+    if runtime.changelog_min_compaction_lag > runtime.changelog_max_compaction_lag {
+        let shown = |d| humantime::format_duration(d).to_string();
+        problems.add(
+            "runtime.changelog_min_compaction_lag",
+            format_args!(
+                "must not exceed runtime.changelog_max_compaction_lag (\"{}\"), got \"{}\"",
+                shown(runtime.changelog_max_compaction_lag),
+                shown(runtime.changelog_min_compaction_lag)
+            ),
+        );
+    }
     if runtime
         .transactional_id
         .as_deref()
@@ -101,6 +116,28 @@ mod tests {
                 "runtime.commit_interval: must be at least 1ms, got \"0s\"",
                 "runtime.max_in_flight: must be at least 1, got 0",
             ]
+        );
+    }
+
+    #[test]
+    fn changelog_compaction_lags_are_ordered() {
+        let mut config = Config::default();
+        assert_eq!(
+            config.runtime.erasure_bound(),
+            Duration::from_secs(5 * 86_400),
+            "the default keeps erased data at most 5 days, within a week"
+        );
+        config.runtime.changelog_min_compaction_lag = Duration::from_secs(3 * 86_400);
+        assert_eq!(
+            problems(&config),
+            ["runtime.changelog_min_compaction_lag: must not exceed \
+                 runtime.changelog_max_compaction_lag (\"2days\"), got \"3days\""]
+        );
+        config.runtime.changelog_max_compaction_lag = Duration::ZERO;
+        config.runtime.changelog_min_compaction_lag = Duration::ZERO;
+        assert_eq!(
+            problems(&config),
+            ["runtime.changelog_max_compaction_lag: must be at least 1ms, got \"0s\""]
         );
     }
 }

@@ -50,6 +50,7 @@ fn new_topics(config: &Config, problems: &mut Problems) {
             format_args!("must be at least 1, got {factor}; leave it out for the brokers' default"),
         );
     }
+    problems.positive_duration("outputs.new_topic_retention", outputs.new_topic_retention);
 }
 
 /// Every topic journeyd reads or writes, with its key, in file order.
@@ -226,20 +227,23 @@ mod tests {
     }
 
     #[test]
-    fn new_topics_have_partitions_and_replicas() {
+    fn new_topics_have_partitions_replicas_and_retention() {
         let mut config = Config::default();
         config.outputs.new_topic_partitions = 0;
         config.outputs.new_topic_replication_factor = Some(0);
+        config.outputs.new_topic_retention = std::time::Duration::ZERO;
         assert_eq!(
             problems(&config),
             [
                 "outputs.new_topic_partitions: must be at least 1, got 0",
                 "outputs.new_topic_replication_factor: must be at least 1, got 0; leave it out \
                  for the brokers' default",
+                "outputs.new_topic_retention: must be at least 1ms, got \"0s\"",
             ]
         );
         config.outputs.new_topic_partitions = 12;
         config.outputs.new_topic_replication_factor = Some(3);
+        config.outputs.new_topic_retention = std::time::Duration::from_secs(86_400);
         assert_eq!(problems(&config), Vec::<String>::new());
     }
 
