@@ -1,4 +1,4 @@
-//! Erasure (README "Guarantees") with the real `journeyd run` binary against
+//! Erasure (docs/erasure.md) with the real `journeyd run` binary against
 //! librdkafka's mock cluster: `DELETE /customers/{id}` and records on the
 //! erasure topic remove the customer (memory and de-duplication memory),
 //! publish `CustomerErased` on the audit topic, commit the requests behind

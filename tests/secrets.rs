@@ -1,4 +1,4 @@
-//! Secrets never appear in logs or in `/metrics` (README "Guarantees"): the real
+//! Secrets never appear in logs or in `/metrics` (docs/operations.md#kafka-security): the real
 //! `journeyd run` binary, logging at DEBUG with librdkafka's own debug
 //! output on, runs with a SASL password, a TLS key password and an HTTP
 //! token set to sentinel values, and none of them shows up in its log (which

@@ -1,5 +1,5 @@
 //! Dead-letter records: rejected input on the `[outputs] dlq` topic
-//! (`journey.dlq`, README "Run against a Kafka cluster").
+//! (`journey.dlq`, docs/outputs.md#the-dead-letter-topic).
 //!
 //! A dead-letter record is the rejected message as it arrived: its value is
 //! the original bytes, untouched, and its key the original key (none when

@@ -1,5 +1,5 @@
 //! Erasure requests on the erasure topic (`[outputs] erasure`,
-//! `journey.erasure`; README "Guarantees").
+//! `journey.erasure`; docs/erasure.md).
 //!
 //! A request is one record:
 //!

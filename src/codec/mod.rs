@@ -1,6 +1,6 @@
 //! Decoding touchpoints from bytes, and the reasons input is rejected.
 //!
-//! Owns every input encoding of README "Run against a Kafka cluster": JSON ([`json`]), plain Avro
+//! Owns every input encoding (docs/outputs.md#touchpoints-the-input): JSON ([`json`]), plain Avro
 //! and Avro object container files ([`avro`]), the Confluent wire format
 //! ([`confluent`]), replay files ([`file`]), the shipped Avro schemas
 //! ([`schemas`]) and input validation ([`Validator`], with the field

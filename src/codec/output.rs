@@ -1,4 +1,4 @@
-//! Encoding derived outputs (README "Run against a Kafka cluster") as Kafka record values and keys.
+//! Encoding derived outputs (docs/outputs.md) as Kafka record values and keys.
 //!
 //! Owns the wire form of [`Output`] on the output topics:
 //!

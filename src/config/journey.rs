@@ -1,5 +1,5 @@
 //! The journey model as data: stages, entry signals, lapse, regress rules
-//! and conversion timeouts. Defaults are the model of README "The journey model".
+//! and conversion timeouts. Defaults are the model of docs/journey-model.md.
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::secret::{REDACTED, is_secret_property};
 
-/// How journeyd connects to Kafka (README "Guarantees" and "Run against a Kafka cluster").
+/// How journeyd connects to Kafka (docs/operations.md#run-against-a-kafka-cluster).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaConfig {

@@ -99,7 +99,7 @@ pub enum TimeMode {
     Event,
 }
 
-/// Time semantics (README "Time").
+/// Time semantics (docs/time.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TimeConfig {

@@ -53,7 +53,7 @@ impl Default for HttpConfig {
     }
 }
 
-/// The async shell around the engine (README "Guarantees").
+/// The async shell around the engine (docs/guarantees.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RuntimeConfig {
@@ -73,7 +73,7 @@ pub struct RuntimeConfig {
     /// pauses at this bound until acknowledgements catch up.
     pub max_in_flight: usize,
     /// Kafka transactions: outputs, changelog and offsets in one transaction
-    /// (README "Guarantees"). `false`: at-least-once.
+    /// (docs/guarantees.md#exactly-once-mode). `false`: at-least-once.
     pub exactly_once: bool,
     /// The producer's `transactional.id` in exactly-once mode; unique per
     /// instance and stable across its restarts. Default:

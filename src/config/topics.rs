@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::secret::REDACTED;
 
-/// How the touchpoints of an input topic are encoded (README "Run against a Kafka cluster").
+/// How the touchpoints of an input topic are encoded (docs/outputs.md#touchpoints-the-input).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputEncoding {
@@ -56,7 +56,7 @@ impl Default for InputConfig {
     }
 }
 
-/// How derived events are written (README "Run against a Kafka cluster").
+/// How derived events are written (docs/outputs.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {

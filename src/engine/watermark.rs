@@ -1,5 +1,5 @@
 //! The processor's watermark, combined from per-partition watermarks
-//! (README "Time"), and each partition's own event time.
+//! (docs/time.md), and each partition's own event time.
 //!
 //! A partition's watermark is the newest `occurred_at` it has delivered minus
 //! `allowed_lateness` (in `hybrid` mode each `occurred_at` bounded by the wall

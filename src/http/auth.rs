@@ -1,5 +1,5 @@
 //! Bearer-token access control for the endpoints that serve personal data
-//! or change state (README "Guarantees").
+//! or change state (docs/operations.md#http-endpoints).
 //!
 //! The token is compared in constant time: the work done depends only on
 //! the length of what the client sent, never on how much of it matched or

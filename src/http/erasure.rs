@@ -1,4 +1,4 @@
-//! `DELETE /customers/{id}`: erasure over HTTP (README, "Erasure").
+//! `DELETE /customers/{id}`: erasure over HTTP (docs/erasure.md).
 //!
 //! The customer's state lives only on the instance that owns their
 //! partition, and the request may reach any instance. So the endpoint does

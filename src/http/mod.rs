@@ -1,4 +1,4 @@
-//! The HTTP port: metrics, probes and customer lookups (README "Alerts, dashboard, runbook" and "Guarantees").
+//! The HTTP port: metrics, probes and customer lookups (docs/operations.md#http-endpoints).
 //!
 //! [`router`] builds the whole API from an [`HttpState`]; [`serve`] runs
 //! it on a listener until a shutdown future completes. Routes:

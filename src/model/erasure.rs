@@ -1,4 +1,4 @@
-//! Erasure of a customer (README "Guarantees"): the confirmation journeyd
+//! Erasure of a customer (docs/erasure.md): the confirmation journeyd
 //! publishes on the audit topic.
 
 use compact_str::CompactString;

@@ -1,4 +1,4 @@
-//! The derived events journeyd publishes (README "Run against a Kafka cluster").
+//! The derived events journeyd publishes (docs/outputs.md).
 //!
 //! Field names here are the wire names: NDJSON output is these structs
 //! serialized with a `type` tag, and the Avro schemas in `schemas/` use the

@@ -1,5 +1,5 @@
 //! Writing customer state to the changelog topic, and the commit checkpoint
-//! that goes with each offset commit (README "Guarantees", at-least-once).
+//! that goes with each offset commit (docs/guarantees.md#write-order, at-least-once).
 //!
 //! # The write path
 //!

@@ -1,5 +1,5 @@
 //! Restoring assigned partitions' customers from the changelog, a bounded
-//! batch at a time between polls (README "Guarantees").
+//! batch at a time between polls (docs/guarantees.md#restore).
 //!
 //! On assignment the pipeline pauses each new input partition in the group
 //! consumer and hands it to the [`Restorer`]; the partitions that stay keep

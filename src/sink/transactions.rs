@@ -1,5 +1,5 @@
 //! The producer seam, and Kafka transactions through it (exactly-once
-//! mode, README "Guarantees").
+//! mode, docs/guarantees.md#exactly-once-mode).
 //!
 //! [`super::kafka::Sink`] sends through a [`Producing`]: librdkafka's
 //! threaded producer in the service, or a wrapper around it that a test

@@ -1,5 +1,5 @@
 //! The erasure topic's reader: erasure partition `p` is read by the
-//! instance that owns input partition `p` (README "Guarantees").
+//! instance that owns input partition `p` (docs/erasure.md#carrying-it-out-and-the-proof).
 //!
 //! Erasure requests are keyed by customer id like the touchpoints, so a
 //! request for a customer lands on the partition number their touchpoints

@@ -1,4 +1,4 @@
-//! Kafka security is passed through to librdkafka (README "Guarantees"): the
+//! Kafka security is passed through to librdkafka (docs/operations.md#kafka-security): the
 //! build supports TLS and SASL (PLAIN, SCRAM), so every client journeyd
 //! makes can be created with them. Creating a client does not need a
 //! broker: nothing here connects successfully.

@@ -1,4 +1,4 @@
-//! State changelog metrics: records written, and restores (README "Guarantees").
+//! State changelog metrics: records written, and restores (docs/guarantees.md#restore).
 //!
 //! Restore progress for `/readyz` (records read, partitions still
 //! restoring) follows the shared readiness state ([`super::kafka`]); this

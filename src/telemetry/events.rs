@@ -66,7 +66,7 @@ impl InternalEvent for InvalidRecord<'_> {
     }
 }
 
-/// A customer was erased on request (README "Guarantees"). The customer id is
+/// A customer was erased on request (docs/erasure.md). The customer id is
 /// not logged: the audit topic is the record of who was erased.
 #[derive(Clone, Copy, Debug)]
 pub struct CustomerErasure<'a> {

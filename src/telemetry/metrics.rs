@@ -1,4 +1,4 @@
-//! The Prometheus registry and every journeyd metric (README "Alerts, dashboard, runbook").
+//! The Prometheus registry and every journeyd metric (docs/operations.md#alerts-dashboard-runbook).
 //!
 //! [`Metrics`] owns its own [`Registry`] (not the process-global one), so
 //! tests can build as many as they like. All names start with `journeyd_`

@@ -1,5 +1,4 @@
-//! `journeyd demo`: the whole pipeline with nothing installed (README,
-//! "Quick start").
+//! `journeyd demo`: the whole pipeline with nothing installed (README.md#quick-start).
 //!
 //! One process runs, in this order:
 //!

@@ -1,5 +1,5 @@
 //! What the changelog topic needs from the engine: changed customers to
-//! write, customers to restore, removals to tombstone (README "Guarantees").
+//! write, customers to restore, removals to tombstone (docs/guarantees.md#what-is-durable).
 //!
 //! The engine stays pure: it encodes and decodes values ([`super::snapshot`])
 //! and keeps the bookkeeping, the service moves the bytes to and from Kafka.

@@ -130,7 +130,7 @@ impl Engine {
         self.funnel.settle_restored();
     }
 
-    /// Erases customer `customer_id` (README "Guarantees"): their state, timer,
+    /// Erases customer `customer_id` (docs/erasure.md): their state, timer,
     /// de-duplication memory and buffered touchpoints are dropped, and the
     /// next [`Engine::take_dirty`] yields their tombstone. A later
     /// touchpoint starts a new journey, even one with a remembered event

@@ -1,4 +1,4 @@
-//! Erasure in the pipeline (README "Guarantees").
+//! Erasure in the pipeline (docs/erasure.md).
 //!
 //! - A request read from the erasure topic erases the customer from the
 //!   engine (memory, timers, de-duplication memory, buffered touchpoints;

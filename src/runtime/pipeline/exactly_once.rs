@@ -1,4 +1,4 @@
-//! Exactly-once mode (`runtime.exactly_once = true`, README "Guarantees").
+//! Exactly-once mode (`runtime.exactly_once = true`, docs/guarantees.md#exactly-once-mode).
 //!
 //! One Kafka transaction per commit interval holds everything the
 //! interval produced: derived events, dead letters, audit records,

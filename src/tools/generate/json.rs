@@ -1,5 +1,5 @@
 //! The wire form of a record: valid events as one-line JSON objects
-//! (README "Run against a Kafka cluster"), and the deliberate deviations [`super::fault`] turns
+//! (docs/outputs.md#touchpoints-the-input), and the deliberate deviations [`super::fault`] turns
 //! into invalid records.
 //!
 //! Written by hand rather than through serde: the field order, number
@@ -41,7 +41,7 @@ impl GeneratedRecord {
 }
 
 impl GeneratedEvent {
-    /// Appends the event as one JSON object (README "Run against a Kafka cluster": `occurred_at`
+    /// Appends the event as one JSON object (docs/outputs.md#touchpoints-the-input: `occurred_at`
     /// in epoch milliseconds; `value`, `session_id` and `attributes` only
     /// when present), with no trailing newline.
     pub fn write_json(&self, out: &mut Vec<u8>) {

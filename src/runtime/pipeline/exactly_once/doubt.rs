@@ -1,5 +1,5 @@
 //! A transaction in doubt: its commit failed without saying whether it
-//! took effect (README, "Guarantees").
+//! took effect (docs/guarantees.md#commits-in-doubt).
 
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
