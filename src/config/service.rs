@@ -103,7 +103,7 @@ impl RuntimeConfig {
     /// changelog's disks at most: removed within one compaction lag after
     /// the newer record, its tombstone `delete_retention` after that
     /// compaction, at the next one, itself within one more compaction lag
-    /// (docs/configuration.md, "Personal data and retention").
+    /// (docs/personal-data.md#the-changelogs-bound).
     pub fn erasure_bound(&self) -> Duration {
         erasure_bound(
             self.changelog_max_compaction_lag,
