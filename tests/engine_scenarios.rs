@@ -373,3 +373,70 @@ fn a_dropoff_falling_into_an_emitted_window_is_counted_as_late() {
         "the touchpoint and its drop-off"
     );
 }
+
+#[test]
+fn experience_scores_count_by_the_stage_answered_in_and_channels_by_touchpoint() {
+    let mut s = Story::new();
+    let t = |sec: i64| day(1.0).plus_ms(sec * SECOND);
+    let mut on = |customer: &str, sec: i64, action: &str, value: Option<f64>, channel| {
+        let mut ev = Ev::new(format!("{customer}-{sec}"), customer, t(sec), action);
+        ev.value = value;
+        ev.channel = channel;
+        s.deliver(&ev);
+    };
+    use journeyd::model::Channel::{Ads, App, Email, Web};
+    on("ann", 1, "ad_click", None, Ads);
+    on("ann", 2, "nps_response", Some(10.0), Email); // promoter, in awareness
+    on("bob", 3, "nps_response", Some(8.0), Email); // passive, in no stage yet
+    on("cid", 4, "ad_click", None, Ads);
+    on("cid", 5, "nps_response", Some(3.0), Email); // detractor, in awareness
+    on("cid", 6, "csat_response", Some(4.0), App); // satisfied
+    on("cid", 7, "ces_response", Some(2.0), App);
+    on("dan", 8, "csat_response", Some(2.0), App); // not satisfied, no stage
+    on("eve", 9, "nps_response", Some(11.0), Web); // off the scale
+    on("eve", 10, "csat_response", Some(4.5), Web); // not a whole number
+    s.pass_time(t(180));
+
+    let w = s.window_at(t(0)).expect("the window is emitted");
+    let nps = &w.scores.nps;
+    assert_eq!(
+        (nps.responses, nps.promoters, nps.passives, nps.detractors),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(nps.score, Some(0.0), "1 promoter, 1 detractor of 3");
+    let csat = &w.scores.csat;
+    assert_eq!(
+        (csat.responses, csat.satisfied, csat.score),
+        (2, 1, Some(50.0))
+    );
+    assert_eq!((w.scores.ces.responses, w.scores.ces.score), (1, Some(2.0)));
+    let awareness = (w.scores_by_stage.iter())
+        .find(|s| s.stage == "awareness")
+        .unwrap();
+    assert_eq!(
+        (awareness.nps.promoters, awareness.nps.detractors),
+        (1, 1),
+        "ann and cid answered in awareness; bob in no stage yet"
+    );
+    assert_eq!(awareness.nps.score, Some(0.0));
+    assert_eq!((awareness.csat.responses, awareness.ces.responses), (1, 1));
+    assert_eq!(w.scores_by_stage.len(), 6, "every stage is listed");
+    let channel = |name| {
+        w.channels
+            .iter()
+            .find(|c| c.channel == name)
+            .unwrap()
+            .touchpoints
+    };
+    assert_eq!(
+        (
+            channel("ads"),
+            channel("email"),
+            channel("app"),
+            channel("web")
+        ),
+        (2, 3, 3, 2)
+    );
+    assert_eq!(w.channels.last().unwrap().channel, "other");
+    assert_eq!(s.engine.stats().scores_off_scale, 2);
+}

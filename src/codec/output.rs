@@ -42,6 +42,9 @@
 //!     active_customers: 0,
 //!     revenue: 0.0,
 //!     late_events: 0,
+//!     channels: vec![],
+//!     scores: Default::default(),
+//!     scores_by_stage: vec![],
 //! });
 //! let (mut key, mut value) = (Vec::new(), Vec::new());
 //! encoder.key(&window, &mut key);
@@ -57,8 +60,8 @@ use super::schemas;
 use crate::config::OutputsConfig;
 pub use crate::config::{OutputFormat, OutputSchemaIds};
 use crate::model::{
-    Band, ChurnCause, ChurnRiskChanged, CustomerErased, CustomerEvicted, Direction, ErasureSource,
-    FunnelWindow, Output, PairCount, StageChanged, StageCount,
+    Band, CesScore, ChurnCause, ChurnRiskChanged, CsatScore, CustomerErased, CustomerEvicted,
+    Direction, ErasureSource, FunnelWindow, NpsScore, Output, PairCount, StageChanged, StageCount,
 };
 
 /// Which output topic (and Avro schema) an output belongs to.
@@ -360,6 +363,39 @@ fn funnel_window(w: &FunnelWindow, buf: &mut Vec<u8>) {
     put_count(buf, w.active_customers);
     put_double(buf, w.revenue);
     put_count(buf, w.late_events);
+    put_array(buf, &w.channels, |buf, c| {
+        put_str(buf, c.channel);
+        put_count(buf, c.touchpoints);
+    });
+    experience_scores(buf, &w.scores.nps, &w.scores.csat, &w.scores.ces);
+    put_array(buf, &w.scores_by_stage, |buf, s| {
+        put_str(buf, &s.stage);
+        experience_scores(buf, &s.nps, &s.csat, &s.ces);
+    });
+}
+
+/// The nested `NpsScore`, `CsatScore` and `CesScore` records.
+fn experience_scores(buf: &mut Vec<u8>, nps: &NpsScore, csat: &CsatScore, ces: &CesScore) {
+    for n in [nps.responses, nps.promoters, nps.passives, nps.detractors] {
+        put_count(buf, n);
+    }
+    put_opt_double(buf, nps.score);
+    put_count(buf, csat.responses);
+    put_count(buf, csat.satisfied);
+    put_opt_double(buf, csat.score);
+    put_count(buf, ces.responses);
+    put_opt_double(buf, ces.score);
+}
+
+/// A `["null", "double"]` union.
+fn put_opt_double(buf: &mut Vec<u8>, v: Option<f64>) {
+    match v {
+        None => put_long(buf, 0),
+        Some(v) => {
+            put_long(buf, 1);
+            put_double(buf, v);
+        }
+    }
 }
 
 /// The nested `StageCount` record.

@@ -16,7 +16,9 @@ use crate::codec::Validator;
 use crate::codec::file::RecordReader;
 use crate::config::{Config, TimeMode};
 use crate::engine::Engine;
-use crate::model::EventTime;
+use crate::model::{
+    CesScore, ChannelCount, CsatScore, EventTime, ExperienceScores, NpsScore, StageScores,
+};
 
 const IDS: OutputSchemaIds = OutputSchemaIds {
     stage_changes: 7,
@@ -75,6 +77,34 @@ fn funnel(entries: Vec<StageCount>, pairs: Vec<PairCount>) -> FunnelWindow {
         active_customers: 42,
         revenue: 99.5,
         late_events: 0,
+        channels: vec![ChannelCount {
+            channel: "web",
+            touchpoints: 5,
+        }],
+        scores: scores(),
+        scores_by_stage: vec![StageScores {
+            stage: s("advocacy"),
+            nps: scores().nps,
+            csat: CsatScore::default(),
+            ces: scores().ces,
+        }],
+    }
+}
+
+fn scores() -> ExperienceScores {
+    ExperienceScores {
+        nps: NpsScore {
+            responses: 3,
+            promoters: 2,
+            passives: 0,
+            detractors: 1,
+            score: Some(100.0 / 3.0),
+        },
+        csat: CsatScore::default(),
+        ces: CesScore {
+            responses: 1,
+            score: Some(2.0),
+        },
     }
 }
 
@@ -133,6 +163,37 @@ fn record(fields: Vec<(&str, Value)>) -> Value {
     Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
+fn expected_scores<'a>(nps: &NpsScore, csat: &CsatScore, ces: &CesScore) -> Vec<(&'a str, Value)> {
+    let score = |v: Option<f64>| optional(v.map(Value::Double));
+    vec![
+        (
+            "nps",
+            record(vec![
+                ("responses", long(nps.responses)),
+                ("promoters", long(nps.promoters)),
+                ("passives", long(nps.passives)),
+                ("detractors", long(nps.detractors)),
+                ("score", score(nps.score)),
+            ]),
+        ),
+        (
+            "csat",
+            record(vec![
+                ("responses", long(csat.responses)),
+                ("satisfied", long(csat.satisfied)),
+                ("score", score(csat.score)),
+            ]),
+        ),
+        (
+            "ces",
+            record(vec![
+                ("responses", long(ces.responses)),
+                ("score", score(ces.score)),
+            ]),
+        ),
+    ]
+}
+
 fn expected(output: &Output) -> Value {
     match output {
         Output::StageChanged(o) => record(vec![
@@ -189,6 +250,39 @@ fn expected(output: &Output) -> Value {
             ("active_customers", long(o.active_customers)),
             ("revenue", Value::Double(o.revenue)),
             ("late_events", long(o.late_events)),
+            (
+                "channels",
+                Value::Array(
+                    (o.channels.iter())
+                        .map(|c| {
+                            record(vec![
+                                ("channel", string(c.channel)),
+                                ("touchpoints", long(c.touchpoints)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "scores",
+                record(expected_scores(
+                    &o.scores.nps,
+                    &o.scores.csat,
+                    &o.scores.ces,
+                )),
+            ),
+            (
+                "scores_by_stage",
+                Value::Array(
+                    (o.scores_by_stage.iter())
+                        .map(|s| {
+                            let mut fields = vec![("stage", string(&s.stage))];
+                            fields.extend(expected_scores(&s.nps, &s.csat, &s.ces));
+                            record(fields)
+                        })
+                        .collect(),
+                ),
+            ),
         ]),
         Output::CustomerEvicted(o) => record(vec![
             ("customer_id", string(&o.customer_id)),
@@ -554,6 +648,9 @@ fn arb_funnel() -> impl Strategy<Value = Output> {
                     active_customers: active,
                     revenue,
                     late_events: late,
+                    channels: Vec::new(),
+                    scores: scores(),
+                    scores_by_stage: Vec::new(),
                 })
             },
         )

@@ -46,8 +46,9 @@ mod tests {
 
     use super::*;
     use crate::model::{
-        Band, ChurnCause, ChurnRiskChanged, CustomerErased, CustomerEvicted, Direction,
-        ErasureSource, FunnelWindow, PairCount, StageChanged, StageCount,
+        Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, CsatScore, CustomerErased,
+        CustomerEvicted, Direction, ErasureSource, ExperienceScores, FunnelWindow, NpsScore,
+        PairCount, StageChanged, StageCount, StageScores,
     };
 
     #[test]
@@ -161,6 +162,30 @@ mod tests {
             active_customers: 42,
             revenue: 99.5,
             late_events: 0,
+            channels: vec![ChannelCount {
+                channel: "web",
+                touchpoints: 7,
+            }],
+            scores: ExperienceScores {
+                nps: NpsScore {
+                    responses: 2,
+                    promoters: 1,
+                    passives: 0,
+                    detractors: 1,
+                    score: Some(0.0),
+                },
+                ..ExperienceScores::default()
+            },
+            scores_by_stage: vec![StageScores {
+                stage: s("retention"),
+                nps: NpsScore::default(),
+                csat: CsatScore {
+                    responses: 1,
+                    satisfied: 1,
+                    score: Some(100.0),
+                },
+                ces: CesScore::default(),
+            }],
         };
         assert_matches(FUNNEL_WINDOW, &sample);
         let nested = Schema::parse_str(FUNNEL_WINDOW).unwrap();

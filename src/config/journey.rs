@@ -24,6 +24,48 @@ pub struct JourneyConfig {
     pub conversions: Vec<ConversionConfig>,
     /// Actions whose `value` counts as revenue in the funnel windows.
     pub revenue_actions: Vec<String>,
+    /// Experience scores: NPS, CSAT and CES responses.
+    pub scores: ScoresConfig,
+}
+
+/// Experience-score responses (`[journey.scores]`): which action carries
+/// each score in its `value`, and the scales. A response off its scale (or
+/// not a whole number) is not counted; the touchpoint is processed as any
+/// other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoresConfig {
+    /// Net Promoter Score responses, 0 to `nps_max`.
+    pub nps_action: String,
+    pub nps_max: u8,
+    /// Responses at or above this are promoters.
+    pub nps_promoter_min: u8,
+    /// Responses at or below this are detractors; those between, passives.
+    pub nps_detractor_max: u8,
+    /// Customer satisfaction responses, 1 to `csat_max`.
+    pub csat_action: String,
+    pub csat_max: u8,
+    /// Responses at or above this count as satisfied.
+    pub csat_satisfied_min: u8,
+    /// Customer effort responses, 1 to `ces_max`.
+    pub ces_action: String,
+    pub ces_max: u8,
+}
+
+impl Default for ScoresConfig {
+    fn default() -> Self {
+        ScoresConfig {
+            nps_action: "nps_response".to_owned(),
+            nps_max: 10,
+            nps_promoter_min: 9,
+            nps_detractor_max: 6,
+            csat_action: "csat_response".to_owned(),
+            csat_max: 5,
+            csat_satisfied_min: 4,
+            ces_action: "ces_response".to_owned(),
+            ces_max: 7,
+        }
+    }
 }
 
 /// One stage of the journey.
@@ -206,6 +248,7 @@ impl Default for JourneyConfig {
                 conversion("retention", "advocacy", 365),
             ],
             revenue_actions: strings(&["purchase"]),
+            scores: ScoresConfig::default(),
         }
     }
 }

@@ -33,7 +33,8 @@ use crate::codec::FieldLimits;
 
 pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSignalConfig};
 pub use journey::{
-    ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, StageConfig,
+    ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, ScoresConfig,
+    StageConfig,
 };
 pub use kafka::{KafkaConfig, KafkaProperties};
 pub use load::{ConfigError, ENV_PREFIX};

@@ -72,8 +72,22 @@ fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut 
         c.active_window = marker;
         cx.funnel.active(partition, ev.at);
     }
-    if let (true, Some(v)) = (cx.rules.action(ev.action).revenue, ev.value) {
+    let action = cx.rules.action(ev.action);
+    if let (true, Some(v)) = (action.revenue, ev.value) {
         cx.funnel.revenue(partition, ev.at, v);
+    }
+    cx.funnel.channel(partition, ev.at, ev.channel);
+    if let Some(kind) = action.score {
+        // The stage the customer was in when answering: before this
+        // touchpoint moves it.
+        let stage = (c.stage != NO_STAGE).then_some(c.stage);
+        let (scales, value) = (&cx.rules.scales, ev.value);
+        if !cx
+            .funnel
+            .score(partition, ev.at, (stage, kind, value), scales)
+        {
+            cx.stats.scores_off_scale += 1;
+        }
     }
 }
 

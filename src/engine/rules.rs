@@ -14,6 +14,7 @@
 use compact_str::CompactString;
 use hashbrown::HashMap;
 
+use super::funnel::scores::{Scales, ScoreKind};
 use crate::config::{Config, ConfigError};
 use crate::model::Channel;
 
@@ -121,6 +122,8 @@ pub struct ActionRules {
     pub purchase: bool,
     pub cancel: bool,
     pub revenue: bool,
+    /// The experience score its `value` answers.
+    pub score: Option<ScoreKind>,
 }
 
 /// Where each part of a customer's flat slot array starts.
@@ -147,6 +150,8 @@ pub struct Rules {
     /// Per stage, the conversion that starts when a customer enters it.
     pub conversion_from: Vec<Option<Conversion>>,
     pub layout: SlotLayout,
+    /// The experience-score scales.
+    pub scales: Scales,
     actions: HashMap<CompactString, ActionId>,
     per_action: Vec<ActionRules>,
 }
@@ -237,6 +242,7 @@ impl Builder {
                 dedupe: 0,
                 len: 0,
             },
+            scales: Scales::new(&config.journey.scores),
             actions: HashMap::new(),
             per_action: vec![ActionRules::default()],
         };
@@ -374,6 +380,15 @@ impl Builder {
                 let a = self.intern(action);
                 set(&mut self.rules.per_action[a]);
             }
+        }
+        let scores = &config.journey.scores;
+        for (action, kind) in [
+            (&scores.nps_action, ScoreKind::Nps),
+            (&scores.csat_action, ScoreKind::Csat),
+            (&scores.ces_action, ScoreKind::Ces),
+        ] {
+            let a = self.intern(action);
+            self.rules.per_action[a].score = Some(kind);
         }
     }
 

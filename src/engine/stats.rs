@@ -29,6 +29,9 @@ pub struct EngineStats {
     /// (`hybrid` mode): their partition's time went only up to the wall
     /// clock.
     pub ahead: u64,
+    /// Experience-score responses off their scale (not counted in the
+    /// windows' scores).
+    pub scores_off_scale: u64,
     /// Touchpoints processed before their partition's time passed them
     /// because the reorder buffers were full.
     pub forced_early: u64,

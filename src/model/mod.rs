@@ -11,8 +11,9 @@ mod touchpoint;
 
 pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
-    Band, ChurnCause, ChurnRiskChanged, CustomerEvicted, Direction, FunnelWindow, Output,
-    PairCount, StageChanged, StageCount,
+    Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, CsatScore, CustomerEvicted,
+    Direction, ExperienceScores, FunnelWindow, NpsScore, Output, PairCount, StageChanged,
+    StageCount, StageScores,
 };
 pub use time::EventTime;
 pub use touchpoint::{Channel, Touchpoint};

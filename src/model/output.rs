@@ -162,6 +162,64 @@ pub struct FunnelWindow {
     /// Late events that arrived while this window was the oldest open one and
     /// belonged to an already-emitted window (so are not in any counts).
     pub late_events: u64,
+    /// Touchpoints per channel; every channel is listed, `other` last.
+    pub channels: Vec<ChannelCount>,
+    /// NPS, CSAT and CES over every response in the window.
+    pub scores: ExperienceScores,
+    /// The same per stage the customers were in when answering, in
+    /// stage-ordinal order; every stage is listed.
+    pub scores_by_stage: Vec<StageScores>,
+}
+
+/// Touchpoints of one channel in a window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChannelCount {
+    /// The channel's name (`web`, ..., `other`).
+    pub channel: &'static str,
+    pub touchpoints: u64,
+}
+
+/// Experience scores of a window (or of one stage in it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ExperienceScores {
+    pub nps: NpsScore,
+    pub csat: CsatScore,
+    pub ces: CesScore,
+}
+
+/// Net Promoter Score: % promoters minus % detractors, -100 to 100;
+/// `None` without responses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NpsScore {
+    pub responses: u64,
+    pub promoters: u64,
+    pub passives: u64,
+    pub detractors: u64,
+    pub score: Option<f64>,
+}
+
+/// Customer satisfaction: % of responses counted satisfied, 0 to 100.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CsatScore {
+    pub responses: u64,
+    pub satisfied: u64,
+    pub score: Option<f64>,
+}
+
+/// Customer effort: the mean response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CesScore {
+    pub responses: u64,
+    pub score: Option<f64>,
+}
+
+/// The scores of the customers in one stage when they answered.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageScores {
+    pub stage: CompactString,
+    pub nps: NpsScore,
+    pub csat: CsatScore,
+    pub ces: CesScore,
 }
 
 /// `journey.audit`: a customer inactive for `time.state_ttl` was dropped

@@ -116,6 +116,11 @@ impl EngineObserver {
         bump(&input.processed, p.events, s.events);
         bump(&input.late, p.late, s.late);
         bump(&input.ahead, p.ahead, s.ahead);
+        bump(
+            &input.scores_off_scale,
+            p.scores_off_scale,
+            s.scores_off_scale,
+        );
         bump(&input.duplicate, p.duplicates, s.duplicates);
         bump(
             &input.unverified[0],

@@ -23,6 +23,12 @@ pub(super) struct FunnelMetrics {
     pub conversions_total: IntCounterVec,
     pub dropoffs_total: IntCounterVec,
     pub last_window_end: Gauge,
+    /// `journeyd_touchpoints_by_channel_total{channel}`.
+    pub channel_touchpoints: IntCounterVec,
+    /// `journeyd_score{score}`: the last closed window's NPS, CSAT, CES.
+    pub score: GaugeVec,
+    /// `journeyd_score_responses_total{score}`.
+    pub score_responses: IntCounterVec,
 }
 
 impl FunnelMetrics {
@@ -58,6 +64,22 @@ impl FunnelMetrics {
                 "journeyd_funnel_last_window_end_timestamp_seconds",
                 "End (event time, Unix seconds) of the last closed funnel window.",
             )?,
+            channel_touchpoints: r.counter_vec(
+                "journeyd_touchpoints_by_channel_total",
+                "Touchpoints counted in the funnel windows, by channel, as windows close.",
+                &["channel"],
+            )?,
+            score: r.float_gauge_vec(
+                "journeyd_score",
+                "Experience score in the last closed funnel window with responses: nps (-100 to \
+                 100), csat (% satisfied), ces (mean effort).",
+                &["score"],
+            )?,
+            score_responses: r.counter_vec(
+                "journeyd_score_responses_total",
+                "Experience-score responses counted in the funnel windows, as windows close.",
+                &["score"],
+            )?,
         })
     }
 }
@@ -79,5 +101,21 @@ impl Metrics {
                 .set(gauge_value(pair.dropoffs));
         }
         f.last_window_end.set(window.window_end as f64 / 1000.0);
+        for c in window.channels.iter().filter(|c| c.touchpoints > 0) {
+            (f.channel_touchpoints.with_label_values(&[c.channel])).inc_by(c.touchpoints);
+        }
+        let s = &window.scores;
+        for (name, responses, score) in [
+            ("nps", s.nps.responses, s.nps.score),
+            ("csat", s.csat.responses, s.csat.score),
+            ("ces", s.ces.responses, s.ces.score),
+        ] {
+            if let Some(score) = score {
+                f.score.with_label_values(&[name]).set(score);
+                f.score_responses
+                    .with_label_values(&[name])
+                    .inc_by(responses);
+            }
+        }
     }
 }

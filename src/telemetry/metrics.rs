@@ -64,6 +64,7 @@ pub(super) struct InputMetrics {
     pub unverified: [IntCounter; 2],
     pub processed: IntCounter,
     pub forced_early: IntCounter,
+    pub scores_off_scale: IntCounter,
 }
 
 impl InputMetrics {
@@ -105,6 +106,11 @@ impl InputMetrics {
                 "Touchpoints ignored as redeliveries of an event_id already applied.",
             )?,
             unverified: Reason::ALL.map(|reason| unverified.with_label_values(&[reason.label()])),
+            scores_off_scale: r.counter(
+                "journeyd_score_responses_off_scale_total",
+                "Experience-score responses (journey.scores) whose value is missing, not a whole \
+                 number or off the scale: not counted in the scores; the touchpoint is applied.",
+            )?,
             processed: r.counter(
                 "journeyd_events_processed_total",
                 "Touchpoints applied to customer state.",

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Problems;
-use crate::config::{ConversionConfig, EntrySignal, JourneyConfig, RegressRule};
+use crate::config::{ConversionConfig, EntrySignal, JourneyConfig, RegressRule, ScoresConfig};
 
 /// The configured stages, for resolving the names rules use.
 struct Stages<'a> {
@@ -65,6 +65,45 @@ pub(super) fn check(journey: &JourneyConfig, problems: &mut Problems) {
     }
     conversions(&journey.conversions, &stages, problems);
     problems.actions("journey.revenue_actions", &journey.revenue_actions, false);
+    scores(&journey.scores, problems);
+}
+
+/// Score actions named and distinct; each scale ordered.
+fn scores(scores: &ScoresConfig, problems: &mut Problems) {
+    let actions = [
+        ("journey.scores.nps_action", &scores.nps_action),
+        ("journey.scores.csat_action", &scores.csat_action),
+        ("journey.scores.ces_action", &scores.ces_action),
+    ];
+    for (i, (key, action)) in actions.iter().enumerate() {
+        if action.trim().is_empty() {
+            problems.add(key, "must not be empty");
+        } else if let Some((other, _)) = actions[..i].iter().find(|(_, a)| a == action) {
+            problems.add(key, format_args!("\"{action}\" is {other} already"));
+        }
+    }
+    let s = scores;
+    if !(s.nps_detractor_max < s.nps_promoter_min && s.nps_promoter_min <= s.nps_max) {
+        problems.add(
+            "journey.scores",
+            format_args!(
+                "need nps_detractor_max < nps_promoter_min <= nps_max, got {} / {} / {}",
+                s.nps_detractor_max, s.nps_promoter_min, s.nps_max
+            ),
+        );
+    }
+    if !(1 <= s.csat_satisfied_min && s.csat_satisfied_min <= s.csat_max) {
+        problems.add(
+            "journey.scores",
+            format_args!(
+                "need 1 <= csat_satisfied_min <= csat_max, got {} / {}",
+                s.csat_satisfied_min, s.csat_max
+            ),
+        );
+    }
+    if s.ces_max < 1 {
+        problems.add("journey.scores.ces_max", "must be at least 1, got 0");
+    }
 }
 
 /// Names non-empty and unique, ordinals unique.

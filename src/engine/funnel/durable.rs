@@ -68,7 +68,7 @@
 //! had emitted fewer windows than another keeps its own writer's floor
 //! (and may be lagging, see [`super`]).
 
-use super::{Accumulator, Funnel, Part};
+use super::{Accumulator, Funnel, Part, scores};
 use crate::engine::rules::Rules;
 use crate::engine::snapshot::FunnelState;
 
@@ -287,5 +287,15 @@ impl Columns {
         into.active_customers += from.active_customers;
         into.revenue = into.revenue.saturating_add(from.revenue);
         into.late_events += from.late_events;
+        for (a, b) in into.channels.iter_mut().zip(&from.channels) {
+            *a += b;
+        }
+        // Rows by stage column, then the row of customers in no stage;
+        // a stage the model no longer has goes with the latter.
+        let no_stage = into.scores.len() - 1;
+        for (i, row) in from.scores.iter().enumerate() {
+            let to = self.stages.get(i).copied().flatten().unwrap_or(no_stage);
+            scores::add(&mut into.scores[to], row);
+        }
     }
 }

@@ -41,10 +41,15 @@
 
 pub mod durable;
 mod part;
+pub mod scores;
 
 use super::rules::{Rules, StageIdx};
-use crate::model::{EventTime, FunnelWindow, PairCount, StageCount};
-pub use part::{Accumulator, Part, REVENUE_SCALE, revenue_units};
+use crate::model::{
+    Channel, ChannelCount, EventTime, ExperienceScores, FunnelWindow, PairCount, StageCount,
+    StageScores,
+};
+pub use part::{Accumulator, CHANNELS, Part, REVENUE_SCALE, revenue_units};
+use scores::{Scales, ScoreKind, ScoreRow};
 
 /// Where a count of an item went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +238,31 @@ impl Funnel {
         }
     }
 
+    /// A touchpoint of `partition` at `t` on `channel`.
+    pub fn channel(&mut self, partition: u32, t: EventTime, channel: Channel) {
+        if let Some(w) = self.open_window(partition, t) {
+            w.channels[channel as usize] += 1;
+        }
+    }
+
+    /// A `kind` response `value` of a customer of `partition` at `t`, in
+    /// `stage` (or none yet) when answering; `false` when the response is
+    /// off its scale and not counted.
+    pub fn score(
+        &mut self,
+        partition: u32,
+        t: EventTime,
+        (stage, kind, value): (Option<StageIdx>, ScoreKind, Option<f64>),
+        scales: &Scales,
+    ) -> bool {
+        let stages = self.stages;
+        let Some(w) = self.open_window(partition, t) else {
+            return true;
+        };
+        let row = stage.map_or(stages, usize::from);
+        scales.count(kind, value, &mut w.scores[row])
+    }
+
     /// Revenue of a customer of `partition` at `t`.
     pub fn revenue(&mut self, partition: u32, t: EventTime, value: f64) {
         self.totals.revenue += value;
@@ -415,6 +445,27 @@ fn render(
             pair_count(rules, c.from, c.to, conversions, dropoffs)
         })
         .collect();
+    let channels = (Channel::ALL.iter().zip(&counts.channels))
+        .map(|(c, &touchpoints)| ChannelCount {
+            channel: c.as_str(),
+            touchpoints,
+        })
+        .collect();
+    let mut overall = ScoreRow::default();
+    for row in &counts.scores {
+        scores::add(&mut overall, row);
+    }
+    let scores_by_stage = (rules.stages.iter().zip(&counts.scores))
+        .map(|(s, row)| {
+            let ExperienceScores { nps, csat, ces } = scores::render(row);
+            StageScores {
+                stage: s.name.clone(),
+                nps,
+                csat,
+                ces,
+            }
+        })
+        .collect();
     FunnelWindow {
         sequence,
         window_start: start,
@@ -424,6 +475,9 @@ fn render(
         active_customers: counts.active_customers,
         revenue: counts.revenue as f64 / REVENUE_SCALE,
         late_events: counts.late_events,
+        channels,
+        scores: scores::render(&overall),
+        scores_by_stage,
     }
 }
 

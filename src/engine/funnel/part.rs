@@ -17,6 +17,9 @@
 
 use std::collections::BTreeMap;
 
+use super::scores::{self, ScoreRow};
+use crate::model::Channel;
+
 /// Revenue units per currency unit: revenue is summed in millionths.
 pub const REVENUE_SCALE: f64 = 1_000_000.0;
 
@@ -40,7 +43,15 @@ pub struct Accumulator {
     pub revenue: i64,
     /// Late touchpoints counted here (their own window was closed).
     pub late_events: u64,
+    /// Touchpoints per channel, by [`Channel`] index.
+    pub channels: [u64; CHANNELS],
+    /// Experience-score responses per stage the customer was in, by stage
+    /// index, and a last row for customers in none yet.
+    pub scores: Vec<ScoreRow>,
 }
+
+/// Number of channels counted per window.
+pub const CHANNELS: usize = Channel::ALL.len();
 
 impl Accumulator {
     /// Zero counts for `stages` stages and `pairs` pairs.
@@ -49,6 +60,7 @@ impl Accumulator {
             entries: vec![0; stages],
             conversions: vec![0; pairs],
             dropoffs: vec![0; pairs],
+            scores: vec![ScoreRow::default(); stages + 1],
             ..Accumulator::default()
         }
     }
@@ -66,6 +78,10 @@ impl Accumulator {
         self.active_customers += other.active_customers;
         self.revenue = self.revenue.saturating_add(other.revenue);
         self.late_events += other.late_events;
+        sum(&mut self.channels, &other.channels);
+        for (into, from) in self.scores.iter_mut().zip(&other.scores) {
+            scores::add(into, from);
+        }
     }
 
     /// Sets every count to zero, keeping the shape (and the allocation).
@@ -76,6 +92,8 @@ impl Accumulator {
         self.active_customers = 0;
         self.revenue = 0;
         self.late_events = 0;
+        self.channels.fill(0);
+        self.scores.fill(ScoreRow::default());
     }
 }
 

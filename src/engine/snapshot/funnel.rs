@@ -2,7 +2,7 @@
 //! bytes: the counts that partition's customers added to the windows that
 //! are still open for it, and its floor ([`crate::engine::funnel`]).
 //!
-//! # Format, version 2
+//! # Format, version 3
 //!
 //! Little-endian and hand-written like the customer state (`varint`, `zz`
 //! as there). Columns are named by the journey model's stable numbers (stage
@@ -10,22 +10,30 @@
 //! model restores what still fits it.
 //!
 //! ```text
-//! u8      version = 2
+//! u8      version = 3
 //! u64 LE  writer: the engine that wrote it (see `Engine::set_writer`)
 //! varint  window size, ms (>= 1)
 //! u8      flags: bit 0 floor present (absent: none yet), others 0
 //! zz      floor, if present
 //! varint  stage columns n; n distinct u8 stage ordinals
 //! varint  pair columns m; m distinct (u8 from, u8 to) ordinal pairs
+//! varint  channel columns h (<= 13): the first h channels of `web`, `app`,
+//!         `email`, `social`, `search`, `ads`, `store`, `phone`, `chat`,
+//!         `support`, `referral`, `review`, `other`
 //! varint  windows k; per window, ascending by start: zz start (the first),
 //!         or varint start - previous start (> 0); then n varint entries,
 //!         m varint conversions, m varint drop-offs, varint active
-//!         customers, zz revenue (millionths), varint late events
+//!         customers, zz revenue (millionths), varint late events, h varint
+//!         touchpoints per channel, varint score rows s; per row, ascending:
+//!         varint row (i < n: stage column i; n: customers in no stage
+//!         yet), 7 varint counts (NPS detractors, passives, promoters, CSAT
+//!         responses, satisfied, CES responses, sum)
 //! varint  claims c; per claim, ascending by partition: varint partition,
 //!         zz floor (the writer's other parts and their floors)
 //! ```
 //!
-//! Version 1 is version 2 without the claims.
+//! Version 2 is version 3 without the channel columns, channel counts and
+//! score rows; version 1 is version 2 without the claims.
 //!
 //! A partition with a few open windows takes tens of bytes. Decoding
 //! rejects what [`super::decode`] rejects, and allocates in proportion to
@@ -34,9 +42,11 @@
 use super::DecodeError;
 use super::wire::{Reader, put_varint, unzigzag, zigzag};
 use crate::engine::funnel::Accumulator;
+use crate::engine::funnel::CHANNELS;
+use crate::engine::funnel::scores::ScoreRow;
 
 /// The funnel record format version [`encode_funnel`] writes.
-pub const FUNNEL_FORMAT_VERSION: u8 = 2;
+pub const FUNNEL_FORMAT_VERSION: u8 = 3;
 
 const FLOOR_PRESENT: u8 = 1;
 
@@ -83,6 +93,7 @@ pub fn encode_funnel(state: &FunnelState, out: &mut Vec<u8>) {
     for &(from, to) in &state.pairs {
         out.extend_from_slice(&[from, to]);
     }
+    put_varint(out, CHANNELS as u64);
     put_varint(out, state.windows.len() as u64);
     let mut previous = None;
     for (start, counts) in &state.windows {
@@ -108,6 +119,21 @@ fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
     put_varint(out, counts.active_customers);
     put_varint(out, zigzag(counts.revenue));
     put_varint(out, counts.late_events);
+    for &n in &counts.channels {
+        put_varint(out, n);
+    }
+    let answered = || {
+        (0u64..)
+            .zip(&counts.scores)
+            .filter(|(_, row)| row.iter().any(|&n| n > 0))
+    };
+    put_varint(out, answered().count() as u64);
+    for (i, row) in answered() {
+        put_varint(out, i);
+        for &n in row {
+            put_varint(out, n);
+        }
+    }
 }
 
 /// Reads a funnel record written by any known format version.
@@ -115,10 +141,11 @@ pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1 => decode_v1(&mut r)?,
-        2 => {
-            let mut state = decode_v1(&mut r)?;
-            state.claims = read_claims(&mut r)?;
+        1..=3 => {
+            let mut state = decode_body(&mut r, version)?;
+            if version >= 2 {
+                state.claims = read_claims(&mut r)?;
+            }
             state
         }
         other => return Err(DecodeError::UnknownVersion(other)),
@@ -129,7 +156,8 @@ pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
     }
 }
 
-fn decode_v1(r: &mut Reader<'_>) -> Result<FunnelState, DecodeError> {
+/// Everything but the claims, of a record of `version`.
+fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<FunnelState, DecodeError> {
     let writer = r.u64_le("writer")?;
     let window_ms = i64::try_from(r.varint("window size")?)
         .ok()
@@ -151,7 +179,15 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<FunnelState, DecodeError> {
     if has_duplicates(&stages) || has_duplicates(&pairs) {
         return Err(DecodeError::Invalid("columns"));
     }
-    let windows = read_windows(r, n, m)?;
+    let h = if version >= 3 {
+        r.count(0, "channels")?
+    } else {
+        0
+    };
+    if h > CHANNELS {
+        return Err(DecodeError::Invalid("channels"));
+    }
+    let windows = read_windows(r, Shape { n, m, h, version })?;
     Ok(FunnelState {
         writer,
         window_ms,
@@ -182,13 +218,20 @@ fn has_duplicates<T: Ord + Copy>(items: &[T]) -> bool {
     sorted.windows(2).any(|w| w[0] == w[1])
 }
 
-fn read_windows(
-    r: &mut Reader<'_>,
-    stages: usize,
-    pairs: usize,
-) -> Result<Vec<(i64, Accumulator)>, DecodeError> {
+/// The columns of a record's windows.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Stage, pair and channel columns.
+    n: usize,
+    m: usize,
+    h: usize,
+    version: u8,
+}
+
+fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulator)>, DecodeError> {
     // Every window takes at least one byte per column and count.
-    let k = r.count(1 + stages + 2 * pairs + 3, "windows")?;
+    let per_window = 1 + shape.n + 2 * shape.m + 3 + shape.h + usize::from(shape.version >= 3);
+    let k = r.count(per_window, "windows")?;
     let mut windows = Vec::with_capacity(k);
     let mut previous: Option<i64> = None;
     for _ in 0..k {
@@ -201,32 +244,49 @@ fn read_windows(
                 .ok_or(DecodeError::Invalid("window start"))?,
         };
         previous = Some(start);
-        windows.push((start, read_counts(r, stages, pairs)?));
+        windows.push((start, read_counts(r, shape)?));
     }
     Ok(windows)
 }
 
-fn read_counts(
-    r: &mut Reader<'_>,
-    stages: usize,
-    pairs: usize,
-) -> Result<Accumulator, DecodeError> {
+fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeError> {
     let mut column = |n: usize| {
         (0..n)
             .map(|_| r.varint("counts"))
             .collect::<Result<Vec<_>, _>>()
     };
-    let entries = column(stages)?;
-    let conversions = column(pairs)?;
-    let dropoffs = column(pairs)?;
-    Ok(Accumulator {
+    let entries = column(shape.n)?;
+    let conversions = column(shape.m)?;
+    let dropoffs = column(shape.m)?;
+    let mut counts = Accumulator {
         entries,
         conversions,
         dropoffs,
         active_customers: r.varint("counts")?,
         revenue: unzigzag(r.varint("revenue")?),
         late_events: r.varint("counts")?,
-    })
+        channels: [0; CHANNELS],
+        scores: vec![ScoreRow::default(); shape.n + 1],
+    };
+    if shape.version < 3 {
+        return Ok(counts);
+    }
+    for n in &mut counts.channels[..shape.h] {
+        *n = r.varint("channels")?;
+    }
+    let rows = r.count(8, "score rows")?;
+    let mut previous = None;
+    for _ in 0..rows {
+        let row = usize::try_from(r.varint("score row")?)
+            .ok()
+            .filter(|&i| i <= shape.n && previous.is_none_or(|p| i > p))
+            .ok_or(DecodeError::Invalid("score row"))?;
+        previous = Some(row);
+        for n in &mut counts.scores[row] {
+            *n = r.varint("scores")?;
+        }
+    }
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -241,6 +301,8 @@ mod tests {
             active_customers: 4,
             revenue,
             late_events: 1,
+            channels: [2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+            scores: vec![[0; 7], [1, 0, 2, 1, 1, 2, 9], [0; 7], [0, 0, 0, 0, 0, 1, 7]],
         };
         FunnelState {
             writer: 0x0123_4567_89ab_cdef,
@@ -273,27 +335,26 @@ mod tests {
         }
         let mut bytes = Vec::new();
         encode_funnel(&state(), &mut bytes);
-        assert!(bytes.len() < 100, "{} bytes", bytes.len());
+        assert!(bytes.len() < 140, "{} bytes", bytes.len());
     }
 
     #[test]
-    fn reads_version_1_without_claims() {
-        let v1 = FunnelState {
-            claims: Vec::new(),
-            ..state()
-        };
-        let mut bytes = Vec::new();
-        encode_funnel(&v1, &mut bytes);
-        assert_eq!(bytes.pop(), Some(0), "no claims: a zero count last");
-        bytes[0] = 1;
-        assert_eq!(decode_funnel(&bytes), Ok(v1));
+    fn claims_and_score_rows_ascend() {
         let mut unordered = state();
         unordered.claims.reverse();
-        bytes.clear();
+        let mut bytes = Vec::new();
         encode_funnel(&unordered, &mut bytes);
         assert_eq!(
             decode_funnel(&bytes),
             Err(DecodeError::Invalid("claim partition"))
+        );
+        let mut beyond = state();
+        beyond.windows[0].1.scores.push([1; 7]);
+        bytes.clear();
+        encode_funnel(&beyond, &mut bytes);
+        assert_eq!(
+            decode_funnel(&bytes),
+            Err(DecodeError::Invalid("score row"))
         );
     }
 
@@ -331,7 +392,7 @@ mod tests {
     fn a_huge_window_count_is_truncation_not_an_allocation() {
         let mut bytes = vec![FUNNEL_FORMAT_VERSION];
         bytes.extend_from_slice(&0u64.to_le_bytes());
-        bytes.extend_from_slice(&[60, 0, 0, 0]);
+        bytes.extend_from_slice(&[60, 0, 0, 0, 0]);
         put_varint(&mut bytes, u64::MAX / 4);
         assert_eq!(
             decode_funnel(&bytes),
