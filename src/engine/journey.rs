@@ -20,7 +20,7 @@
 use super::Emit;
 use super::churn::{ChurnModel, PurchaseHistory};
 use super::customer::{Customer, CustomerMut, NO_STAGE};
-use super::funnel::{Counted, Funnel};
+use super::funnel::{Counted, Funnel, Touch};
 use super::reorder::PendingEvent;
 use super::rules::{Rules, StageIdx};
 use super::stats::EngineStats;
@@ -68,26 +68,23 @@ fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut 
         return;
     }
     let marker = cx.funnel.window_marker(ev.at);
-    if c.active_window != marker {
-        c.active_window = marker;
-        cx.funnel.active(partition, ev.at);
-    }
+    let active = c.active_window != marker;
+    c.active_window = marker;
     let action = cx.rules.action(ev.action);
-    if let (true, Some(v)) = (action.revenue, ev.value) {
-        cx.funnel.revenue(partition, ev.at, v);
-    }
-    cx.funnel.channel(partition, ev.at, ev.channel);
-    if let Some(kind) = action.score {
-        // The stage the customer was in when answering: before this
-        // touchpoint moves it.
-        let stage = (c.stage != NO_STAGE).then_some(c.stage);
-        let (scales, value) = (&cx.rules.scales, ev.value);
-        if !cx
-            .funnel
-            .score(partition, ev.at, (stage, kind, value), scales)
-        {
-            cx.stats.scores_off_scale += 1;
-        }
+    // A score answers in the stage the customer was in: before this
+    // touchpoint moves them.
+    let stage = (c.stage != NO_STAGE).then_some(c.stage);
+    let touch = Touch {
+        active,
+        revenue: ev.value.filter(|_| action.revenue),
+        channel: ev.channel,
+        score: action.score.map(|kind| (kind, stage, ev.value)),
+    };
+    if !cx
+        .funnel
+        .touchpoint(partition, ev.at, touch, &cx.rules.scales)
+    {
+        cx.stats.scores_off_scale += 1;
     }
 }
 

@@ -51,6 +51,19 @@ use crate::model::{
 pub use part::{Accumulator, CHANNELS, Part, REVENUE_SCALE, revenue_units};
 use scores::{Scales, ScoreKind, ScoreRow};
 
+/// What a touchpoint adds to its funnel window ([`Funnel::touchpoint`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Touch {
+    /// The customer's first touchpoint in the window.
+    pub active: bool,
+    /// Its value, when its action counts as revenue.
+    pub revenue: Option<f64>,
+    pub channel: Channel,
+    /// A score response: what it answers, the stage the customer was in
+    /// (`None`: none yet), and the value.
+    pub score: Option<(ScoreKind, Option<StageIdx>, Option<f64>)>,
+}
+
 /// Where a count of an item went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
@@ -230,44 +243,36 @@ impl Funnel {
         self.late(partition, t)
     }
 
-    /// A customer of `partition` was active at `t` (counted once per
-    /// window by the caller).
-    pub fn active(&mut self, partition: u32, t: EventTime) {
-        if let Some(w) = self.open_window(partition, t) {
-            w.active_customers += 1;
-        }
-    }
-
-    /// A touchpoint of `partition` at `t` on `channel`.
-    pub fn channel(&mut self, partition: u32, t: EventTime, channel: Channel) {
-        if let Some(w) = self.open_window(partition, t) {
-            w.channels[channel as usize] += 1;
-        }
-    }
-
-    /// A `kind` response `value` of a customer of `partition` at `t`, in
-    /// `stage` (or none yet) when answering; `false` when the response is
-    /// off its scale and not counted.
-    pub fn score(
+    /// What one touchpoint of `partition` at `t` adds to its window, in
+    /// one look-up: the customer counted active (first touchpoint in the
+    /// window), revenue, the channel, and a score response in the stage
+    /// the customer was in. Returns `false` when the response is off its
+    /// scale and not counted.
+    pub fn touchpoint(
         &mut self,
         partition: u32,
         t: EventTime,
-        (stage, kind, value): (Option<StageIdx>, ScoreKind, Option<f64>),
+        touch: Touch,
         scales: &Scales,
     ) -> bool {
-        let stages = self.stages;
+        if let Some(v) = touch.revenue {
+            self.totals.revenue += v;
+        }
+        let no_stage = self.stages;
         let Some(w) = self.open_window(partition, t) else {
             return true;
         };
-        let row = stage.map_or(stages, usize::from);
-        scales.count(kind, value, &mut w.scores[row])
-    }
-
-    /// Revenue of a customer of `partition` at `t`.
-    pub fn revenue(&mut self, partition: u32, t: EventTime, value: f64) {
-        self.totals.revenue += value;
-        if let Some(w) = self.open_window(partition, t) {
-            w.revenue = w.revenue.saturating_add(revenue_units(value));
+        w.active_customers += u64::from(touch.active);
+        if let Some(v) = touch.revenue {
+            w.revenue = w.revenue.saturating_add(revenue_units(v));
+        }
+        w.channels[touch.channel as usize] += 1;
+        match touch.score {
+            Some((kind, stage, value)) => {
+                let row = stage.map_or(no_stage, usize::from);
+                scales.count(kind, value, &mut w.scores[row])
+            }
+            None => true,
         }
     }
 

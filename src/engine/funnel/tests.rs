@@ -50,10 +50,17 @@ fn a_window_sums_its_partitions() {
     let mut funnel = Funnel::new(60_000, &rules);
     let _ = funnel.entry(0, EventTime(1_000), 1);
     let _ = funnel.entry(3, EventTime(2_000), 1);
-    funnel.revenue(3, EventTime(3_000), 0.1);
-    funnel.revenue(0, EventTime(4_000), 0.2);
-    funnel.active(0, EventTime(5_000));
-    funnel.active(3, EventTime(5_000));
+    let scales = Scales::new(&Config::default().journey.scores);
+    let touch = |active, revenue| Touch {
+        active,
+        revenue,
+        channel: crate::model::Channel::Web,
+        score: None,
+    };
+    funnel.touchpoint(3, EventTime(3_000), touch(false, Some(0.1)), &scales);
+    funnel.touchpoint(0, EventTime(4_000), touch(false, Some(0.2)), &scales);
+    funnel.touchpoint(0, EventTime(5_000), touch(true, None), &scales);
+    funnel.touchpoint(3, EventTime(5_000), touch(true, None), &scales);
     let out = close(&mut funnel, &rules, 60_000);
     assert_eq!(out.len(), 1);
     let w = &out[0];
