@@ -547,6 +547,7 @@ fn golden_v1() -> CustomerState {
         dedupe_floor: 0x3010_cee6_283f_ffff,
         fence: Some(1006),
         awaiting: vec![1006],
+        latest_scores: [None; 3],
     }
 }
 
@@ -659,4 +660,26 @@ fn a_late_older_record_of_a_customer_does_not_roll_the_restored_state_back() {
     let mut restored = Engine::new(&event_config()).unwrap();
     restore_log(&mut restored, &log);
     assert_eq!(restored.snapshot("ann").unwrap(), want);
+}
+
+/// The version-3 value in `tests/golden/state-v3.bin` (described beside it).
+fn golden_v3() -> CustomerState {
+    CustomerState {
+        latest_scores: [Some(9), None, Some(3)],
+        ..golden_v2()
+    }
+}
+
+#[test]
+fn the_checked_in_version_3_value_decodes_forever() {
+    let bytes = include_bytes!("golden/state-v3.bin");
+    assert_eq!(snapshot::decode(bytes), Ok(golden_v3()));
+    let mut engine = Engine::new(&event_config()).unwrap();
+    engine.restore(0, "golden-1", Some(bytes)).unwrap();
+    let view = journeyd::http::CustomerView::from_engine(&engine, "golden-1").unwrap();
+    assert_eq!(
+        (view.scores.nps, view.scores.csat, view.scores.ces),
+        (Some(9), None, Some(3)),
+        "the latest scores come back with the customer"
+    );
 }

@@ -439,4 +439,8 @@ fn experience_scores_count_by_the_stage_answered_in_and_channels_by_touchpoint()
     );
     assert_eq!(w.channels.last().unwrap().channel, "other");
     assert_eq!(s.engine.stats().scores_off_scale, 2);
+    let latest = |customer| s.engine.customer(customer).unwrap().latest_scores;
+    const NONE: u8 = u8::MAX;
+    assert_eq!(latest("cid"), [3, 4, 2], "the latest of each");
+    assert_eq!(latest("eve"), [NONE; 3], "off the scale: not a response");
 }

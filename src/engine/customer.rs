@@ -108,7 +108,12 @@ pub struct Customer {
     pub churn_due: EventTime,
     /// Time of this customer's entry in the timer index; `MAX` if none.
     pub timer_at: EventTime,
+    /// The latest NPS, CSAT and CES responses ([`NO_SCORE`]: none).
+    pub latest_scores: [u8; 3],
 }
+
+/// A latest score the customer never gave.
+pub const NO_SCORE: u8 = u8::MAX;
 
 impl Customer {
     fn new(id: &str) -> Self {
@@ -132,6 +137,7 @@ impl Customer {
             last_purchase: EventTime::MIN,
             churn_due: EventTime::MAX,
             timer_at: EventTime::MAX,
+            latest_scores: [NO_SCORE; 3],
         }
     }
 

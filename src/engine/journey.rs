@@ -54,6 +54,11 @@ pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut
     c.touchpoints = c.touchpoints.saturating_add(1);
     c.last_seen = c.last_seen.max(ev.at);
     cx.stats.events += 1;
+    if let Some(kind) = cx.rules.action(ev.action).score
+        && let Some(response) = cx.rules.scales.response(kind, ev.value)
+    {
+        c.latest_scores[kind as usize] = response;
+    }
     count_activity(c, ev, cx);
     let signalled = signalled_stage(c, ev, cx.rules);
     move_stage(c, ev, signalled, cx);

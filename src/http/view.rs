@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::engine::customer::{Customer, NO_STAGE};
+use crate::engine::customer::{Customer, NO_SCORE, NO_STAGE};
 use crate::model::{Band, EventTime};
 
 /// One customer's current journey.
@@ -36,6 +36,17 @@ pub struct CustomerView {
     /// Sequence numbers of the latest derived events, to match them on the
     /// output topics.
     pub sequences: Sequences,
+    /// The customer's latest experience-score responses.
+    pub scores: LatestScores,
+}
+
+/// The latest response to each experience score (`journey.scores`);
+/// absent when the customer never answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LatestScores {
+    pub nps: Option<u8>,
+    pub csat: Option<u8>,
+    pub ces: Option<u8>,
 }
 
 /// The churn side of a journey.
@@ -82,6 +93,10 @@ impl CustomerView {
             sequences: Sequences {
                 stage_changes: customer.stage_seq,
                 churn_risk: customer.churn_seq,
+            },
+            scores: {
+                let [nps, csat, ces] = customer.latest_scores.map(|s| (s != NO_SCORE).then_some(s));
+                LatestScores { nps, csat, ces }
             },
         })
     }

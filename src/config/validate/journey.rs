@@ -104,6 +104,15 @@ fn scores(scores: &ScoresConfig, problems: &mut Problems) {
     if s.ces_max < 1 {
         problems.add("journey.scores.ces_max", "must be at least 1, got 0");
     }
+    for (key, max) in [
+        ("journey.scores.nps_max", s.nps_max),
+        ("journey.scores.csat_max", s.csat_max),
+        ("journey.scores.ces_max", s.ces_max),
+    ] {
+        if max > 100 {
+            problems.add(key, format_args!("must be at most 100, got {max}"));
+        }
+    }
 }
 
 /// Names non-empty and unique, ordinals unique.
@@ -310,6 +319,24 @@ mod tests {
         assert!(
             found[3]
                 .starts_with("journey.conversions[5]: duplicate pair awareness -> consideration")
+        );
+    }
+
+    #[test]
+    fn score_actions_differ_and_scales_are_ordered() {
+        let mut config = Config::default();
+        config.journey.scores.csat_action = "nps_response".into();
+        config.journey.scores.nps_promoter_min = 5;
+        config.journey.scores.csat_satisfied_min = 0;
+        config.journey.scores.ces_max = 200;
+        assert_eq!(
+            problems(&config),
+            [
+                "journey.scores.csat_action: \"nps_response\" is journey.scores.nps_action already",
+                "journey.scores: need nps_detractor_max < nps_promoter_min <= nps_max, got 6 / 5 / 10",
+                "journey.scores: need 1 <= csat_satisfied_min <= csat_max, got 0 / 5",
+                "journey.scores.ces_max: must be at most 100, got 200",
+            ]
         );
     }
 }

@@ -7,7 +7,7 @@
 //! and the word sections are fitted to the current layout (see
 //! [`install`]).
 
-use crate::engine::customer::{Customer, CustomerMut, NO_STAGE};
+use crate::engine::customer::{Customer, CustomerMut, NO_SCORE, NO_STAGE};
 use crate::engine::rules::{Rules, StageIdx};
 use crate::engine::snapshot::{CustomerState, WindowState};
 use crate::model::EventTime;
@@ -36,6 +36,7 @@ pub fn capture(
     state.first_purchase = c.first_purchase;
     state.last_purchase = c.last_purchase;
     state.churn_due = c.churn_due;
+    state.latest_scores = c.latest_scores.map(|s| (s != NO_SCORE).then_some(s));
     state
         .windows
         .resize_with(rules.windows().count(), WindowState::default);
@@ -94,6 +95,7 @@ pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, 
     c.first_purchase = state.first_purchase;
     c.last_purchase = state.last_purchase;
     c.churn_due = state.churn_due;
+    c.latest_scores = state.latest_scores.map(|s| s.unwrap_or(NO_SCORE));
     c.fence = state.fence.unwrap_or(-1);
     c.timer_at = EventTime::MAX;
     install_windows(c, state, rules);

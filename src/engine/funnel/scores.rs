@@ -13,12 +13,13 @@
 use crate::config::ScoresConfig;
 use crate::model::{CesScore, CsatScore, ExperienceScores, NpsScore};
 
-/// Which score an action's `value` answers.
+/// Which score an action's `value` answers; its number indexes a
+/// customer's latest scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScoreKind {
-    Nps,
-    Csat,
-    Ces,
+    Nps = 0,
+    Csat = 1,
+    Ces = 2,
 }
 
 /// Columns of a [`ScoreRow`].
@@ -59,12 +60,11 @@ impl Scales {
     /// Adds one response of `kind` to `row`; `false` (and nothing added)
     /// when `value` is absent, not a whole number, or off the scale.
     pub fn count(&self, kind: ScoreKind, value: Option<f64>, row: &mut ScoreRow) -> bool {
-        let Some(v) = value.filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= 255.0) else {
+        let Some(v) = self.response(kind, value) else {
             return false;
         };
-        let v = v as u8;
         match kind {
-            ScoreKind::Nps if v <= self.nps_max => {
+            ScoreKind::Nps => {
                 let column = if v >= self.promoter_min {
                     NPS_PROMOTERS
                 } else if v <= self.detractor_max {
@@ -74,17 +74,28 @@ impl Scales {
                 };
                 row[column] += 1;
             }
-            ScoreKind::Csat if (1..=self.csat_max).contains(&v) => {
+            ScoreKind::Csat => {
                 row[CSAT_RESPONSES] += 1;
                 row[CSAT_SATISFIED] += u64::from(v >= self.satisfied_min);
             }
-            ScoreKind::Ces if (1..=self.ces_max).contains(&v) => {
+            ScoreKind::Ces => {
                 row[CES_RESPONSES] += 1;
                 row[CES_SUM] += u64::from(v);
             }
-            _ => return false,
         }
         true
+    }
+
+    /// The response `value` to a `kind` question, if it is a whole number
+    /// on the scale.
+    pub fn response(&self, kind: ScoreKind, value: Option<f64>) -> Option<u8> {
+        let v = value.filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= 255.0)? as u8;
+        let on_scale = match kind {
+            ScoreKind::Nps => v <= self.nps_max,
+            ScoreKind::Csat => (1..=self.csat_max).contains(&v),
+            ScoreKind::Ces => (1..=self.ces_max).contains(&v),
+        };
+        on_scale.then_some(v)
     }
 }
 

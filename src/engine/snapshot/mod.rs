@@ -7,7 +7,7 @@
 //! other kind of value, one partition's funnel windows ([`FunnelState`]),
 //! has a format of its own, in [`funnel`].
 //!
-//! # Format, version 2
+//! # Format, version 3
 //!
 //! Byte 0 is the format version. The rest is hand-written and little-endian:
 //! `varint` is unsigned LEB128, `zz` a zigzag varint, a mask has one bit per
@@ -15,7 +15,7 @@
 //! a base (`last_seen`, or 0 when it is absent), so most take 2 to 5 bytes.
 //!
 //! ```text
-//! u8      version = 2
+//! u8      version = 3
 //! u8      flags: bit 0 conversion_pending, bit 1 cancelled,
 //!                bits 2-3 band (0 none, 1 low, 2 medium, 3 high), others 0
 //! varint  stage ordinal + 1 (0: no stage yet)
@@ -34,6 +34,8 @@
 //! varint  replay fence + 1 (0: none)
 //! varint  awaiting count k (0 without a fence); then fence - first offset,
 //!         and k - 1 strictly positive increments
+//! u8      latest scores present: bit 0 NPS, 1 CSAT, 2 CES, others 0; then
+//!         one u8 response (< 255) for each present one
 //! ```
 //!
 //! A typical customer (a purchase, a few views, six remembered event ids)
@@ -47,11 +49,12 @@
 //!
 //! A later format gets the next version byte and a decoder of its own;
 //! [`decode`] keeps reading every earlier version into the current
-//! [`CustomerState`]. `tests/golden/state-v1.bin` and `state-v2.bin` are
+//! [`CustomerState`]. `tests/golden/state-v1.bin`, `state-v2.bin` and `state-v3.bin` are
 //! values of each version checked in for good, with tests that they decode
 //! to the same state.
 //!
-//! Version 1 differs only in its de-duplication memory: a ring of the
+//! Version 2 is version 3 without the latest scores (read as none).
+//! Version 1 differs from version 2 only in its de-duplication memory: a ring of the
 //! latest event-id fingerprints, without their times
 //! (`varint n; u8 cursor (< n); mask(n) occupied; u64 LE fingerprint`).
 //! Read today, each fingerprint becomes an entry at `last_seen`, and the
@@ -69,7 +72,7 @@ use crate::model::{Band, EventTime};
 use wire::{Reader, put_mask, put_varint, unzigzag, zigzag};
 
 /// The format version [`encode`] writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// One customer's journey state, as persisted.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -118,6 +121,8 @@ pub struct CustomerState {
     /// Offsets at or below `fence` ingested but not applied yet (they were
     /// waiting for the watermark), ascending: a re-read of these is applied.
     pub awaiting: Vec<i64>,
+    /// The customer's latest NPS, CSAT and CES responses (`journey.scores`).
+    pub latest_scores: [Option<u8>; 3],
 }
 
 /// The recent timestamps of one windowed entry signal.
@@ -191,6 +196,9 @@ pub fn encode(state: &CustomerState, out: &mut Vec<u8>) {
     }
     put_dedupe(state, out);
     put_awaiting(state, out);
+    let present = (0..).zip(&state.latest_scores);
+    out.push(present.fold(0, |mask, (i, s)| mask | (u8::from(s.is_some()) << i)));
+    out.extend(state.latest_scores.iter().flatten());
 }
 
 fn flags(state: &CustomerState) -> u8 {
@@ -287,7 +295,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1 | 2 => decode_body(&mut r, version)?,
+        1..=3 => decode_body(&mut r, version)?,
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     match r.remaining() {
@@ -296,7 +304,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     }
 }
 
-/// Versions 1 and 2, which differ only in the de-duplication memory.
+/// Versions 1 to 3 (see the module docs for how they differ).
 fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeError> {
     let flags = r.byte("flags")?;
     if flags & !KNOWN_FLAGS != 0 {
@@ -327,6 +335,21 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
         read_dedupe(r, &mut state)?;
     }
     read_awaiting(r, &mut state)?;
+    if version >= 3 {
+        let present = r.byte("latest scores")?;
+        if present >> state.latest_scores.len() != 0 {
+            return Err(DecodeError::Invalid("latest scores"));
+        }
+        for (i, score) in (0..).zip(&mut state.latest_scores) {
+            if present & (1 << i) != 0 {
+                let v = r.byte("latest scores")?;
+                *score = Some(v).filter(|&v| v != u8::MAX);
+                if score.is_none() {
+                    return Err(DecodeError::Invalid("latest scores"));
+                }
+            }
+        }
+    }
     Ok(state)
 }
 

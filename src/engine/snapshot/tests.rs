@@ -37,6 +37,7 @@ fn sample() -> CustomerState {
         dedupe_floor: 0x1234_5678_0000_0000,
         fence: Some(81_234),
         awaiting: vec![81_230, 81_234],
+        latest_scores: [Some(9), None, Some(2)],
     }
 }
 
@@ -76,7 +77,7 @@ fn a_fresh_customer_round_trips() {
 fn unknown_versions_are_refused() {
     let mut bytes = Vec::new();
     encode(&sample(), &mut bytes);
-    for version in [0, 3, 0xff] {
+    for version in [0, 4, 0xff] {
         bytes[0] = version;
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(version)));
     }
@@ -109,14 +110,23 @@ fn stray_bits_and_impossible_values_are_invalid() {
     let no_fence = CustomerState {
         fence: None,
         awaiting: Vec::new(),
+        latest_scores: [None; 3],
         ..sample()
     };
     let mut bytes = Vec::new();
     encode(&no_fence, &mut bytes);
-    let last = bytes.len() - 1;
-    bytes[last] = 1;
-    bytes.push(0);
+    // The fence, then the latest scores' mask (0).
+    let fence = bytes.len() - 2;
+    bytes[fence] = 1;
+    bytes.insert(fence + 1, 0);
     assert_eq!(decode(&bytes), Err(DecodeError::Invalid("awaiting")));
+    let mut scores = Vec::new();
+    encode(&no_fence, &mut scores);
+    *scores.last_mut().unwrap() = 0b1000;
+    assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
+    *scores.last_mut().unwrap() = 0b1;
+    scores.push(u8::MAX);
+    assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
 }
 
 #[test]
@@ -182,6 +192,7 @@ prop_compose! {
         churn in prop::collection::vec(prop::option::of((T0 - 1000 * DAY..T0).prop_map(EventTime)), 0..10),
         ring in (prop::collection::vec(prop_oneof![Just(0u64), any::<u64>()], 1..70), any::<u64>()),
         (fence, awaiting) in awaiting(),
+        latest_scores in any::<[Option<u8>; 3]>().prop_map(|s| s.map(|v| v.filter(|&v| v < u8::MAX))),
     ) -> CustomerState {
         let pick = |i: usize, t: EventTime, none: EventTime| if absent[i] { none } else { t };
         CustomerState {
@@ -205,6 +216,7 @@ prop_compose! {
             dedupe_floor: ring.1,
             fence,
             awaiting,
+            latest_scores,
         }
     }
 }
