@@ -18,12 +18,12 @@
 //! bounds connections, header reading and request time ([`ServerLimits`]).
 //! This module never touches the engine: lookups and erasures go to the
 //! engine's thread over bounded channels ([`CustomerQuery`],
-//! [`ErasureCommand`]), and readiness is shared atomics ([`Readiness`]).
+//! [`ErasureCommand`]), and readiness is shared atomics
+//! ([`crate::telemetry::Readiness`], re-exported here).
 
 mod auth;
 pub mod customers;
 pub mod erasure;
-mod readiness;
 mod server;
 mod view;
 
@@ -39,12 +39,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::mpsc;
 
+pub use crate::telemetry::{NotReady, Readiness, ReadinessSnapshot};
 pub use auth::AuthToken;
 pub use customers::{
     ChurnView, CustomerQuery, CustomerView, MAX_CUSTOMER_ID_BYTES, Sequences, answer_queries,
 };
 pub use erasure::{ErasureCommand, Forwarded, take_erasures};
-pub use readiness::{NotReady, Readiness, ReadinessSnapshot};
 pub use server::{ServerLimits, serve};
 
 use crate::config::HttpConfig;

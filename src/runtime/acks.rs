@@ -142,8 +142,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-/// Identifies one output handed to the producer; dense and increasing.
-pub type OutputId = u64;
+pub use crate::sink::OutputId;
 
 /// Pending checkpoints kept per partition by [`CommitTracker::new`].
 pub const DEFAULT_PENDING_LIMIT: usize = 32;

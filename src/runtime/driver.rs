@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
-use crate::http::{CustomerQuery, ErasureCommand, Readiness, answer_queries, take_erasures};
+use crate::http::{CustomerQuery, ErasureCommand, answer_queries, take_erasures};
 use crate::source::kafka::Source;
+use crate::telemetry::Readiness;
 use crate::telemetry::events::{ConsumeFailed, InternalEvent};
 use crate::telemetry::{EngineSnapshot, Metrics};
 

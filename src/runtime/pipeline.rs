@@ -72,6 +72,7 @@ use crate::model::{EventTime, Output};
 use crate::registry::{Resolved, SchemaSource};
 use crate::runtime::acks::{CommitTracker, Position};
 use crate::sink::kafka::{Delivery, OutputMeta, OwnedRecord, Sink, owned_headers};
+use crate::source::kafka::{PartitionOwner, Source};
 use crate::telemetry::events::{InternalEvent, InvalidRecord};
 use crate::telemetry::{ConsumedCounters, Metrics};
 
@@ -798,6 +799,36 @@ impl Pipeline {
             tracing::warn!(%error, "Not every record was delivered before the timeout.");
         }
         self.drain_deliveries();
+    }
+}
+
+/// The consumer's rebalance callbacks ([`crate::source::kafka`]) drive the
+/// pipeline through this.
+impl PartitionOwner for Pipeline {
+    fn assign(&mut self, consumer: &Source, list: &TopicPartitionList, wall: EventTime) {
+        Pipeline::assign(self, consumer, list, wall);
+    }
+
+    fn revoke(
+        &mut self,
+        consumer: &Source,
+        list: &TopicPartitionList,
+        flush_timeout: std::time::Duration,
+        wall: EventTime,
+    ) {
+        Pipeline::revoke(self, consumer, list, flush_timeout, wall);
+    }
+
+    fn lose(&mut self, consumer: &Source, list: &TopicPartitionList, wall: EventTime) {
+        Pipeline::lose(self, consumer, list, wall);
+    }
+
+    fn commit_failed(&mut self) {
+        Pipeline::commit_failed(self);
+    }
+
+    fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
+        Pipeline::take_erasure_rewinds(self)
     }
 }
 

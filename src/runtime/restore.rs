@@ -67,9 +67,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::clock::Stopwatch;
 use crate::config::Config;
 use crate::engine::{Checkpoint, Engine, RestoreError};
-use crate::http::Readiness;
 use crate::model::EventTime;
 use crate::telemetry::Metrics;
+use crate::telemetry::Readiness;
 use crate::telemetry::events::{
     ConsumeFailed, InternalEvent, RestoreCompleted, RestoreRecordSkipped,
 };

@@ -22,13 +22,14 @@ use crate::codec::output::OutputEncoder;
 use crate::codec::schemas;
 use crate::config::{Config, InputEncoding, OutputFormat};
 use crate::engine::Engine;
-use crate::http::{HttpState, Readiness};
+use crate::http::HttpState;
 use crate::registry::{
     LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs, value_subject,
 };
 use crate::sink::kafka::{Sink, transactional_id};
 use crate::sink::transactions::ProducerHook;
 use crate::source::kafka;
+use crate::telemetry::Readiness;
 use crate::telemetry::events::{InternalEvent, OutputSchemaRegistered};
 use crate::telemetry::{Metrics, rule_actions};
 

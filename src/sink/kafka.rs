@@ -37,10 +37,10 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
-use crate::runtime::acks::OutputId;
 use crate::telemetry::events::{InternalEvent, OutputDeliveryFailed};
 use crate::telemetry::{KafkaLog, Metrics};
 
+use super::OutputId;
 use super::transactions::{ProducerHook, Producing, Record};
 
 /// What a record was, for the delivery report.

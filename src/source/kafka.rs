@@ -11,7 +11,11 @@
 //! - **assign** (after): register the partitions with the engine, which
 //!   holds the watermark back for them until they have data or go idle,
 //!   and pause them until their state is restored from the changelog
-//!   (read between polls, see [`crate::runtime::restore`]).
+//!   (read between polls, see `runtime/restore.rs`).
+//!
+//! The consumer knows the processing side only through [`PartitionOwner`],
+//! which the runtime's pipeline implements: the source does not depend on
+//! the runtime.
 //!
 //! The group assigns only the partitions of the *primary* input topic (the
 //! first of `[[inputs]]`). Every other input topic is co-partitioned with
@@ -48,8 +52,8 @@ use rdkafka::statistics::Statistics;
 
 use crate::clock::wall_now;
 use crate::config::Config;
-use crate::http::Readiness;
-use crate::runtime::pipeline::Pipeline;
+use crate::model::EventTime;
+use crate::telemetry::Readiness;
 use crate::telemetry::{KafkaLog, Metrics};
 
 use super::erasure::ErasureReader;
@@ -57,9 +61,39 @@ use crate::telemetry::events::{
     InternalEvent, PartitionsAssigned, PartitionsLost, PartitionsRevoked,
 };
 
-/// The consumer's context: the link from rebalance callbacks to the pipeline.
+/// What the rebalance callbacks drive: whoever owns the assigned
+/// partitions' state and commits their offsets (the runtime's pipeline).
+/// Called on the processing thread, inside `poll`.
+pub trait PartitionOwner: Send {
+    /// Partitions were assigned (with their twins): take them on.
+    fn assign(&mut self, consumer: &Source, list: &TopicPartitionList, wall: EventTime);
+
+    /// Partitions are being revoked: settle and commit them within about
+    /// `flush_timeout`, then let them go.
+    fn revoke(
+        &mut self,
+        consumer: &Source,
+        list: &TopicPartitionList,
+        flush_timeout: Duration,
+        wall: EventTime,
+    );
+
+    /// Partitions were lost to another member: let them go, writing and
+    /// committing nothing more of theirs.
+    fn lose(&mut self, consumer: &Source, list: &TopicPartitionList, wall: EventTime);
+
+    /// An asynchronous offset commit failed.
+    fn commit_failed(&mut self);
+
+    /// Erasure partitions to read again from an offset, `(partition,
+    /// offset)`, after the owner rewound.
+    fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)>;
+}
+
+/// The consumer's context: the link from rebalance callbacks to the
+/// [`PartitionOwner`].
 pub struct SourceContext {
-    pipeline: Arc<Mutex<Pipeline>>,
+    pipeline: Arc<Mutex<dyn PartitionOwner>>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     /// How long a revocation may wait for outputs in flight.
@@ -107,7 +141,7 @@ impl SourceContext {
         all
     }
 
-    fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
+    fn pipeline(&self) -> MutexGuard<'_, dyn PartitionOwner + 'static> {
         // The lock is only ever taken on the processing thread; a poisoned
         // lock means a panic there, after which the state is still usable
         // for an orderly shutdown.
@@ -219,7 +253,7 @@ impl ConsumerContext for SourceContext {
 /// erasure topic.
 pub fn subscribe(
     config: &Config,
-    pipeline: Arc<Mutex<Pipeline>>,
+    pipeline: Arc<Mutex<dyn PartitionOwner>>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
 ) -> KafkaResult<Source> {

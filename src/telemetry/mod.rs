@@ -9,6 +9,8 @@
 //! - [`events`]: one struct per happening (`InvalidRecord`,
 //!   `PartitionsAssigned`, ...) whose `emit` writes the log line and the
 //!   metric together.
+//! - [`Readiness`]: whether the instance is ready (`/readyz`,
+//!   `journeyd_ready`), written by the driver thread and the consumer.
 //! - [`KafkaLog`]: librdkafka's own log lines, forwarded with the values of
 //!   secret properties scrubbed.
 //!
@@ -22,6 +24,7 @@ mod funnel;
 mod kafka;
 mod kafka_log;
 mod metrics;
+mod readiness;
 mod registry;
 mod schema_registry;
 
@@ -35,3 +38,4 @@ pub use events::InternalEvent;
 pub use kafka::{OutputCounters, RestoreProgress};
 pub use kafka_log::KafkaLog;
 pub use metrics::{Metrics, MetricsError};
+pub use readiness::{NotReady, Readiness, ReadinessSnapshot};

@@ -13,7 +13,7 @@ use super::screen::Screen;
 use super::summary::{Frame, line, render};
 use super::watch::{Change, Recent};
 use crate::clock::Stopwatch;
-use crate::http::{NotReady, Readiness};
+use crate::telemetry::{NotReady, Readiness};
 use crate::tools::feed::FeedStats;
 
 /// Refreshes the consumption rate is averaged over: records arrive in

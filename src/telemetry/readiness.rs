@@ -1,7 +1,8 @@
 //! Whether this instance is ready to serve: the state behind `/readyz`.
 //!
 //! The driver thread writes it (partitions assigned, restore progress,
-//! consuming, stopping); the HTTP side reads it. It is a handful of atomics
+//! consuming, stopping); the HTTP side (`/readyz`) and the metrics
+//! (`journeyd_ready`, [`super::Metrics::observe_readiness`]) read it. It is a handful of atomics
 //! behind an `Arc`: no lock, so neither side ever waits for the other. The
 //! values are independent and read with relaxed ordering, so a snapshot may
 //! mix two neighbouring moments, which a probe polled every few seconds
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::telemetry::RestoreProgress;
+use super::RestoreProgress;
 
 /// Shared readiness state. Clones share the same state.
 #[derive(Clone, Debug, Default)]
