@@ -21,6 +21,8 @@
 //! - [`source`]: the Kafka consumer and its rebalance handshake, and the
 //!   reader of the erasure topic that follows its assignment.
 //! - [`sink`]: the Kafka producer; delivery reports become acks.
+//! - [`kafka`]: the one client context of every Kafka consumer and
+//!   producer (logs without secrets, lag, callbacks).
 //! - [`runtime`]: `journeyd run`: the processing thread, the pipeline from
 //!   record to derived records, commits behind acknowledgements, wiring.
 //! - [`replay`]: the engine fed from a file, writing NDJSON.
@@ -37,6 +39,7 @@ pub mod codec;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod kafka;
 pub mod model;
 pub mod registry;
 pub mod replay;

@@ -164,7 +164,7 @@ impl Driver {
     /// Seeks the erasure reader back after an aborted transaction.
     fn rewind_erasures(&self) {
         let rewinds = self.pipeline().take_erasure_rewinds();
-        let reader = self.consumer.context().erasure();
+        let reader = self.consumer.context().hooks().erasure();
         for (partition, offset) in rewinds {
             reader.rewind(partition, offset);
         }
@@ -208,7 +208,7 @@ impl Driver {
     /// One round of the erasure reader: the requests it has fetched, and
     /// its logs and statistics.
     fn poll_erasures(&mut self) {
-        let reader = self.consumer.context().erasure();
+        let reader = self.consumer.context().hooks().erasure();
         let mut idle = 0;
         for _ in 0..ERASURE_ROUND {
             match reader.poll() {

@@ -58,7 +58,6 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -67,12 +66,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::clock::Stopwatch;
 use crate::config::Config;
 use crate::engine::{Checkpoint, Engine, RestoreError};
+use crate::kafka::{ConsumerHooks, Context, Hooks};
 use crate::model::EventTime;
 use crate::telemetry::Metrics;
-use crate::telemetry::Readiness;
 use crate::telemetry::events::{
     ConsumeFailed, InternalEvent, RestoreCompleted, RestoreRecordSkipped,
 };
+use crate::telemetry::{KafkaLog, Readiness};
 
 use super::changelog::{INPUT_TOPIC_HEADER, decode_checkpoint, funnel_record_topic};
 use super::partitions::PartitionMap;
@@ -165,7 +165,8 @@ impl Restorer {
         readiness: Readiness,
     ) -> Result<Restorer, KafkaError> {
         Ok(Restorer {
-            consumer: restore_consumer_config(config).create_with_context(RestoreContext)?,
+            consumer: restore_consumer_config(config)
+                .create_with_context(Context::new(KafkaLog::new(&config.kafka), RestoreHooks))?,
             topic: config.runtime.changelog_topic.clone(),
             jobs: Vec::new(),
             round: Vec::new(),
@@ -627,12 +628,14 @@ impl RecordError {
     }
 }
 
-/// The changelog consumer's context: reaching the end of a partition is
+/// The changelog consumer's hooks: reaching the end of a partition is
 /// what it is for, not an error to log.
-struct RestoreContext;
+struct RestoreHooks;
 
-impl ClientContext for RestoreContext {
-    fn error(&self, error: KafkaError, reason: &str) {
+type RestoreContext = Context<RestoreHooks>;
+
+impl Hooks for RestoreHooks {
+    fn error(&self, _log: &KafkaLog, error: KafkaError, reason: &str) {
         match error {
             KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
                 tracing::debug!(reason, "The changelog consumer reached a partition's end.");
@@ -642,7 +645,7 @@ impl ClientContext for RestoreContext {
     }
 }
 
-impl ConsumerContext for RestoreContext {}
+impl ConsumerHooks for RestoreHooks {}
 
 /// The changelog consumer: the group consumer's connection and security
 /// properties, manual assignment, committed records only, never commits.

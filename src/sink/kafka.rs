@@ -29,14 +29,13 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ThreadedProducer};
 
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
+use crate::kafka::{Context, Hooks, ProducerHooks};
 use crate::telemetry::events::{InternalEvent, OutputDeliveryFailed};
 use crate::telemetry::{KafkaLog, Metrics};
 
@@ -100,27 +99,21 @@ pub enum Delivery {
 }
 
 /// Turns librdkafka delivery callbacks into [`Delivery`] messages.
-pub struct SinkContext {
+pub struct SinkHooks {
     deliveries: Sender<Delivery>,
     metrics: Arc<Metrics>,
     /// `runtime.changelog_topic`: its records are state, not derived events.
     changelog_topic: String,
-    /// librdkafka's log lines, without secrets.
-    log: KafkaLog,
 }
 
-impl ClientContext for SinkContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message);
-    }
+/// The producer's context: the shared client plumbing ([`crate::kafka`])
+/// with [`SinkHooks`].
+pub type SinkContext = Context<SinkHooks>;
 
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
-    }
-}
+impl Hooks for SinkHooks {}
 
-impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<OutputMeta>;
+impl ProducerHooks for SinkHooks {
+    type Opaque = Box<OutputMeta>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, meta: Box<OutputMeta>) {
         match result {
@@ -196,12 +189,12 @@ impl Sink {
         let changelog_topic = config.runtime.changelog_topic.clone();
         let log = KafkaLog::new(&config.kafka);
         let renew = move || -> KafkaResult<Box<dyn Producing>> {
-            let context = SinkContext {
+            let hooks = SinkHooks {
                 deliveries: deliveries.clone(),
                 metrics: metrics.clone(),
                 changelog_topic: changelog_topic.clone(),
-                log: log.clone(),
             };
+            let context = Context::new(log.clone(), hooks);
             let producer: ThreadedProducer<SinkContext> = client.create_with_context(context)?;
             Ok(match &hook {
                 Some(hook) => hook(producer),

@@ -32,14 +32,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::Config;
+use crate::kafka::Context;
 use crate::telemetry::{KafkaLog, Metrics};
 
 /// How long the co-partitioning check waits for metadata.
@@ -50,26 +49,7 @@ const UNKNOWN: usize = usize::MAX;
 
 /// The reader's client context: logs and lag, no rebalances (it is not a
 /// group member).
-pub struct ReaderContext {
-    metrics: Arc<Metrics>,
-    log: KafkaLog,
-}
-
-impl ClientContext for ReaderContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        self.metrics.observe_consumer_statistics(&statistics);
-    }
-}
-
-impl ConsumerContext for ReaderContext {}
+pub type ReaderContext = Context;
 
 /// Reads the erasure partitions that follow this instance's input
 /// partitions; see the module docs.
@@ -90,10 +70,7 @@ pub struct ErasureReader {
 impl ErasureReader {
     /// A reader for `outputs.erasure`, assigned nothing yet.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> KafkaResult<ErasureReader> {
-        let context = ReaderContext {
-            metrics: metrics.clone(),
-            log: KafkaLog::new(&config.kafka),
-        };
+        let context = Context::new(KafkaLog::new(&config.kafka), ()).with_lag(metrics.clone());
         let consumer = reader_config(config).create_with_context(context)?;
         Ok(ErasureReader {
             consumer,

@@ -43,15 +43,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::statistics::Statistics;
+use rdkafka::consumer::{BaseConsumer, Consumer, Rebalance};
+use rdkafka::error::KafkaResult;
 
 use crate::clock::wall_now;
 use crate::config::Config;
+use crate::kafka::{ConsumerHooks, Context, Hooks};
 use crate::model::EventTime;
 use crate::telemetry::Readiness;
 use crate::telemetry::{KafkaLog, Metrics};
@@ -90,9 +88,9 @@ pub trait PartitionOwner: Send {
     fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)>;
 }
 
-/// The consumer's context: the link from rebalance callbacks to the
+/// The consumer's hooks: the link from rebalance callbacks to the
 /// [`PartitionOwner`].
-pub struct SourceContext {
+pub struct SourceHooks {
     pipeline: Arc<Mutex<dyn PartitionOwner>>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
@@ -100,18 +98,20 @@ pub struct SourceContext {
     flush_timeout: Duration,
     /// Reads the erasure partitions twinned with the assigned inputs.
     erasure: ErasureReader,
-    /// librdkafka's log lines, without secrets.
-    log: KafkaLog,
     /// The primary input topic: the only one the group assigns.
     primary: String,
     /// The other input topics, whose partitions follow the primary's.
     twins: Vec<String>,
 }
 
+/// The consumer's context: the shared client plumbing ([`crate::kafka`])
+/// with [`SourceHooks`].
+pub type SourceContext = Context<SourceHooks>;
+
 /// The consumer type of `journeyd run`.
 pub type Source = BaseConsumer<SourceContext>;
 
-impl SourceContext {
+impl SourceHooks {
     /// The reader of the erasure partitions that follow this consumer's
     /// assignment.
     pub fn erasure(&self) -> &ErasureReader {
@@ -162,21 +162,9 @@ fn as_refs(names: &[(String, i32)]) -> Vec<(&str, i32)> {
     names.iter().map(|(t, p)| (t.as_str(), *p)).collect()
 }
 
-impl ClientContext for SourceContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message);
-    }
+impl Hooks for SourceHooks {}
 
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        self.metrics.observe_consumer_statistics(&statistics);
-    }
-}
-
-impl ConsumerContext for SourceContext {
+impl ConsumerHooks for SourceHooks {
     /// An asynchronous commit failed (say, a rebalance moved the group's
     /// generation on meanwhile): the pipeline commits again at the next
     /// interval, even if no newer offset becomes committable. Served inside
@@ -188,7 +176,7 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &Source, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
             let twins = self.twins_of(revoked);
             let list = &Self::with_twins(revoked, &twins);
@@ -225,7 +213,7 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &Source, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
             // The twins are read from the group's committed offsets, like
             // the primary partitions the group has just assigned.
@@ -261,16 +249,16 @@ pub fn subscribe(
         Some((primary, others)) => (primary.topic.clone(), others),
         None => (String::new(), &[][..]),
     };
-    let context = SourceContext {
+    let hooks = SourceHooks {
         pipeline,
         erasure: ErasureReader::new(config, metrics.clone())?,
-        metrics,
+        metrics: metrics.clone(),
         readiness,
         flush_timeout: config.runtime.shutdown_timeout,
-        log: KafkaLog::new(&config.kafka),
         primary: primary.clone(),
         twins: others.iter().map(|i| i.topic.clone()).collect(),
     };
+    let context = Context::new(KafkaLog::new(&config.kafka), hooks).with_lag(metrics);
     let consumer: Source = consumer_config(config).create_with_context(context)?;
     consumer.subscribe(&[primary.as_str()])?;
     Ok(consumer)

@@ -33,13 +33,12 @@ use std::time::Duration;
 use anyhow::Context;
 use compact_str::{CompactString, format_compact};
 use rdkafka::ClientConfig;
-use rdkafka::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ThreadedProducer};
 
 use super::demo::timescale::{SPEEDUP, Timeline};
 use crate::clock::{Stopwatch, wall_now};
+use crate::kafka::{self, Hooks, ProducerHooks};
 use crate::model::EventTime;
 use crate::telemetry::KafkaLog;
 use crate::tools::{GeneratedEvent, GeneratedRecord, Generator, GeneratorConfig};
@@ -114,27 +113,20 @@ pub struct FeedStats {
     pub sim_day: AtomicI64,
 }
 
-/// Counts delivery reports; forwards librdkafka's logs without secrets.
-struct FeedContext {
+/// Counts delivery reports (the shared client context, [`crate::kafka`],
+/// forwards librdkafka's logs with the values of secret `-X` properties
+/// scrubbed).
+struct FeedHooks {
     /// Where the counts go.
     stats: Arc<FeedStats>,
-    /// librdkafka's log lines, with the values of secret `-X` properties
-    /// scrubbed.
-    log: KafkaLog,
 }
 
-impl ClientContext for FeedContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message);
-    }
+type FeedContext = kafka::Context<FeedHooks>;
 
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
-    }
-}
+impl Hooks for FeedHooks {}
 
-impl ProducerContext for FeedContext {
-    type DeliveryOpaque = ();
+impl ProducerHooks for FeedHooks {
+    type Opaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let counter = match result {
@@ -162,14 +154,16 @@ pub fn spawn(
         config.set(key, value);
     }
     let producer: ThreadedProducer<FeedContext> = config
-        .create_with_context(FeedContext {
-            stats: stats.clone(),
-            log: KafkaLog::from_properties(
+        .create_with_context(kafka::Context::new(
+            KafkaLog::from_properties(
                 plan.properties
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             ),
-        })
+            FeedHooks {
+                stats: stats.clone(),
+            },
+        ))
         .context("cannot create the clickstream producer")?;
     stats.run.store(1, Relaxed);
     let feed = Feed {
