@@ -59,52 +59,17 @@ use super::dlq::Decimal;
 use super::schemas;
 use crate::config::OutputsConfig;
 pub use crate::config::{OutputFormat, OutputSchemaIds};
+pub use crate::model::OutputKind;
 use crate::model::{
     Band, CesScore, ChurnCause, ChurnRiskChanged, CsatScore, CustomerErased, CustomerEvicted,
     Direction, ErasureSource, FunnelWindow, NpsScore, Output, PairCount, StageChanged, StageCount,
 };
 
-/// Which output topic (and Avro schema) an output belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OutputKind {
-    /// `StageChanged`, on `[outputs] stage_changes`.
-    StageChanges,
-    /// `ChurnRiskChanged`, on `[outputs] churn_risk`.
-    ChurnRisk,
-    /// `FunnelWindow`, on `[outputs] funnel`.
-    Funnel,
-    /// `CustomerEvicted`, on `[outputs] audit` beside the erasure
-    /// confirmations; its schema id is not among `output_schema_ids`.
-    Audit,
-}
-
+/// The encoding side of the table of output types ([`OutputKind`]).
 impl OutputKind {
-    /// Every kind with a schema id in `output_schema_ids`.
-    pub const ALL: [OutputKind; 3] = [
-        OutputKind::StageChanges,
-        OutputKind::ChurnRisk,
-        OutputKind::Funnel,
-    ];
-
-    /// The configuration key of the topic (`[outputs]` and
-    /// `output_schema_ids`); also a low-cardinality metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OutputKind::StageChanges => "stage_changes",
-            OutputKind::ChurnRisk => "churn_risk",
-            OutputKind::Funnel => "funnel",
-            OutputKind::Audit => "audit",
-        }
-    }
-
-    /// The configured topic name.
+    /// The configured topic name ([`OutputsConfig::topic`]).
     pub fn topic(self, outputs: &OutputsConfig) -> &str {
-        match self {
-            OutputKind::StageChanges => &outputs.stage_changes,
-            OutputKind::ChurnRisk => &outputs.churn_risk,
-            OutputKind::Funnel => &outputs.funnel,
-            OutputKind::Audit => &outputs.audit,
-        }
+        outputs.topic(self)
     }
 
     /// The text of the Avro schema, as registered with a schema registry.
@@ -120,23 +85,13 @@ impl OutputKind {
     /// The schema id of this kind among `ids`; `None` for
     /// [`OutputKind::Audit`], whose id the encoder holds apart.
     pub const fn schema_id(self, ids: &OutputSchemaIds) -> Option<u32> {
-        match self {
-            OutputKind::StageChanges => Some(ids.stage_changes),
-            OutputKind::ChurnRisk => Some(ids.churn_risk),
-            OutputKind::Funnel => Some(ids.funnel),
-            OutputKind::Audit => None,
-        }
+        ids.get(self)
     }
 }
 
 /// The topic kind of `output`, so that a sink can pick the topic.
 pub const fn topic_kind(output: &Output) -> OutputKind {
-    match output {
-        Output::StageChanged(_) => OutputKind::StageChanges,
-        Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
-        Output::FunnelWindow(_) => OutputKind::Funnel,
-        Output::CustomerEvicted(_) => OutputKind::Audit,
-    }
+    output.kind()
 }
 
 /// Writes outputs in the configured format. Cheap to copy; built once at

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::secret::REDACTED;
+use crate::model::OutputKind;
 
 /// How the touchpoints of an input topic are encoded (docs/outputs.md#touchpoints-the-input).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,16 +126,29 @@ impl Default for OutputsConfig {
 }
 
 impl OutputsConfig {
-    /// Every topic of this section with its key, in file order.
-    pub fn topics(&self) -> [(&'static str, &str); 6] {
-        [
-            ("stage_changes", &self.stage_changes),
-            ("churn_risk", &self.churn_risk),
-            ("funnel", &self.funnel),
-            ("dlq", &self.dlq),
-            ("audit", &self.audit),
-            ("erasure", &self.erasure),
-        ]
+    /// The topic of output `kind`.
+    pub fn topic(&self, kind: OutputKind) -> &str {
+        match kind {
+            OutputKind::StageChanges => &self.stage_changes,
+            OutputKind::ChurnRisk => &self.churn_risk,
+            OutputKind::Funnel => &self.funnel,
+            OutputKind::Audit => &self.audit,
+        }
+    }
+
+    /// Every topic of this section with its key, in file order: the
+    /// derived outputs ([`OutputKind::ALL`]), the dead-letter topic, the
+    /// audit topic and the erasure topic.
+    pub fn topics(&self) -> Vec<(&'static str, &str)> {
+        let derived = OutputKind::ALL.map(|kind| (kind.as_str(), self.topic(kind)));
+        let audit = OutputKind::Audit;
+        (derived.into_iter())
+            .chain([
+                ("dlq", self.dlq.as_str()),
+                (audit.as_str(), self.topic(audit)),
+                ("erasure", self.erasure.as_str()),
+            ])
+            .collect()
     }
 }
 
@@ -255,6 +269,39 @@ pub struct OutputSchemaIds {
     pub churn_risk: u32,
     /// The id of `schemas/funnel_window.avsc`.
     pub funnel: u32,
+}
+
+impl OutputSchemaIds {
+    /// The id of output `kind`; `None` for [`OutputKind::Audit`], whose
+    /// ids are held apart.
+    pub const fn get(&self, kind: OutputKind) -> Option<u32> {
+        match kind {
+            OutputKind::StageChanges => Some(self.stage_changes),
+            OutputKind::ChurnRisk => Some(self.churn_risk),
+            OutputKind::Funnel => Some(self.funnel),
+            OutputKind::Audit => None,
+        }
+    }
+
+    /// The ids `id` gives each kind of [`OutputKind::ALL`], in that order;
+    /// the first error stops it.
+    pub fn try_from_fn<E>(mut id: impl FnMut(OutputKind) -> Result<u32, E>) -> Result<Self, E> {
+        let mut ids = OutputSchemaIds {
+            stage_changes: 0,
+            churn_risk: 0,
+            funnel: 0,
+        };
+        for kind in OutputKind::ALL {
+            let slot = match kind {
+                OutputKind::StageChanges => &mut ids.stage_changes,
+                OutputKind::ChurnRisk => &mut ids.churn_risk,
+                OutputKind::Funnel => &mut ids.funnel,
+                OutputKind::Audit => continue,
+            };
+            *slot = id(kind)?;
+        }
+        Ok(ids)
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ mod touchpoint;
 pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
     Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, CsatScore, CustomerEvicted,
-    Direction, ExperienceScores, FunnelWindow, NpsScore, Output, PairCount, StageChanged,
-    StageCount, StageScores,
+    Direction, ExperienceScores, FunnelWindow, NpsScore, Output, OutputKind, PairCount,
+    StageChanged, StageCount, StageScores,
 };
 pub use time::EventTime;
 pub use touchpoint::{Channel, Touchpoint};

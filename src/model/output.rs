@@ -253,7 +253,95 @@ pub enum Output {
     CustomerEvicted(CustomerEvicted),
 }
 
+/// Which output topic (and Avro schema) an output belongs to: **the one
+/// table of output types**. Everything that lists outputs iterates it: the
+/// `[outputs]` topics and `output_schema_ids`
+/// ([`crate::config::OutputsConfig::topic`]), the topics the pipeline
+/// sends to and counts deliveries on, the schemas registered and their
+/// subjects ([`crate::registry::register_outputs`]), the topics start-up
+/// checks or creates, and the topics `journeyd demo` creates and reads.
+/// A new output type is a variant here, its model type and [`Output`]
+/// variant, its `[outputs]` key and default, its schema
+/// (`codec/schemas.rs`), its encoding (`codec/output.rs`) and the engine
+/// code that emits it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    /// `StageChanged`, on `[outputs] stage_changes`.
+    StageChanges,
+    /// `ChurnRiskChanged`, on `[outputs] churn_risk`.
+    ChurnRisk,
+    /// `FunnelWindow`, on `[outputs] funnel`.
+    Funnel,
+    /// `CustomerEvicted`, on `[outputs] audit` beside the erasure
+    /// confirmations; its schema id is not among `output_schema_ids`.
+    Audit,
+}
+
+impl OutputKind {
+    /// Every kind with a schema id in `output_schema_ids`.
+    pub const ALL: [OutputKind; 3] = [
+        OutputKind::StageChanges,
+        OutputKind::ChurnRisk,
+        OutputKind::Funnel,
+    ];
+
+    /// Every kind, [`OutputKind::Audit`] included, indexed by
+    /// [`OutputKind::index`].
+    pub const EVERY: [OutputKind; 4] = [
+        OutputKind::StageChanges,
+        OutputKind::ChurnRisk,
+        OutputKind::Funnel,
+        OutputKind::Audit,
+    ];
+
+    /// How many kinds there are.
+    pub const COUNT: usize = OutputKind::EVERY.len();
+
+    /// The configuration key of the topic (`[outputs]` and
+    /// `output_schema_ids`); also a low-cardinality metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::StageChanges => "stage_changes",
+            OutputKind::ChurnRisk => "churn_risk",
+            OutputKind::Funnel => "funnel",
+            OutputKind::Audit => "audit",
+        }
+    }
+
+    /// The kind in words, for people (`journeyd demo`).
+    pub const fn title(self) -> &'static str {
+        match self {
+            OutputKind::StageChanges => "stage changes",
+            OutputKind::ChurnRisk => "churn risk",
+            OutputKind::Funnel => "funnel",
+            OutputKind::Audit => "audit",
+        }
+    }
+
+    /// Whether its records follow customers' changes, keyed by customer
+    /// id (the high-volume topics); funnel windows and audit records are
+    /// few.
+    pub const fn per_customer(self) -> bool {
+        matches!(self, OutputKind::StageChanges | OutputKind::ChurnRisk)
+    }
+
+    /// Its place in [`OutputKind::EVERY`], for tables indexed by kind.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl Output {
+    /// Which output topic (and schema) it belongs to.
+    pub const fn kind(&self) -> OutputKind {
+        match self {
+            Output::StageChanged(_) => OutputKind::StageChanges,
+            Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
+            Output::FunnelWindow(_) => OutputKind::Funnel,
+            Output::CustomerEvicted(_) => OutputKind::Audit,
+        }
+    }
+
     /// The event time the output is about.
     pub fn event_time(&self) -> EventTime {
         EventTime(match self {

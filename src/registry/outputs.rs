@@ -57,9 +57,5 @@ pub fn register_outputs(
             }),
         }
     };
-    Ok(OutputSchemaIds {
-        stage_changes: id(OutputKind::StageChanges)?,
-        churn_risk: id(OutputKind::ChurnRisk)?,
-        funnel: id(OutputKind::Funnel)?,
-    })
+    OutputSchemaIds::try_from_fn(id)
 }

@@ -64,11 +64,11 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::clock::Stopwatch;
 use crate::codec::dlq::DeadLetter;
-use crate::codec::output::{OutputEncoder, OutputKind, topic_kind};
+use crate::codec::output::OutputEncoder;
 use crate::codec::{Encoding, Invalid, Validator};
 use crate::config::{Config, InputEncoding};
 use crate::engine::Engine;
-use crate::model::{EventTime, Output};
+use crate::model::{EventTime, Output, OutputKind};
 use crate::registry::{Resolved, SchemaSource};
 use crate::runtime::acks::{CommitTracker, Position};
 use crate::sink::kafka::{Delivery, OutputMeta, OwnedRecord, Sink, owned_headers};
@@ -92,11 +92,9 @@ use exactly_once::Transaction;
 /// Topic names of the outputs.
 #[derive(Clone, Debug)]
 struct OutputTopics {
-    stage_changes: String,
-    churn_risk: String,
-    funnel: String,
+    /// Per [`OutputKind`], by [`OutputKind::index`].
+    outputs: [String; OutputKind::COUNT],
     dlq: String,
-    audit: String,
     /// Read, and written by the HTTP endpoint's erasure requests.
     erasure: String,
     /// The input topic whose partitions the erasure partitions follow.
@@ -208,11 +206,8 @@ impl Pipeline {
                 .chain([(outputs.erasure.clone(), Route::Erasure)])
                 .collect(),
             topics: OutputTopics {
-                stage_changes: outputs.stage_changes.clone(),
-                churn_risk: outputs.churn_risk.clone(),
-                funnel: outputs.funnel.clone(),
+                outputs: OutputKind::EVERY.map(|kind| outputs.topic(kind).to_owned()),
                 dlq: outputs.dlq.clone(),
-                audit: outputs.audit.clone(),
                 erasure: outputs.erasure.clone(),
                 primary: config
                     .inputs
@@ -397,12 +392,7 @@ impl Pipeline {
             if let Output::FunnelWindow(window) = &output {
                 self.metrics.observe_funnel_window(window);
             }
-            let topic = match topic_kind(&output) {
-                OutputKind::StageChanges => &self.topics.stage_changes,
-                OutputKind::ChurnRisk => &self.topics.churn_risk,
-                OutputKind::Funnel => &self.topics.funnel,
-                OutputKind::Audit => &self.topics.audit,
-            };
+            let topic = &self.topics.outputs[output.kind().index()];
             self.encoder.key(&output, &mut self.key);
             self.encoder.encode(&output, &mut self.value);
             let id = self.tracker.sent();

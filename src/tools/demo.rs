@@ -50,6 +50,7 @@ use self::dashboard::{Dashboard, Sources};
 use self::reading::Layout;
 use self::watch::Recent;
 use crate::config::{Config, TimeMode};
+use crate::model::OutputKind;
 use crate::runtime::Service;
 use crate::tools::feed::{self, FeedPlan, FeedStats, Timing};
 
@@ -241,11 +242,13 @@ fn print_banner(config: &Config, cluster: &Cluster, http: SocketAddr) {
         "  input:     {} ({INPUT_PARTITIONS} partitions, JSON)",
         config.inputs[0].topic
     );
+    let derived: Vec<&str> = OutputKind::ALL.map(|k| outputs.topic(k)).into();
+    println!("  outputs:   {}", derived.join(" "));
     println!(
-        "  outputs:   {} {} {}",
-        outputs.stage_changes, outputs.churn_risk, outputs.funnel
+        "             {} {}",
+        outputs.dlq,
+        outputs.topic(OutputKind::Audit)
     );
-    println!("             {} {}", outputs.dlq, outputs.audit);
     println!("  metrics:   http://{http}/metrics");
     println!("  customer:  http://{http}/customers/c-0000000001");
     println!(

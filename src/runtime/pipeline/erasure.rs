@@ -25,7 +25,7 @@ use super::awaiting::Input;
 use crate::clock::Stopwatch;
 use crate::codec::erasure::{self, ErasureRequest};
 use crate::http::{ErasureCommand, Forwarded};
-use crate::model::{CustomerErased, ErasureSource, EventTime};
+use crate::model::{CustomerErased, ErasureSource, EventTime, OutputKind};
 use crate::runtime::acks::OutputId;
 use crate::sink::kafka::OutputMeta;
 use crate::telemetry::events::{CustomerErasure, InternalEvent};
@@ -147,7 +147,7 @@ impl Pipeline {
             state_found,
         };
         self.encoder.encode_erased(&record, &mut self.value);
-        let topic = self.topics.audit.clone();
+        let topic = self.topics.outputs[OutputKind::Audit.index()].clone();
         self.send_record(&topic, request.customer_id.as_bytes(), polled);
     }
 

@@ -11,6 +11,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 use crate::config::Config;
+use crate::model::OutputKind;
 
 /// Partitions of the touchpoint topic (and of the state changelog and the
 /// erasure topic, which are co-partitioned with it).
@@ -81,17 +82,20 @@ pub fn topics(config: &Config) -> Vec<Topic> {
         .inputs
         .iter()
         .map(|i| (i.topic.as_str(), INPUT_PARTITIONS));
-    let rest = [
-        (outputs.stage_changes.as_str(), 3),
-        (outputs.churn_risk.as_str(), 3),
-        (outputs.funnel.as_str(), 1),
-        (outputs.dlq.as_str(), 1),
-        (outputs.audit.as_str(), 1),
-        (outputs.erasure.as_str(), INPUT_PARTITIONS),
-        (config.runtime.changelog_topic.as_str(), INPUT_PARTITIONS),
-    ];
+    let per_customer = |key| {
+        OutputKind::EVERY
+            .iter()
+            .any(|k| k.as_str() == key && k.per_customer())
+    };
+    let rest = (outputs.topics().into_iter()).map(|(key, topic)| match key {
+        "erasure" => (topic, INPUT_PARTITIONS),
+        key if per_customer(key) => (topic, 3),
+        _ => (topic, 1),
+    });
+    let changelog = (config.runtime.changelog_topic.as_str(), INPUT_PARTITIONS);
     inputs
         .chain(rest)
+        .chain([changelog])
         .map(|(name, partitions)| Topic {
             name: name.to_owned(),
             partitions,

@@ -6,7 +6,10 @@ use prometheus::Registry;
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
 use crate::config::Config;
-use crate::model::Band;
+use crate::model::{Band, OutputKind};
+
+/// Output topics shown: the derived outputs, then the dead letters.
+pub const OUTPUTS: usize = OutputKind::ALL.len() + 1;
 
 /// What to read, in the order to show it; from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,8 +18,9 @@ pub struct Layout {
     pub stages: Vec<String>,
     /// Conversion pairs `(from, to)`, in config order.
     pub pairs: Vec<(String, String)>,
-    /// The output topics: stage changes, churn risk, funnel, dead letters.
-    pub outputs: [String; 4],
+    /// The output topics: the derived outputs ([`OutputKind::ALL`]), then
+    /// the dead letters.
+    pub outputs: [String; OUTPUTS],
 }
 
 impl Layout {
@@ -33,12 +37,10 @@ impl Layout {
                 .iter()
                 .map(|c| (c.from.clone(), c.to.clone()))
                 .collect(),
-            outputs: [
-                outputs.stage_changes.clone(),
-                outputs.churn_risk.clone(),
-                outputs.funnel.clone(),
-                outputs.dlq.clone(),
-            ],
+            outputs: std::array::from_fn(|i| match OutputKind::ALL.get(i) {
+                Some(&kind) => outputs.topic(kind).to_owned(),
+                None => outputs.dlq.clone(),
+            }),
         }
     }
 }
@@ -77,7 +79,7 @@ pub struct Reading {
     /// Consumer lag over all input partitions.
     pub lag: u64,
     /// Records acknowledged per output topic, in [`Layout::outputs`] order.
-    pub published: [u64; 4],
+    pub published: [u64; OUTPUTS],
     /// Wall clock minus watermark, in seconds.
     pub watermark_lag: f64,
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::reading::{Layout, PairReading, Reading};
 use super::watch::Change;
+use crate::model::OutputKind;
 
 /// Width of the longest stage-count bar.
 const BAR: usize = 12;
@@ -77,18 +78,14 @@ pub fn render(f: &Frame<'_>) -> String {
         out,
         "rejected     {} to {}   duplicates {}   late {}",
         n(r.invalid),
-        f.layout.outputs[3],
+        f.layout.outputs[OutputKind::ALL.len()],
         n(r.duplicates),
         n(r.late)
     );
-    let [changes, churn, funnel, _] = r.published;
-    let _ = writeln!(
-        out,
-        "published    stage changes {}   churn risk {}   funnel {}",
-        n(changes),
-        n(churn),
-        n(funnel)
-    );
+    let published: Vec<String> = (OutputKind::ALL.iter().zip(r.published))
+        .map(|(kind, count)| format!("{} {}", kind.title(), n(count)))
+        .collect();
+    let _ = writeln!(out, "published    {}", published.join("   "));
     let [low, medium, high] = r.bands;
     let _ = writeln!(
         out,
