@@ -71,6 +71,7 @@ impl Service {
             config.runtime.transactional_id = Some(transactional_id(&config));
         }
         let metrics = Arc::new(Metrics::new()?);
+        metrics.resolve_output_topics(config.outputs.topics().into_iter().map(|(_, t)| t));
         let readiness = Readiness::new();
         tracing::debug!(?config, "Configuration loaded.");
         let (query_tx, query_rx) = mpsc::channel(QUERY_QUEUE);

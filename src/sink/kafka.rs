@@ -130,10 +130,7 @@ impl ProducerHooks for SinkHooks {
                     self.metrics
                         .observe_end_to_end_latency(lag_ms as f64 / 1000.0);
                 }
-                self.metrics
-                    .output_counters(message.topic())
-                    .delivered
-                    .inc();
+                self.metrics.output_delivered(message.topic());
                 let _ = self.deliveries.send(Delivery::Acked(meta.id));
             }
             Err((error, message)) => {

@@ -45,6 +45,8 @@ pub(super) struct ChangelogMetrics {
     duration: Histogram,
     /// `journeyd_restore_errors_total{reason}`.
     errors: IntCounterVec,
+    /// Its series by [`RESTORE_ERROR_REASONS`], resolved once.
+    error_reasons: Vec<IntCounter>,
     /// `journeyd_restore_replay_missed_total`, following the engine's count.
     replay_missed: IntCounter,
     /// `journeyd_transactions_total{result}`, by [`TRANSACTION_RESULTS`].
@@ -70,9 +72,9 @@ impl ChangelogMetrics {
             "Changelog records that could not be restored (the customer starts afresh), by reason.",
             &["reason"],
         )?;
-        for reason in RESTORE_ERROR_REASONS {
-            errors.with_label_values(&[reason]);
-        }
+        let error_reasons = (RESTORE_ERROR_REASONS.iter())
+            .map(|reason| errors.with_label_values(&[reason]))
+            .collect();
         let transactions = r.counter_vec(
             "journeyd_transactions_total",
             "Kafka transactions in exactly-once mode, by how they ended: committed, aborted \
@@ -85,6 +87,7 @@ impl ChangelogMetrics {
             transactions: TRANSACTION_RESULTS.map(|r| transactions.with_label_values(&[r])),
             states: records.with_label_values(&["state"]),
             tombstones: records.with_label_values(&["tombstone"]),
+            error_reasons,
             customers: r.counter(
                 "journeyd_restore_customers_total",
                 "Customers held after restoring their partition from the changelog.",
@@ -126,7 +129,11 @@ impl Metrics {
 
     /// A changelog record was skipped for `reason`.
     pub(super) fn restore_error(&self, reason: &str) {
-        self.changelog.errors.with_label_values(&[reason]).inc();
+        let c = &self.changelog;
+        match RESTORE_ERROR_REASONS.iter().position(|r| *r == reason) {
+            Some(i) => c.error_reasons[i].inc(),
+            None => c.errors.with_label_values(&[reason]).inc(),
+        }
     }
 
     /// Follows the engine's count of touchpoints awaited and never read

@@ -110,11 +110,7 @@ impl InternalEvent for OutputDeliveryFailed<'_> {
             error = %self.error,
             "Output delivery failed."
         );
-        metrics
-            .kafka
-            .delivery_errors
-            .with_label_values(&[self.topic])
-            .inc();
+        metrics.output_delivery_failed(self.topic);
     }
 }
 

@@ -5,6 +5,8 @@
 //! revoked partition's lag series is removed so that an instance only
 //! exports the partitions it owns.
 
+use std::sync::OnceLock;
+
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 use super::Metrics;
@@ -24,6 +26,10 @@ pub(super) struct KafkaMetrics {
     pub consumer_errors: IntCounter,
     pub outputs: IntCounterVec,
     pub delivery_errors: IntCounterVec,
+    /// The delivery counters of the configured output topics, resolved
+    /// once at start-up ([`Metrics::resolve_output_topics`]): a delivery
+    /// report counts with an atomic add, no label look-up.
+    resolved: OnceLock<Vec<(String, OutputCounters)>>,
 }
 
 impl KafkaMetrics {
@@ -56,6 +62,7 @@ impl KafkaMetrics {
                 "Derived events Kafka failed to acknowledge, by topic.",
                 &["topic"],
             )?,
+            resolved: OnceLock::new(),
         })
     }
 }
@@ -115,6 +122,40 @@ impl Metrics {
         OutputCounters {
             delivered: self.kafka.outputs.with_label_values(&[topic]),
             failed: self.kafka.delivery_errors.with_label_values(&[topic]),
+        }
+    }
+
+    /// Resolves the delivery counters of `topics` (the topics of
+    /// `[outputs]`; their series start at 0) once, for [`Metrics::output_delivered`] and
+    /// [`Metrics::output_delivery_failed`]. Only the first call counts.
+    pub fn resolve_output_topics<'a>(&self, topics: impl IntoIterator<Item = &'a str>) {
+        let resolved = (topics.into_iter())
+            .map(|topic| (topic.to_owned(), self.output_counters(topic)))
+            .collect();
+        let _ = self.kafka.resolved.set(resolved);
+    }
+
+    /// The resolved counters of `topic`, if it was resolved.
+    fn resolved(&self, topic: &str) -> Option<&OutputCounters> {
+        let resolved = self.kafka.resolved.get()?;
+        resolved.iter().find(|(t, _)| t == topic).map(|(_, c)| c)
+    }
+
+    /// Kafka acknowledged a record of output `topic`.
+    pub fn output_delivered(&self, topic: &str) {
+        match self.resolved(topic) {
+            Some(counters) => counters.delivered.inc(),
+            // Not resolved at start-up (the changelog's failures, tests):
+            // resolved now, the slow path.
+            None => self.kafka.outputs.with_label_values(&[topic]).inc(),
+        }
+    }
+
+    /// A record of output `topic` was not delivered.
+    pub fn output_delivery_failed(&self, topic: &str) {
+        match self.resolved(topic) {
+            Some(counters) => counters.failed.inc(),
+            None => self.kafka.delivery_errors.with_label_values(&[topic]).inc(),
         }
     }
 
