@@ -15,6 +15,12 @@
 //! | `journeyd.source.offset`    | the message's offset there, decimal ASCII           |
 //! | `journeyd.error.reason`     | the reason label, e.g. `invalid_json` (see below)   |
 //! | `journeyd.error.detail`     | what exactly was wrong, UTF-8, at most 1 KiB        |
+//! | `journeyd.original.truncated` | `"true"`, only when the value was cut to fit the dead-letter topic |
+//! | `journeyd.original.size`    | the original value's size in bytes, decimal ASCII, only when cut |
+//!
+//! The value is cut only when the original is larger than
+//! `limits.max_message_bytes` or than what the dead-letter topic was seen
+//! to take ([`DeadLetter::cut_to`]).
 //!
 //! The reason is [`InvalidReason::as_str`], the same label as the `reason`
 //! of `journeyd_events_invalid_total`: `invalid_json`, `invalid_avro`,
@@ -59,6 +65,11 @@ pub const SOURCE_OFFSET: &str = "journeyd.source.offset";
 pub const ERROR_REASON: &str = "journeyd.error.reason";
 /// Header: the human-readable detail, at most [`MAX_DETAIL_BYTES`].
 pub const ERROR_DETAIL: &str = "journeyd.error.detail";
+
+/// Header: the dead letter's value is cut (`"true"`).
+pub const ORIGINAL_TRUNCATED: &str = "journeyd.original.truncated";
+/// Header: the size of the value before it was cut, in decimal.
+pub const ORIGINAL_SIZE: &str = "journeyd.original.size";
 
 /// Every header name, in the order [`DeadLetter::headers`] writes them.
 pub const HEADER_NAMES: [&str; 5] = [
@@ -116,6 +127,45 @@ impl<'a> DeadLetter<'a> {
                 HeaderValue::Text(truncate_detail(self.detail)),
             ),
         ]
+    }
+}
+
+/// A dead-letter record as sent: the value and every header; see
+/// [`DeadLetter::cut_to`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadLetterRecord<'a> {
+    /// The original bytes, cut to the limit.
+    pub value: &'a [u8],
+    headers: [(&'static str, HeaderValue<'a>); 7],
+    len: usize,
+}
+
+impl<'a> DeadLetterRecord<'a> {
+    /// The headers: [`HEADER_NAMES`], then [`ORIGINAL_TRUNCATED`] and
+    /// [`ORIGINAL_SIZE`] when the value was cut.
+    pub fn headers(&self) -> &[(&'static str, HeaderValue<'a>)] {
+        &self.headers[..self.len]
+    }
+}
+
+impl<'a> DeadLetter<'a> {
+    /// The record for a topic that takes values of at most `limit` bytes:
+    /// the original cut to `limit`, and the headers, with the two that say
+    /// so when it was cut. Allocates nothing.
+    pub fn cut_to(&self, limit: usize) -> DeadLetterRecord<'a> {
+        let original = self.original;
+        let value = &original[..original.len().min(limit)];
+        let [a, b, c, d, e] = self.headers();
+        let size = i64::try_from(original.len()).unwrap_or(i64::MAX);
+        let cut = [
+            (ORIGINAL_TRUNCATED, HeaderValue::Text("true")),
+            (ORIGINAL_SIZE, HeaderValue::Integer(Decimal::new(size))),
+        ];
+        DeadLetterRecord {
+            value,
+            headers: [a, b, c, d, e, cut[0], cut[1]],
+            len: if value.len() < original.len() { 7 } else { 5 },
+        }
     }
 }
 
@@ -263,6 +313,19 @@ mod tests {
         let header = letter(&two).headers()[4].1;
         assert_eq!(header.as_str(), cut);
         assert_eq!(truncate_detail(""), "");
+    }
+
+    #[test]
+    fn a_cut_value_says_so_in_two_more_headers() {
+        let whole = letter("").cut_to(6);
+        assert_eq!(whole.value, letter("").original);
+        assert_eq!(whole.headers(), letter("").headers());
+        let cut = letter("").cut_to(4);
+        assert_eq!(cut.value, &letter("").original[..4]);
+        assert_eq!(
+            texts(cut.headers())[5..],
+            [(ORIGINAL_TRUNCATED, "true"), (ORIGINAL_SIZE, "6")]
+        );
     }
 
     #[test]

@@ -10,10 +10,11 @@
 use std::time::Duration;
 
 use super::confluent::WriterSchemas;
+use super::erasure::{self, ErasureRequest};
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::FieldLimits;
 use super::{avro_binary, json};
-use crate::config::Config;
+use crate::config::{Config, InputEncoding};
 use crate::model::{EventTime, Touchpoint};
 
 /// How the messages of a topic are encoded.
@@ -116,6 +117,52 @@ impl Validator {
         wall_now: EventTime,
     ) -> Result<Touchpoint<'a>, Invalid> {
         self.check_size(bytes.len())?;
+        self.decode_sized(encoding, bytes, wall_now)
+    }
+
+    /// The one way a consumed record of an input topic is decoded: its
+    /// size checked once, then, for the Confluent wire format, its writer
+    /// schema found by `schemas` (`Ok(None)`: the schema id is being looked
+    /// up, and the record waits: this returns `Ok(None)` too), then the
+    /// touchpoint decoded and validated. `schemas` is not called for the
+    /// other encodings.
+    pub fn decode_input<'a, 's>(
+        &self,
+        encoding: InputEncoding,
+        bytes: &'a [u8],
+        wall_now: EventTime,
+        schemas: impl FnOnce(&[u8]) -> Result<Option<&'s WriterSchemas>, Invalid>,
+    ) -> Result<Option<Touchpoint<'a>>, Invalid> {
+        self.check_size(bytes.len())?;
+        let encoding = match encoding {
+            InputEncoding::Json => Encoding::Json,
+            InputEncoding::Avro => Encoding::Avro,
+            InputEncoding::Confluent => match schemas(bytes)? {
+                Some(schemas) => Encoding::Confluent(schemas),
+                None => return Ok(None),
+            },
+        };
+        self.decode_sized(encoding, bytes, wall_now).map(Some)
+    }
+
+    /// The one way a record of the erasure topic is decoded: its size
+    /// checked, then the request ([`super::erasure::decode`]).
+    pub fn decode_erasure<'a>(
+        &self,
+        key: Option<&'a [u8]>,
+        bytes: &[u8],
+    ) -> Result<ErasureRequest<'a>, Invalid> {
+        self.check_size(bytes.len())?;
+        erasure::decode(key, bytes)
+    }
+
+    /// [`Validator::decode`] of a record whose size was checked.
+    fn decode_sized<'a>(
+        &self,
+        encoding: Encoding<'_>,
+        bytes: &'a [u8],
+        wall_now: EventTime,
+    ) -> Result<Touchpoint<'a>, Invalid> {
         let parts = match encoding {
             Encoding::Json => json::parts(bytes)?,
             Encoding::Avro => avro_binary::parts(bytes)?,

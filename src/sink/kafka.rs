@@ -90,7 +90,7 @@ pub enum Delivery {
     /// Kafka acknowledged the output.
     Acked(OutputId),
     /// Delivery failed for good: the record is sent again, or what
-    /// `error` calls for instead (`runtime::pipeline::rejected`).
+    /// `error` calls for instead (`runtime/outbox/rejected.rs`).
     Failed {
         meta: Box<OutputMeta>,
         record: OwnedRecord,

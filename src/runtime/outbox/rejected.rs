@@ -10,7 +10,7 @@
 //! | too large for the topic, or an invalid record        | `Rejected` | see below                                      |
 //! | not authorised, no such topic, a fatal producer error | `Fatal`   | journeyd stops with the error, exit non-zero   |
 //!
-//! A rejected record teaches the pipeline the topic's real limit
+//! A rejected record teaches the outbox the topic's real limit
 //! ([`SizeLimits`]): no record of that topic larger than half the rejected
 //! one is sent again. A dead letter is cut to fit (with the
 //! `journeyd.original.truncated` headers) and sent again; a derived event
@@ -27,11 +27,11 @@ use std::collections::HashMap;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::Pipeline;
+use super::{Failures, Outbox};
 use crate::clock::Stopwatch;
 use crate::codec::InvalidReason;
-use crate::codec::dlq::DeadLetter;
-use crate::runtime::acks::OutputId;
+use crate::codec::dlq::{DeadLetter, ORIGINAL_SIZE, ORIGINAL_TRUNCATED as TRUNCATED};
+use crate::sink::OutputId;
 use crate::sink::kafka::{Outgoing, OutputMeta, OwnedRecord};
 
 /// What a record Kafka did not take calls for; see the module docs.
@@ -102,7 +102,7 @@ impl SizeLimits {
     }
 }
 
-impl Pipeline {
+impl Outbox {
     /// A record that failed for good or was refused: see the module docs.
     /// `record` is what was sent, `meta` its delivery opaque; its output id
     /// is settled here, or moved to the record sent again.
@@ -116,7 +116,7 @@ impl Pipeline {
         match verdict(error) {
             // Exactly-once: the transaction aborts, and the rewind
             // produces the record again.
-            Verdict::Retry if self.transaction.is_some() => {
+            Verdict::Retry if self.failures == Failures::Abort => {
                 self.doom_transaction(error);
                 self.settle(id);
             }
@@ -125,11 +125,11 @@ impl Pipeline {
                 let size = record.payload.as_ref().map_or(0, Vec::len);
                 let limit = self.size_limits.rejected(&record.topic, size);
                 tracing::warn!(%error, topic = record.topic.as_str(), size, limit, "Kafka rejected a record as too large or invalid; records of this topic now stay within the limit.");
-                if self.transaction.is_some() {
+                if self.failures == Failures::Abort {
                     // The abort and rewind produce it again, within the limit.
                     self.doom_transaction(error);
                     self.settle(id);
-                } else if record.topic == self.changelog.topic() {
+                } else if record.topic == self.topics.changelog {
                     // Left unsettled: no offset is committed past it.
                     self.stop_with(format!(
                         "the changelog topic {} rejected a customer's state of {size} bytes ({error}): raise its max.message.bytes",
@@ -151,6 +151,14 @@ impl Pipeline {
                     record.topic
                 ));
             }
+        }
+    }
+
+    /// A record of the open transaction was not taken: the transaction
+    /// aborts at its commit (exactly-once; nothing in at-least-once mode).
+    fn doom_transaction(&mut self, error: &KafkaError) {
+        if self.failures == Failures::Abort {
+            self.doomed.get_or_insert_with(|| error.clone());
         }
     }
 
@@ -248,11 +256,6 @@ impl Pipeline {
         );
         self.fatal.get_or_insert(reason);
     }
-
-    /// Why the pipeline cannot go on, once it cannot.
-    pub fn fatal(&self) -> Option<&str> {
-        self.fatal.as_deref()
-    }
 }
 
 /// `headers` with the two headers that say a dead letter's value was cut
@@ -281,11 +284,6 @@ fn truncated_headers(
         value: Some(&size),
     })
 }
-
-/// Header: the dead letter's value is cut.
-pub(super) const TRUNCATED: &str = "journeyd.original.truncated";
-/// Header: the size of the value before it was cut.
-pub(super) const ORIGINAL_SIZE: &str = "journeyd.original.size";
 
 #[cfg(test)]
 mod tests {

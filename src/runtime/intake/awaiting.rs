@@ -10,8 +10,7 @@
 //! and releases each queue from its head, in order, up to the next record
 //! whose schema is still being looked up; the records of a look-up that
 //! failed go to the dead-letter topic as `unknown_schema_id`, with the
-//! detail of that failure ([`Pipeline::schemas_step`], at the end of this
-//! file).
+//! detail of that failure (`Pipeline::schemas_step`).
 //!
 //! What bounds it, and what it must not break:
 //!
@@ -35,45 +34,16 @@
 
 use std::collections::VecDeque;
 
-use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Message};
-
 use crate::clock::Stopwatch;
 use crate::codec::Invalid;
 use crate::codec::confluent;
-use crate::config::InputEncoding;
-use crate::model::EventTime;
 use crate::registry::Completed;
 
-use super::{Pipeline, Step};
-
-/// A consumed record, borrowed from the consumer or from a held copy.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Input<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub payload: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    /// The parts of a consumed message.
-    pub fn of(message: &'a BorrowedMessage<'a>) -> Input<'a> {
-        Input {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key(),
-            payload: message.payload().unwrap_or_default(),
-        }
-    }
-}
+use super::Input;
 
 /// One held record: an owned copy of what the pipeline needs of it.
 #[derive(Debug)]
-pub(super) struct Held {
+pub(in crate::runtime) struct Held {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
@@ -90,7 +60,7 @@ impl Held {
 
 /// One partition's held records, oldest first.
 #[derive(Debug, Default)]
-pub(super) struct Queue {
+pub(in crate::runtime) struct Queue {
     /// The partition's topic and number, set by its first held record.
     topic: String,
     partition: i32,
@@ -129,7 +99,7 @@ impl Queue {
 
 /// Per partition (by engine index), the records waiting for a schema.
 #[derive(Debug)]
-pub(super) struct Awaiting {
+pub(in crate::runtime) struct Awaiting {
     queues: Vec<Queue>,
     /// `schema_registry.max_held_bytes`.
     max_bytes: usize,
@@ -141,7 +111,7 @@ pub(super) struct Awaiting {
 }
 
 /// A pause or resume the consumer is to apply: `(topic, partition, pause)`.
-pub(super) type Flow<'a> = (&'a str, i32, bool);
+pub(in crate::runtime) type Flow<'a> = (&'a str, i32, bool);
 
 impl Awaiting {
     /// No record held; queues bounded to `max_bytes` each.
@@ -293,72 +263,6 @@ impl Awaiting {
 
     fn queue(&self, index: u32) -> Option<&Queue> {
         self.queues.get(usize::try_from(index).ok()?)
-    }
-}
-
-/// Held records released per [`Pipeline::schemas_step`], at most: a long
-/// queue is released over several turns of the loop, which polls (and
-/// waits for delivery reports under backpressure) in between.
-const RELEASE_BATCH: usize = 1024;
-
-impl Pipeline {
-    /// Between polls: applies the schema look-ups that ended, releases the
-    /// records held for them, in order (at most [`RELEASE_BATCH`] per
-    /// call), and pauses the partitions whose queue is full, resuming those
-    /// that have room again ([`awaiting`]).
-    pub fn schemas_step<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        wall: EventTime,
-    ) {
-        self.awaiting.completed(self.schemas.completed(wall));
-        if self.awaiting.is_ready() && self.may_send() {
-            self.release(wall);
-        }
-        self.awaiting.flow(|(topic, partition, pause)| {
-            let mut list = TopicPartitionList::new();
-            list.add_partition(topic, partition);
-            let done = if pause {
-                consumer.pause(&list)
-            } else {
-                consumer.resume(&list)
-            };
-            match &done {
-                Ok(()) if pause => {
-                    tracing::debug!(topic, partition, "Paused a partition: its queue of records waiting for a schema look-up is full.");
-                }
-                Ok(()) => tracing::debug!(topic, partition, "Resumed a partition: its queue of records waiting for a schema look-up has room again."),
-                Err(error) => {
-                    tracing::warn!(%error, topic, partition, pause, "Cannot pause or resume a partition whose records wait for a schema look-up; trying again.");
-                }
-            }
-            done.is_ok()
-        });
-    }
-
-    /// Processes held records from the head of each queue up to one whose
-    /// schema id is still being looked up.
-    fn release(&mut self, wall: EventTime) {
-        let mut budget = RELEASE_BATCH;
-        let holding: Vec<u32> = self.awaiting.holding().collect();
-        for index in holding {
-            let mut queue = self.awaiting.take(index);
-            while budget > 0
-                && let Some(held) = queue.pop()
-            {
-                let input = queue.input(&held);
-                let step = self.process(&input, index, InputEncoding::Confluent, held.polled, wall);
-                if step == Step::Wait {
-                    queue.unpop(held);
-                    break;
-                }
-                budget -= 1;
-            }
-            self.awaiting.put(index, queue);
-        }
-        if budget > 0 {
-            self.awaiting.released();
-        }
     }
 }
 

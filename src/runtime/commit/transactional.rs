@@ -46,7 +46,7 @@
 //! the wall clock), which a `read_committed` consumer sees once, in the
 //! transaction that commits. HTTP erasure requests produced into the
 //! aborted transaction are not produced again: their requesters are told
-//! to retry ([`super::erasure::Waiters`]).
+//! to retry (`runtime/outbox/waiters.rs`).
 //!
 //! When the producer cannot be replaced (the brokers are unreachable),
 //! no input is taken and no timer fires until a later commit interval
@@ -58,11 +58,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Pipeline, Route, offsets_list};
+use super::offsets_list;
 use crate::engine::{Checkpoint, CommitPoint};
 use crate::model::EventTime;
-use crate::runtime::acks::OutputId;
+use crate::runtime::pipeline::Pipeline;
 use crate::runtime::restore::Commit;
+use crate::sink::OutputId;
 use crate::sink::transactions::{Recovery, TxnError};
 use crate::telemetry::events::{InternalEvent, TransactionAborted, TransactionCommitted};
 
@@ -75,15 +76,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const ATTEMPTS: u32 = 5;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The transaction side of the pipeline; see the module docs.
+/// The transaction side of the pipeline; see the module docs. (A record
+/// of the open transaction that was not taken, refused by the producer or
+/// failed, dooms it: the outbox keeps the error, and the transaction
+/// aborts whatever its commit would say, so that the rewind produces the
+/// record again.)
 #[derive(Debug)]
-pub(super) struct Transaction {
+pub(in crate::runtime) struct Transaction {
     /// Whether a transaction is open: records may be sent.
     open: bool,
-    /// A record of the open transaction was not taken (refused by the
-    /// producer, or failed): the transaction must abort, whatever its
-    /// commit would say, so that the rewind produces the record again.
-    doomed: Option<KafkaError>,
     /// Per engine partition: the offset (and checkpoint) the last committed
     /// transaction stored, or where reading starts again.
     committed: Vec<Option<Commit>>,
@@ -101,21 +102,41 @@ pub(super) struct Transaction {
     /// The offsets (with metadata) of a transaction whose commit outcome is
     /// unknown, until the committed offsets tell; input waits meanwhile.
     in_doubt: Option<TopicPartitionList>,
+    /// Erasure partitions to seek back after a rewind: `(partition, offset)`.
+    erasure_rewinds: Vec<(i32, i64)>,
 }
 
 impl Transaction {
     /// No transaction open yet; rewinds go back to `point`.
-    pub(super) fn new(point: CommitPoint) -> Transaction {
+    pub(in crate::runtime) fn new(point: CommitPoint) -> Transaction {
         Transaction {
             open: false,
-            doomed: None,
             committed: Vec::new(),
             point,
             last_id: 0,
             offsets: Vec::new(),
             last_wall: EventTime::MIN,
             in_doubt: None,
+            erasure_rewinds: Vec::new(),
         }
+    }
+
+    /// Whether records may be sent: a transaction is open and no earlier
+    /// one is in doubt.
+    pub(in crate::runtime) fn may_send(&self) -> bool {
+        self.open && self.in_doubt.is_none()
+    }
+
+    /// Erasure partitions to read again from an offset after a rewind.
+    pub(in crate::runtime) fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut self.erasure_rewinds)
+    }
+
+    /// Partition `index` was revoked: nothing of it is committed by this
+    /// instance any more, and a rewind leaves it out of the watermark.
+    pub(in crate::runtime) fn forget_partition(&mut self, index: u32) {
+        self.set_committed(index, None);
+        self.point.revoke(index);
     }
 
     fn committed(&self, index: u32) -> Option<i64> {
@@ -126,7 +147,7 @@ impl Transaction {
         self.committed.get(index as usize).copied().flatten()
     }
 
-    fn set_committed(&mut self, index: u32, offset: Option<Commit>) {
+    pub(in crate::runtime) fn set_committed(&mut self, index: u32, offset: Option<Commit>) {
         let i = index as usize;
         if self.committed.len() <= i {
             self.committed.resize(i + 1, None);
@@ -144,60 +165,19 @@ impl Transaction {
 type Failed = (&'static str, TxnError);
 
 impl Pipeline {
-    /// Exactly-once mode: registers the `transactional.id` (fencing older
-    /// producers with it and aborting their open transaction) and opens the
-    /// first transaction. Does nothing in at-least-once mode.
-    pub fn init_transactions(&mut self) -> Result<(), TxnError> {
-        let Some(txn) = &mut self.transaction else {
-            return Ok(());
-        };
-        let producer = self.sink.transactions();
+    /// Registers the `transactional.id` (fencing older producers with it
+    /// and aborting their open transaction) and opens the first
+    /// transaction.
+    pub(super) fn init_transaction(&mut self) -> Result<(), TxnError> {
+        let producer = self.outbox.sink.transactions();
         producer.init_transactions(CALL_TIMEOUT)?;
         producer.begin_transaction()?;
-        txn.open = true;
-        txn.last_id = self.tracker.next_id();
+        let next_id = self.outbox.tracker.next_id();
+        if let Some(txn) = self.mode.txn_mut() {
+            txn.open = true;
+            txn.last_id = next_id;
+        }
         Ok(())
-    }
-
-    /// Whether records may be sent now: always in at-least-once mode,
-    /// while a transaction is open and no earlier one is in doubt in
-    /// exactly-once mode.
-    pub(super) fn may_send(&self) -> bool {
-        self.transaction
-            .as_ref()
-            .is_none_or(|t| t.open && t.in_doubt.is_none())
-    }
-
-    /// Restored partition `index` resumes from its `commit`, offset and
-    /// checkpoint (`None`: never committed): in exactly-once mode, what a
-    /// rewind returns to and what each transaction carries for it until it
-    /// is read ([`Pipeline::collect_offsets`]).
-    pub(super) fn resumed_at(&mut self, index: u32, commit: Option<Commit>) {
-        if let Some(txn) = &mut self.transaction
-            && commit.is_some()
-        {
-            txn.set_committed(index, commit);
-        }
-    }
-
-    /// Whether input is taken: `false` only in exactly-once mode while no
-    /// producer could be created after a failed transaction.
-    pub fn accepts_input(&self) -> bool {
-        self.may_send()
-    }
-
-    /// A record of the open transaction was not taken: the transaction
-    /// aborts at its commit ([`Transaction::doomed`]).
-    pub(super) fn doom_transaction(&mut self, error: &KafkaError) {
-        if let Some(txn) = &mut self.transaction {
-            txn.doomed.get_or_insert_with(|| error.clone());
-        }
-    }
-
-    /// Erasure partitions to read again from an offset after a rewind,
-    /// for the caller to seek the erasure reader to.
-    pub fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
-        std::mem::take(&mut self.erasure_rewinds)
     }
 
     /// Commits the interval's transaction (see the module docs) and opens
@@ -208,31 +188,31 @@ impl Pipeline {
         wall: EventTime,
     ) {
         if !self.may_send() {
-            if !self.transaction.as_ref().is_some_and(|t| t.open) {
+            if !self.mode.txn().is_some_and(|t| t.open) {
                 self.open_with_new_producer();
             }
             self.settle_doubt(consumer, wall);
             return;
         }
         self.drain_deliveries();
-        if let Some(error) = self.transaction.as_mut().and_then(|t| t.doomed.take()) {
+        if let Some(error) = self.outbox.take_doomed() {
             return self.abort_and_rewind(consumer, "send", abortable(error), wall);
         }
         self.capture(wall);
         (self.changelog).send_now(
-            &mut self.tracker,
-            &self.sink,
+            &mut self.outbox.tracker,
+            &self.outbox.sink,
             &self.partitions,
             &self.metrics,
         );
         self.collect_offsets(wall);
-        let Some(txn) = &self.transaction else {
+        let Some(txn) = self.mode.txn() else {
             return;
         };
-        if txn.offsets_unchanged() && self.tracker.next_id() == txn.last_id {
+        if txn.offsets_unchanged() && self.outbox.tracker.next_id() == txn.last_id {
             return;
         }
-        let interval = self.transaction.as_ref().map(|t| &t.offsets[..]);
+        let interval = self.mode.txn().map(|t| &t.offsets[..]);
         let offsets = offsets_list(&self.partitions, interval.unwrap_or_default());
         match self.send_offsets_and_commit(consumer, &offsets) {
             Ok(()) => self.committed(),
@@ -254,7 +234,7 @@ impl Pipeline {
     /// what timers emitted. Each transaction's checkpoints carry a later
     /// wall time than the one before.
     fn collect_offsets(&mut self, wall: EventTime) {
-        let Some(txn) = &mut self.transaction else {
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         let wall = wall.max(txn.last_wall.plus_ms(1));
@@ -290,7 +270,7 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
         offsets: &TopicPartitionList,
     ) -> Result<(), Failed> {
-        let producer = self.sink.transactions();
+        let producer = self.outbox.sink.transactions();
         if offsets.count() > 0 {
             let group = consumer.group_metadata().ok_or_else(|| {
                 let error = KafkaError::Subscription("no consumer group metadata yet".into());
@@ -307,10 +287,10 @@ impl Pipeline {
     /// transaction opens.
     fn committed(&mut self) {
         self.settle_committed();
-        let Some(txn) = &mut self.transaction else {
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
-        if let Err(error) = self.sink.transactions().begin_transaction() {
+        if let Err(error) = self.outbox.sink.transactions().begin_transaction() {
             tracing::error!(%error, "Cannot open the next transaction; replacing the producer.");
             txn.open = false;
             self.open_with_new_producer();
@@ -321,15 +301,15 @@ impl Pipeline {
     fn settle_committed(&mut self) {
         TransactionCommitted.emit(&self.metrics);
         // Delivery reports of the committed records, for the HTTP waiters.
-        if let Err(error) = self.sink.flush(Duration::ZERO) {
+        if let Err(error) = self.outbox.sink.flush(Duration::ZERO) {
             tracing::debug!(%error, "Delivery reports of a committed transaction are still due.");
         }
         self.drain_deliveries();
-        self.waiters.committed();
-        self.tracker.settle_all();
+        self.outbox.waiters.committed();
+        self.outbox.tracker.settle_all();
         let point = self.engine.commit_point();
-        let next_id = self.tracker.next_id();
-        let Some(txn) = &mut self.transaction else {
+        let next_id = self.outbox.tracker.next_id();
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         for i in 0..txn.offsets.len() {
@@ -350,7 +330,13 @@ impl Pipeline {
         wall: EventTime,
     ) {
         let mut renew = error.recovery == Recovery::Renew;
-        if !renew && let Err(abort) = self.sink.transactions().abort_transaction(CALL_TIMEOUT) {
+        if !renew
+            && let Err(abort) = self
+                .outbox
+                .sink
+                .transactions()
+                .abort_transaction(CALL_TIMEOUT)
+        {
             tracing::warn!(error = %abort, "Cannot abort the transaction; replacing the producer.");
             renew = true;
         }
@@ -361,12 +347,12 @@ impl Pipeline {
         }
         .emit(&self.metrics);
         self.forget_aborted(consumer, wall);
-        let Some(txn) = &mut self.transaction else {
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         if renew {
             self.open_with_new_producer();
-        } else if let Err(error) = self.sink.transactions().begin_transaction() {
+        } else if let Err(error) = self.outbox.sink.transactions().begin_transaction() {
             tracing::error!(%error, "Cannot open a transaction after an abort; replacing the producer.");
             self.open_with_new_producer();
         } else {
@@ -378,29 +364,29 @@ impl Pipeline {
     /// to retry, its records are void, and the pipeline rewinds to the last
     /// commit. No transaction is open after it.
     fn forget_aborted<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wall: EventTime) {
-        self.waiters.aborted();
+        self.outbox.waiters.aborted();
         self.drain_deliveries();
-        self.tracker.settle_all();
+        self.outbox.tracker.settle_all();
         self.rewind(consumer, wall);
-        let next_id = self.tracker.next_id();
-        let Some(txn) = &mut self.transaction else {
+        let next_id = self.outbox.tracker.next_id();
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         txn.open = false;
-        // Failures reported for the aborted records doom nothing new.
-        txn.doomed = None;
         txn.last_id = next_id;
+        // Failures reported for the aborted records doom nothing new.
+        self.outbox.take_doomed();
     }
 
     /// Partitions were lost ([`Pipeline::lose`]): the open transaction may
     /// hold their records, so it is aborted, and the partitions still
-    /// owned are rewound. Nothing happens in at-least-once mode.
+    /// owned are rewound.
     pub(super) fn abort_after_loss<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         wall: EventTime,
     ) {
-        if !self.transaction.as_ref().is_some_and(|t| t.open) {
+        if !self.mode.txn().is_some_and(|t| t.open) {
             return;
         }
         let error = abortable(KafkaError::Subscription(
@@ -413,22 +399,26 @@ impl Pipeline {
     /// old one) and opens a transaction. On failure the pipeline stays
     /// closed, and the next commit interval tries again.
     fn open_with_new_producer(&mut self) {
-        let opened = self
-            .sink
+        let opened = (self.outbox.sink)
             .renew()
             .map_err(abortable)
-            .and_then(|()| self.sink.transactions().init_transactions(CALL_TIMEOUT))
-            .and_then(|()| self.sink.transactions().begin_transaction());
+            .and_then(|()| {
+                self.outbox
+                    .sink
+                    .transactions()
+                    .init_transactions(CALL_TIMEOUT)
+            })
+            .and_then(|()| self.outbox.sink.transactions().begin_transaction());
         // Records purged with the old producer are void.
         self.drain_deliveries();
-        self.tracker.settle_all();
-        let next_id = self.tracker.next_id();
-        let Some(txn) = &mut self.transaction else {
+        self.outbox.tracker.settle_all();
+        let next_id = self.outbox.tracker.next_id();
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         match opened {
             Ok(()) => {
-                txn.doomed = None;
+                self.outbox.take_doomed();
                 txn.open = true;
                 txn.last_id = next_id;
                 tracing::info!("A new transactional producer is ready.");
@@ -448,7 +438,7 @@ impl Pipeline {
         let mut erasures = Vec::new();
         for element in assignment.elements() {
             let (topic, partition) = (element.topic(), element.partition());
-            if !matches!(self.routes.get(topic), Some(Route::Touchpoints(_))) {
+            if !self.intake.is_input(topic) {
                 continue;
             }
             let index = self.partitions.index(topic, partition);
@@ -457,13 +447,13 @@ impl Pipeline {
                 continue;
             }
             inputs.push((index, topic.to_owned(), partition));
-            if topic == self.topics.primary
-                && let Some(index) = self.partitions.find(&self.topics.erasure, partition)
+            if topic == self.intake.primary()
+                && let Some(index) = self.partitions.find(self.intake.erasure_topic(), partition)
             {
                 erasures.push((index, partition));
             }
         }
-        let Some(txn) = &self.transaction else {
+        let Some(txn) = self.mode.txn() else {
             return;
         };
         let indices: Vec<u32> = inputs.iter().map(|(index, ..)| *index).collect();
@@ -476,7 +466,7 @@ impl Pipeline {
             let target = self.rewind_target(*index);
             // Where reading starts again is what each transaction carries
             // for the partition until it is read, committed or not before.
-            if let (Some(txn), Some(offset)) = (&mut self.transaction, target) {
+            if let (Some(txn), Some(offset)) = (self.mode.txn_mut(), target) {
                 let checkpoint = txn.commit(*index).and_then(|(_, c)| c);
                 txn.set_committed(*index, Some((offset, checkpoint)));
             }
@@ -496,8 +486,10 @@ impl Pipeline {
             tracing::warn!(%error, "Cannot pause partitions while their state is restored.");
         }
         for (index, partition) in erasures {
-            if let Some(offset) = self.rewind_target(index) {
-                self.erasure_rewinds.push((partition, offset));
+            if let Some(offset) = self.rewind_target(index)
+                && let Some(txn) = self.mode.txn_mut()
+            {
+                txn.erasure_rewinds.push((partition, offset));
             }
         }
         tracing::info!(
@@ -512,22 +504,13 @@ impl Pipeline {
     /// assignment (nothing of it committed since), else nowhere (nothing
     /// read). Forgets its read position and pending checkpoints.
     fn rewind_target(&mut self, index: u32) -> Option<i64> {
-        let committed = self.transaction.as_ref().and_then(|t| t.committed(index));
+        let committed = self.mode.txn().and_then(|t| t.committed(index));
         let target = committed.or(self.partitions.first_offset(index));
-        self.awaiting.drop_partition(index);
-        self.tracker.forget_partition(index);
+        self.intake.awaiting.drop_partition(index);
+        self.outbox.tracker.forget_partition(index);
         self.changelog.forget_partition(index);
         self.partitions.revoked(index);
         target
-    }
-
-    /// Partition `index` was revoked: nothing of it is committed by this
-    /// instance any more, and a rewind leaves it out of the watermark.
-    pub(super) fn forget_transaction_partition(&mut self, index: u32) {
-        if let Some(txn) = &mut self.transaction {
-            txn.set_committed(index, None);
-            txn.point.revoke(index);
-        }
     }
 }
 

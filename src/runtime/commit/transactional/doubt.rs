@@ -29,7 +29,7 @@ impl Pipeline {
         wall: EventTime,
     ) {
         TransactionInDoubt { error }.emit(&self.metrics);
-        let Some(txn) = &mut self.transaction else {
+        let Some(txn) = self.mode.txn_mut() else {
             return;
         };
         txn.open = false;
@@ -48,7 +48,7 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
         wall: EventTime,
     ) {
-        let Some(txn) = &self.transaction else {
+        let Some(txn) = self.mode.txn() else {
             return;
         };
         let Some(sent) = &txn.in_doubt else {
@@ -57,7 +57,7 @@ impl Pipeline {
         if !txn.open {
             return;
         }
-        let found = match self.sink.transactions().committed_offsets(sent) {
+        let found = match self.outbox.sink.transactions().committed_offsets(sent) {
             Some(found) => found,
             None => consumer.committed_offsets(sent.clone(), CALL_TIMEOUT),
         };
@@ -69,7 +69,7 @@ impl Pipeline {
             }
         };
         let committed = sent.count() > 0 && same_commits(sent, &found);
-        if let Some(txn) = &mut self.transaction {
+        if let Some(txn) = self.mode.txn_mut() {
             txn.in_doubt = None;
         }
         if committed {
@@ -87,7 +87,7 @@ impl Pipeline {
             }
             .emit(&self.metrics);
             self.forget_aborted(consumer, wall);
-            if let Some(txn) = &mut self.transaction {
+            if let Some(txn) = self.mode.txn_mut() {
                 txn.open = true;
             }
         }
