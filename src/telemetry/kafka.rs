@@ -1,5 +1,5 @@
-//! Kafka-side metrics: consumer lag, rebalances, consumer errors, output
-//! deliveries, and the readiness and restore progress behind `/readyz`.
+//! Kafka-side metrics: consumer lag, rebalances, consumer errors and output
+//! deliveries.
 //!
 //! Partition labels are bounded by the topics' partition counts, and a
 //! revoked partition's lag series is removed so that an instance only
@@ -7,10 +7,9 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 
 use super::Metrics;
-use super::metrics::gauge_value;
 use super::registry::{Made, Reg};
 
 /// Consumer and producer metrics.
@@ -67,34 +66,6 @@ impl KafkaMetrics {
     }
 }
 
-/// Readiness and restore progress, copied from the shared readiness state.
-pub(super) struct ReadinessMetrics {
-    pub ready: IntGauge,
-    pub assigned_partitions: IntGauge,
-    pub restoring: IntGauge,
-    pub restored_records: IntCounter,
-}
-
-impl ReadinessMetrics {
-    pub fn new(r: &Reg<'_>) -> Made<Self> {
-        Ok(ReadinessMetrics {
-            ready: r.gauge("journeyd_ready", "1 when /readyz reports ready, else 0.")?,
-            assigned_partitions: r.gauge(
-                "journeyd_assigned_partitions",
-                "Input partitions assigned to this instance.",
-            )?,
-            restoring: r.gauge(
-                "journeyd_restore_partitions_restoring",
-                "Assigned partitions whose state is still being restored.",
-            )?,
-            restored_records: r.counter(
-                "journeyd_restore_records_total",
-                "Changelog records restored into customer state.",
-            )?,
-        })
-    }
-}
-
 /// Pre-resolved counters of one output topic.
 #[derive(Clone, Debug)]
 pub struct OutputCounters {
@@ -102,17 +73,6 @@ pub struct OutputCounters {
     pub delivered: IntCounter,
     /// `journeyd_output_delivery_errors_total{topic}`.
     pub failed: IntCounter,
-}
-
-/// Restore progress as the readiness state reports it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RestoreProgress {
-    /// Input partitions assigned to this instance.
-    pub assigned_partitions: u64,
-    /// Of those, partitions whose state is still being restored.
-    pub restoring_partitions: u64,
-    /// Changelog records restored since start-up.
-    pub restored_records: u64,
 }
 
 impl Metrics {
@@ -188,19 +148,5 @@ impl Metrics {
             .kafka
             .lag
             .remove_label_values(&[topic, partition.as_str()]);
-    }
-
-    /// Publishes readiness and restore progress (the HTTP layer calls this
-    /// before every scrape, from the shared readiness state). The restored
-    /// records counter follows the state's running total.
-    pub fn observe_readiness(&self, ready: bool, progress: RestoreProgress) {
-        let m = &self.readiness;
-        m.ready.set(i64::from(ready));
-        m.assigned_partitions
-            .set(gauge_value(progress.assigned_partitions));
-        m.restoring.set(gauge_value(progress.restoring_partitions));
-        let seen = m.restored_records.get();
-        m.restored_records
-            .inc_by(progress.restored_records.saturating_sub(seen));
     }
 }

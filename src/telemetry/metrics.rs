@@ -12,7 +12,7 @@
 //! handles are resolved once ([`super::ConsumedCounters`],
 //! [`super::OutputCounters`]), and the rest are single atomic operations.
 //! The families live beside their update helpers: [`super::funnel`] and
-//! [`super::kafka`] (Kafka, outputs and readiness) and
+//! [`super::kafka`] (Kafka and outputs), [`super::readiness`] and
 //! [`super::schema_registry`].
 
 use std::sync::{Mutex, PoisonError};
@@ -24,7 +24,8 @@ use prometheus::{
 use super::changelog::ChangelogMetrics;
 use super::engine::EngineObserver;
 use super::funnel::FunnelMetrics;
-use super::kafka::{KafkaMetrics, ReadinessMetrics};
+use super::kafka::KafkaMetrics;
+use super::readiness::ReadinessMetrics;
 use super::registry::{Made, Reg};
 use super::schema_registry::SchemaRegistryMetrics;
 use crate::codec::InvalidReason;

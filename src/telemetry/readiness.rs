@@ -2,7 +2,8 @@
 //!
 //! The driver thread writes it (partitions assigned, restore progress,
 //! consuming, stopping); the HTTP side (`/readyz`) and the metrics
-//! (`journeyd_ready`, [`super::Metrics::observe_readiness`]) read it. It is a handful of atomics
+//! (`journeyd_ready` and the restore gauges, [`Metrics::observe_readiness`],
+//! at the end of this file) read it. It is a handful of atomics
 //! behind an `Arc`: no lock, so neither side ever waits for the other. The
 //! values are independent and read with relaxed ordering, so a snapshot may
 //! mix two neighbouring moments, which a probe polled every few seconds
@@ -13,7 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use super::RestoreProgress;
+use prometheus::{IntCounter, IntGauge};
+
+use super::Metrics;
+use super::metrics::gauge_value;
+use super::registry::{Made, Reg};
 
 /// Shared readiness state. Clones share the same state.
 #[derive(Clone, Debug, Default)]
@@ -112,6 +117,61 @@ impl Readiness {
             reason,
             progress,
         }
+    }
+}
+
+/// Restore progress as the readiness state reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreProgress {
+    /// Input partitions assigned to this instance.
+    pub assigned_partitions: u64,
+    /// Of those, partitions whose state is still being restored.
+    pub restoring_partitions: u64,
+    /// Changelog records restored since start-up.
+    pub restored_records: u64,
+}
+
+/// Readiness and restore progress, copied from the shared readiness state.
+pub(super) struct ReadinessMetrics {
+    pub ready: IntGauge,
+    pub assigned_partitions: IntGauge,
+    pub restoring: IntGauge,
+    pub restored_records: IntCounter,
+}
+
+impl ReadinessMetrics {
+    pub fn new(r: &Reg<'_>) -> Made<Self> {
+        Ok(ReadinessMetrics {
+            ready: r.gauge("journeyd_ready", "1 when /readyz reports ready, else 0.")?,
+            assigned_partitions: r.gauge(
+                "journeyd_assigned_partitions",
+                "Input partitions assigned to this instance.",
+            )?,
+            restoring: r.gauge(
+                "journeyd_restore_partitions_restoring",
+                "Assigned partitions whose state is still being restored.",
+            )?,
+            restored_records: r.counter(
+                "journeyd_restore_records_total",
+                "Changelog records restored into customer state.",
+            )?,
+        })
+    }
+}
+
+impl Metrics {
+    /// Publishes readiness and restore progress (the HTTP layer calls this
+    /// before every scrape, from the shared readiness state). The restored
+    /// records counter follows the state's running total.
+    pub fn observe_readiness(&self, ready: bool, progress: RestoreProgress) {
+        let m = &self.readiness;
+        m.ready.set(i64::from(ready));
+        m.assigned_partitions
+            .set(gauge_value(progress.assigned_partitions));
+        m.restoring.set(gauge_value(progress.restoring_partitions));
+        let seen = m.restored_records.get();
+        m.restored_records
+            .inc_by(progress.restored_records.saturating_sub(seen));
     }
 }
 
