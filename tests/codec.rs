@@ -196,7 +196,7 @@ fn every_reason_is_reachable_through_the_public_api() {
     seen.sort();
     // Every reason for input; `output_rejected` is for derived events, and
     // `capacity` and `unverified_duplicate` are the engine's refusals
-    // (`tests/engine_capacity.rs`, `tests/replay.rs`).
+    // (`tests/it/engine_capacity.rs`, `tests/it/replay.rs`).
     let engine = [
         InvalidReason::OutputRejected,
         InvalidReason::Capacity,

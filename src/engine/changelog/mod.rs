@@ -116,7 +116,7 @@
 //! restored engine fires exactly what the original would have.
 //!
 //! In `event` mode a restored engine continues exactly: its outputs are the
-//! ones an uninterrupted run emits, byte for byte (`tests/engine_restore.rs`
+//! ones an uninterrupted run emits, byte for byte (`tests/it/engine_restore.rs`
 //! checks this on random workloads). In `hybrid` mode the wall clock is part
 //! of the watermark and of `detected_at`: outputs repeated after a crash
 //! keep their sequences and journey, but their detection time, and their

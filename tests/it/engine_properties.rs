@@ -1,7 +1,7 @@
 //! Properties of the engine over random streams: redelivery, arrival order,
 //! sequence density and bounded per-customer state.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

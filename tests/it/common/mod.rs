@@ -1,8 +1,10 @@
 //! Shared helpers for the tests: a small story-telling harness for the
-//! engine, and [`service`], the real binary against a mock Kafka cluster.
+//! engine, [`service`], the real binary against a mock Kafka cluster, and
+//! [`registry`], a fake schema registry.
 #![allow(dead_code)]
 
 pub mod journeys;
+pub mod registry;
 pub mod restore;
 pub mod service;
 pub mod streams;

@@ -1,6 +1,6 @@
 //! Journey stories: the engine fed by hand, checked output by output.
 
-mod common;
+use crate::common;
 
 use common::*;
 use journeyd::config::RegressRule;

@@ -4,7 +4,7 @@
 //! flowing; evictions make room again and are announced with
 //! `CustomerEvicted`.
 
-mod common;
+use crate::common;
 
 use common::{BASE, Ev, Story, day, event_config};
 use journeyd::engine::Ingested;

@@ -20,7 +20,7 @@
 //! one. The test is skipped, saying so, when no `prometheus` binary is on
 //! the PATH.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

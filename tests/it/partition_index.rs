@@ -3,7 +3,7 @@
 //! touchpoints from several partitions (new customers, customers moving),
 //! evictions, erasures, revocations, rewinds and restores in any order.
 
-mod common;
+use crate::common;
 
 use common::*;
 use journeyd::engine::Engine;

@@ -3,11 +3,8 @@
 //! registry on 127.0.0.1; and `journeyd run` on librdkafka's mock cluster
 //! with a registry slow to answer.
 
-#[path = "common/registry.rs"]
-mod fake;
-#[path = "common/service.rs"]
-#[allow(dead_code)]
-mod service;
+use crate::common::registry as fake;
+use crate::common::service;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,11 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-#[path = "common/registry.rs"]
-mod fake_registry;
-#[path = "common/service.rs"]
-#[allow(dead_code)]
-mod service;
+use crate::common::registry as fake_registry;
+use crate::common::service;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as AvroValue;

@@ -2,7 +2,7 @@
 //! outage, tombstones from eviction and erasure, the replay fence, revoked
 //! partitions, and the version-1 value checked in for good.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -553,7 +553,7 @@ fn golden_v1() -> CustomerState {
 
 #[test]
 fn the_checked_in_version_1_value_decodes_forever() {
-    let bytes = include_bytes!("golden/state-v1.bin");
+    let bytes = include_bytes!("../golden/state-v1.bin");
     assert_eq!(snapshot::decode(bytes), Ok(golden_v1()));
 }
 
@@ -577,7 +577,7 @@ fn golden_v2() -> CustomerState {
 
 #[test]
 fn the_checked_in_version_2_value_decodes_forever() {
-    let bytes = include_bytes!("golden/state-v2.bin");
+    let bytes = include_bytes!("../golden/state-v2.bin");
     assert_eq!(snapshot::decode(bytes), Ok(golden_v2()));
 }
 
@@ -585,7 +585,11 @@ fn the_checked_in_version_2_value_decodes_forever() {
 fn the_version_2_value_restores_with_its_de_duplication_memory() {
     let mut engine = Engine::new(&event_config()).unwrap();
     engine
-        .restore(0, "golden-1", Some(include_bytes!("golden/state-v2.bin")))
+        .restore(
+            0,
+            "golden-1",
+            Some(include_bytes!("../golden/state-v2.bin")),
+        )
         .unwrap();
     let mut out = Vec::new();
     let waiting = Ev::new(
@@ -614,7 +618,11 @@ fn the_version_2_value_restores_with_its_de_duplication_memory() {
 fn the_version_1_value_restores_and_continues() {
     let mut engine = Engine::new(&event_config()).unwrap();
     engine
-        .restore(0, "golden-1", Some(include_bytes!("golden/state-v1.bin")))
+        .restore(
+            0,
+            "golden-1",
+            Some(include_bytes!("../golden/state-v1.bin")),
+        )
         .unwrap();
     let c = engine.customer("golden-1").unwrap();
     assert_eq!(engine.rules().stage_name(c.stage), "purchase");

@@ -3,7 +3,7 @@
 //! customer came in between; beyond it, a touchpoint that cannot be told
 //! from a redelivery is counted.
 
-mod common;
+use crate::common;
 
 use common::*;
 use journeyd::engine::Ingested;

@@ -18,7 +18,7 @@
 //! the aborted ones; and the committed stage changes are exactly those of
 //! an uninterrupted run, each once.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

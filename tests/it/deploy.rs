@@ -10,7 +10,7 @@
 //! its own name. Recording rules are named `journeyd:...` and are not
 //! metric names.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! their audit records, and send malformed requests to the dead-letter
 //! topic.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

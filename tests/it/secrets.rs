@@ -5,7 +5,7 @@
 //! includes the configuration it loaded), in `/metrics`, or in the
 //! configuration's `Debug` and serialized forms.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

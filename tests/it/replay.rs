@@ -3,8 +3,9 @@
 //!
 //! Golden files live in `tests/golden/`: `NAME.ndjson` is the input,
 //! `NAME.toml` an optional configuration and `NAME.expected.ndjson` the
-//! expected output. `UPDATE_GOLDEN=1 cargo test --test replay` rewrites the
-//! expected files after an intended change; review the diff before committing.
+//! expected output. `UPDATE_GOLDEN=1 cargo test --test it replay::` rewrites
+//! the expected files after an intended change; review the diff before
+//! committing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

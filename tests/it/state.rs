@@ -10,7 +10,7 @@
 //! the service must publish the same stage changes, with the same
 //! sequences, up to the last touchpoint's event time.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! what it derived the first time: every output, funnel windows included,
 //! in the same order and byte for byte.
 
-mod common;
+use crate::common;
 
 use common::restore::*;
 use common::streams::{Read, arrival, reads, stream};

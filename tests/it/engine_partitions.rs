@@ -1,7 +1,7 @@
 //! The engine's side of partition ownership: buffered offsets hold commits
 //! back, and a revoked partition takes its customers with it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use journeyd::engine::Engine;

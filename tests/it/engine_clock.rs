@@ -5,7 +5,7 @@
 //! it would be late and the funnel windows up to it would close before
 //! their data.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

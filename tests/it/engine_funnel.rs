@@ -3,7 +3,7 @@
 //! written neither loses nor repeats counts, the order of a drain's
 //! records, and a changelog written before funnel records existed.
 
-mod common;
+use crate::common;
 
 use common::restore::*;
 use common::streams::Read;
@@ -268,7 +268,7 @@ fn the_checked_in_funnel_records_decode_and_restore_forever() {
         journeyd::engine::snapshot::decode_funnel(&bytes),
         Ok(expected.clone())
     );
-    let v2 = include_bytes!("golden/funnel-v2.bin");
+    let v2 = include_bytes!("../golden/funnel-v2.bin");
     let claims = vec![(1, floor), (3, floor - MINUTE)];
     assert_eq!(
         journeyd::engine::snapshot::decode_funnel(v2),

@@ -9,7 +9,7 @@
 //! evicted customer's touchpoints again starts a new journey for them
 //! (the fence went with the tombstone), and counts them again.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
