@@ -297,5 +297,4 @@ fn wrong_type(field: &str, value: &Value) -> Invalid {
 }
 
 #[cfg(test)]
-#[path = "avro_tests.rs"]
 mod tests;

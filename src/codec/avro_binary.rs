@@ -212,5 +212,4 @@ fn invalid(field: &str, what: &str) -> Invalid {
 }
 
 #[cfg(test)]
-#[path = "avro_binary_tests.rs"]
 pub(crate) mod tests;

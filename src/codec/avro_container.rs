@@ -394,5 +394,4 @@ fn to_value(tp: &Touchpoint<'_>) -> Value {
 }
 
 #[cfg(test)]
-#[path = "avro_container_tests.rs"]
 pub(crate) mod tests;

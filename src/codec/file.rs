@@ -223,5 +223,4 @@ impl<R: BufRead> Lines<R> {
 }
 
 #[cfg(test)]
-#[path = "file_tests.rs"]
 mod tests;

@@ -234,5 +234,4 @@ impl<'de: 'a, 'a> Deserialize<'de> for StrLen<'a> {
 }
 
 #[cfg(test)]
-#[path = "json_tests.rs"]
 mod tests;

@@ -50,4 +50,4 @@ pub use parts::into_owned;
 pub use validate::{Encoding, Validator};
 
 #[cfg(test)]
-mod fuzz_tests;
+mod tests;

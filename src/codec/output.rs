@@ -437,5 +437,4 @@ fn put_array<T>(buf: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>
 }
 
 #[cfg(test)]
-#[path = "output_tests.rs"]
 mod tests;

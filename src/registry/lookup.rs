@@ -590,5 +590,4 @@ impl Throttle {
 }
 
 #[cfg(test)]
-#[path = "lookup_tests.rs"]
 mod tests;

@@ -29,7 +29,7 @@ mod registry;
 mod schema_registry;
 
 #[cfg(test)]
-mod metrics_tests;
+mod tests;
 
 pub use changelog::RESTORE_ERROR_REASONS;
 pub use consumed::{ConsumedCounters, OTHER_ACTION, rule_actions};
