@@ -456,5 +456,4 @@ impl Unsettled {
 }
 
 #[cfg(test)]
-#[path = "acks_tests.rs"]
 mod tests;

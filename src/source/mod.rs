@@ -4,4 +4,4 @@ pub mod erasure;
 pub mod kafka;
 
 #[cfg(test)]
-mod security_tests;
+mod tests;

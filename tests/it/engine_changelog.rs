@@ -680,7 +680,7 @@ fn golden_v3() -> CustomerState {
 
 #[test]
 fn the_checked_in_version_3_value_decodes_forever() {
-    let bytes = include_bytes!("golden/state-v3.bin");
+    let bytes = include_bytes!("../golden/state-v3.bin");
     assert_eq!(snapshot::decode(bytes), Ok(golden_v3()));
     let mut engine = Engine::new(&event_config()).unwrap();
     engine.restore(0, "golden-1", Some(bytes)).unwrap();

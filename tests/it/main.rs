@@ -16,6 +16,7 @@ mod churn_closed_form;
 mod config;
 mod demo;
 mod deploy;
+mod doc_links;
 mod engine_capacity;
 mod engine_changelog;
 mod engine_clock;
