@@ -50,14 +50,17 @@
 //! state), [`dedupe`] (which event ids were applied), [`journey`] (the
 //! stage machine), [`reorder`], [`timers`],
 //! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
-//! [`funnel`] and [`churn`]; [`snapshot`] (a customer's state, and a
+//! [`funnel`] and [`churn`]; [`clv`] (lifetime value) and [`fit`] (fitting
+//! the churn and spend models to purchase summaries); [`snapshot`] (a customer's state, and a
 //! partition's funnel windows, as versioned bytes) and [`changelog`] (dirty tracking, restore, erasure: what the
 //! changelog topic needs from the engine).
 
 pub mod changelog;
 pub mod churn;
+pub mod clv;
 pub mod customer;
 pub mod dedupe;
+pub mod fit;
 pub mod funnel;
 pub mod journey;
 pub mod lanes;
