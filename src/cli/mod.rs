@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod generate;
+mod model;
 
 use self::generate::GenerateArgs;
+use self::model::ModelArgs;
 use crate::config::Config;
 use crate::replay::{self, ReplayOptions};
 
@@ -77,6 +79,9 @@ pub enum Command {
     /// Synthetic, realistic touchpoints: NDJSON to a file (deterministic
     /// per seed), or produced to Kafka at a target rate for load tests.
     Generate(GenerateArgs),
+    /// Fit the churn and spend models to purchase summaries, and compute
+    /// customer lifetime value: offline, from standard input.
+    Model(ModelArgs),
 }
 
 /// Runs the parsed command line.
@@ -117,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Generate(args) => generate::run(args),
+        Command::Model(args) => model::run(args),
     }
 }
 

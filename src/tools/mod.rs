@@ -1,11 +1,13 @@
 //! Tools around the pipeline: the synthetic workload generator, the
 //! producer that writes it to Kafka, a generated state changelog for the
-//! restore benchmarks, and the demo.
+//! restore benchmarks, the demo, and fitting and applying the lifetime-value
+//! models offline.
 
 pub mod changelog;
 pub mod demo;
 pub mod feed;
 pub mod generate;
+pub mod model;
 
 pub use changelog::GeneratedChangelog;
 pub use generate::{

@@ -78,6 +78,34 @@ pub struct Summary {
     pub t: f64,
 }
 
+/// Larger counts and times are refused rather than computed into overflow.
+pub const MAX_VALUE: f64 = 1e9;
+
+impl Summary {
+    /// What makes the summary impossible, if anything: x must be a whole
+    /// number, 0 <= t_x <= T, t_x = 0 without repeat purchases, all finite
+    /// and at most [`MAX_VALUE`].
+    pub fn check(&self) -> Result<(), &'static str> {
+        let Summary { x, t_x, t } = *self;
+        if !(x.is_finite() && t_x.is_finite() && t.is_finite()) {
+            return Err("x, t_x and T must be finite numbers");
+        }
+        if x < 0.0 || x.fract() != 0.0 {
+            return Err("x must be a whole number of repeat purchases, 0 or more");
+        }
+        if t_x < 0.0 || t_x > t {
+            return Err("t_x must lie between 0 and T");
+        }
+        if x == 0.0 && t_x != 0.0 {
+            return Err("t_x must be 0 without repeat purchases");
+        }
+        if x > MAX_VALUE || t > MAX_VALUE {
+            return Err("x and T must be at most 1e9");
+        }
+        Ok(())
+    }
+}
+
 /// Gamma-Gamma spend parameters (lifetimes' p, q, v; v is the papers' gamma).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SpendParams {

@@ -87,8 +87,7 @@ pub struct SpendFit {
     pub evaluations: u64,
 }
 
-/// Larger counts and times are refused rather than fitted into overflow.
-pub const MAX_VALUE: f64 = 1e9;
+pub use crate::engine::clv::MAX_VALUE;
 
 /// How far from 0 a log-parameter may end up before the maximum counts as
 /// lying at 0 or infinity (e^30 is about 1e13).
@@ -100,7 +99,8 @@ pub fn fit_purchases(kind: ChurnModelKind, data: &[Summary]) -> Result<PurchaseF
         return Err(FitError::Empty);
     }
     for (index, s) in data.iter().enumerate() {
-        check_summary(s).map_err(|reason| FitError::Invalid { index, reason })?;
+        s.check()
+            .map_err(|reason| FitError::Invalid { index, reason })?;
     }
     if data.iter().all(|s| s.x == 0.0) {
         return Err(FitError::NoRepeatPurchases(""));
@@ -183,27 +183,6 @@ pub fn fit_spend(data: &[Spend]) -> Result<SpendFit, FitError> {
         customers: repeat.len(),
         evaluations: best.evaluations,
     })
-}
-
-/// What makes a summary impossible, if anything.
-fn check_summary(s: &Summary) -> Result<(), &'static str> {
-    let Summary { x, t_x, t } = *s;
-    if !(x.is_finite() && t_x.is_finite() && t.is_finite()) {
-        return Err("x, t_x and T must be finite numbers");
-    }
-    if x < 0.0 || x.fract() != 0.0 {
-        return Err("x must be a whole number of repeat purchases, 0 or more");
-    }
-    if t_x < 0.0 || t_x > t {
-        return Err("t_x must lie between 0 and T");
-    }
-    if x == 0.0 && t_x != 0.0 {
-        return Err("t_x must be 0 without repeat purchases");
-    }
-    if x > MAX_VALUE || t > MAX_VALUE {
-        return Err("x and T must be at most 1e9");
-    }
-    Ok(())
 }
 
 /// What makes a spend summary impossible, if anything.
