@@ -1,5 +1,6 @@
-//! `journeyd model`: fitting the churn and spend models to purchase
-//! summaries, and lifetime value line by line (README.md, "Commands").
+//! `journeyd model`: fitting the churn and spend models to purchase summaries,
+//! and lifetime value line by line (README.md, "Lifetime value and model
+//! fits").
 //!
 //! `fit` reads CSV with a header naming the columns as `lifetimes` does
 //! (`frequency`, `recency`, `T`, `monetary_value`; `x`, `t_x` and

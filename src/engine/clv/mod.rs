@@ -1,8 +1,7 @@
-//! Customer lifetime value (docs/configuration.md, "Customer lifetime
-//! value"): the buy-till-you-die model's expected number of purchases over a
-//! horizon, the Gamma-Gamma expected order value, and their discounted
-//! product, computed exactly as the Python `lifetimes` package computes
-//! them.
+//! Customer lifetime value (README.md, "Lifetime value and model fits"): the
+//! buy-till-you-die model's expected number of purchases over a horizon, the
+//! Gamma-Gamma expected order value, and their discounted product, computed
+//! exactly as the Python `lifetimes` package computes them.
 //!
 //! Like [`super::churn`], this module owns arithmetic only: no state, no
 //! clock, no I/O, and no allocation, so it can run for every purchase. A
