@@ -133,6 +133,31 @@ mod tests {
         assert!((hyp2f1(-2.0, b, c, z) - want).abs() < 1e-15);
     }
 
+    proptest::proptest! {
+        /// Over the parameters the conditional expectations use, the
+        /// transformed series equals the plain one wherever the plain one
+        /// is representable.
+        #[test]
+        fn euler_form_equals_the_plain_series(
+            r in 0.05f64..5.0,
+            a in 0.1f64..10.0,
+            b in 0.1f64..10.0,
+            x in 0u32..300,
+            modified in proptest::bool::ANY,
+            z in 0.0f64..0.95,
+        ) {
+            let x = f64::from(x);
+            let (pa, pb) = (r + x, b + x + if modified { 1.0 } else { 0.0 });
+            let c = a + pb - 1.0;
+            proptest::prop_assume!(c > 0.0);
+            let plain = series(pa, pb, c, z) * (1.0 - z).powf(pa);
+            proptest::prop_assume!(plain.is_finite() && plain > 1e-250);
+            let euler = (1.0 - z).powf(c - pb) * series(c - pa, c - pb, c, z);
+            let rel = ((euler - plain) / plain).abs();
+            proptest::prop_assert!(rel < 1e-9, "{euler} vs {plain}: {rel:e}");
+        }
+    }
+
     #[test]
     fn outside_the_range_is_nan_not_a_guess() {
         assert!(hyp2f1(1.0, 1.0, 2.0, 1.0).is_nan());
