@@ -27,7 +27,9 @@
 //! a - 1; c; z), whose parameters do not grow with x ([`hyp2f1`]): that is
 //! what is evaluated, so a customer with thousands of purchases neither
 //! overflows nor costs more. At a = 1 exactly the closed form is 0/0 and
-//! the result is NaN.
+//! the result is NaN; near it, c / (a - 1) * (1 - ...) loses digits to
+//! cancellation (a relative error of about 1e-16 / |a - 1|), as in
+//! `lifetimes`.
 //!
 //! Worked example (BG/NBD, the paper's CDNOW fit r = 0.243, alpha = 4.414,
 //! a = 0.793, b = 2.426): a customer with x = 2, t_x = 30.43, T = 38.86
