@@ -20,6 +20,7 @@
 
 pub mod likelihood;
 mod optimize;
+pub mod simulate;
 
 use crate::config::{ChurnModelKind, ChurnParams};
 use crate::engine::clv::{PurchaseModel, SpendParams, Summary};

@@ -1,6 +1,4 @@
-use rand::{RngExt, SeedableRng};
-use rand_pcg::Pcg64Mcg;
-
+use super::simulate::{simulate_purchases, simulate_spend};
 use super::*;
 use crate::engine::clv::SpendParams;
 
@@ -69,51 +67,6 @@ fn log_likelihoods_agree_with_lifetimes() {
             "spend x {x} m {m}: {got} vs {want}"
         );
     }
-}
-
-/// A gamma variate (Marsaglia & Tsang) with the given shape and rate.
-fn gamma(rng: &mut Pcg64Mcg, shape: f64, rate: f64) -> f64 {
-    if shape < 1.0 {
-        let u: f64 = rng.random();
-        return gamma(rng, shape + 1.0, rate) * u.powf(1.0 / shape);
-    }
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-        let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        let v = (1.0 + c * z).powi(3);
-        let u: f64 = rng.random();
-        if v > 0.0 && (1.0 - u).ln() < 0.5 * z * z + d - d * v + d * v.ln() {
-            return d * v / rate;
-        }
-    }
-}
-
-/// Customers drawn from the model, observed for 26 to 78 weeks each (as
-/// `lifetimes`' `beta_geometric_nbd_model` and its modified twin draw them).
-fn simulate(kind: ChurnModelKind, p: &ChurnParams, n: usize, seed: u64) -> Vec<Summary> {
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let t = rng.random_range(26.0..78.0);
-            let rate = gamma(&mut rng, p.r, p.alpha);
-            let g = gamma(&mut rng, p.a, 1.0);
-            let dropout = g / (g + gamma(&mut rng, p.b, 1.0));
-            let mut alive = kind == ChurnModelKind::Bgnbd || rng.random::<f64>() > dropout;
-            let (mut x, mut t_x) = (0.0, 0.0);
-            while alive {
-                let u: f64 = rng.random();
-                let next = t_x - (1.0 - u).ln() / rate;
-                if next >= t {
-                    break;
-                }
-                (x, t_x) = (x + 1.0, next);
-                alive = rng.random::<f64>() > dropout;
-            }
-            summary(x, t_x, t)
-        })
-        .collect()
 }
 
 /// Standard errors of the log-parameters at `at`: the square roots of the
@@ -195,7 +148,7 @@ fn churn_params(v: &[f64]) -> ChurnParams {
 }
 
 fn recovers(kind: ChurnModelKind, truth: ChurnParams, seed: u64) {
-    let data = simulate(kind, &truth, 20_000, seed);
+    let data = simulate_purchases(kind, &truth, 20_000, seed);
     let repeat = data.iter().filter(|s| s.x > 0.0).count();
     println!(
         "{kind:?}: {repeat} of {} customers with repeat purchases",
@@ -238,16 +191,7 @@ fn mbgnbd_fit_recovers_the_parameters_it_was_drawn_from() {
 #[test]
 fn spend_fit_recovers_the_parameters_it_was_drawn_from() {
     let truth = SpendParams::CDNOW;
-    let mut rng = Pcg64Mcg::seed_from_u64(3);
-    let data: Vec<Spend> = (0..20_000)
-        .map(|_| {
-            let x = f64::from(rng.random_range(1..=10u32));
-            let nu = gamma(&mut rng, truth.q, truth.v);
-            // The mean of x Gamma(p, nu) amounts.
-            let monetary = gamma(&mut rng, truth.p * x, nu * x);
-            Spend { x, monetary }
-        })
-        .collect();
+    let data = simulate_spend(&truth, 20_000, 3);
     let fit = fit_spend(&data).unwrap();
     println!("{} evaluations", fit.evaluations);
     let f = fit.params;
@@ -273,7 +217,7 @@ fn spend_fit_recovers_the_parameters_it_was_drawn_from() {
 
 #[test]
 fn fitting_is_deterministic() {
-    let data = simulate(ChurnModelKind::Mbgnbd, &MBG_CDNOW, 2_000, 9);
+    let data = simulate_purchases(ChurnModelKind::Mbgnbd, &MBG_CDNOW, 2_000, 9);
     let one = fit_purchases(ChurnModelKind::Mbgnbd, &data).unwrap();
     let two = fit_purchases(ChurnModelKind::Mbgnbd, &data).unwrap();
     assert_eq!(one, two);
