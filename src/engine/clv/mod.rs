@@ -212,7 +212,7 @@ impl PurchaseModel {
         // 1 - z, computed as the ratio rather than by subtraction.
         let keep = (alpha + t) / (alpha + t + horizon);
         let z = horizon / (alpha + t + horizon);
-        let tail = keep.powf(a - 1.0) * hyp2f1::series(c - r - x, a - 1.0, c, z);
+        let tail = keep.powf(a - 1.0) * hyp2f1::sum(c - r - x, a - 1.0, c, z, keep);
         let alive = 1.0 + odds * ((alpha + t) / (alpha + t_x)).powf(r + x);
         c / (a - 1.0) * (1.0 - tail) / alive
     }

@@ -107,6 +107,49 @@ fn expected_purchases_agree_with_lifetimes() {
 }
 
 #[test]
+fn new_customers_of_frequent_buyers_agree_with_mpmath() {
+    // T = 0 and alpha much smaller than the horizon: z = t / (alpha + t)
+    // near 1. Values from the closed form in mpmath at 40 digits.
+    let new = summary(0.0, 0.0, 0.0);
+    let mut bg = BGNBD;
+    bg.params.alpha = 0.01;
+    assert_close(
+        bg.expected_purchases(&new, 52.0),
+        19.477774055287262,
+        1e-9,
+        "bgnbd",
+    );
+    let mut mbg = MBGNBD;
+    mbg.params.alpha = 0.01;
+    assert_close(
+        mbg.expected_purchases(&new, 52.0),
+        14.387690100291883,
+        1e-9,
+        "mbgnbd",
+    );
+    mbg.params.alpha = 0.001;
+    let s = summary(3.0, 0.5, 1.0);
+    assert_close(
+        mbg.expected_purchases(&s, 260.0),
+        11.597521732877134,
+        1e-9,
+        "mbgnbd x 3",
+    );
+    // r = a: c - a - b is an integer and only the long series serves.
+    let degenerate = PurchaseModel {
+        kind: ChurnModelKind::Bgnbd,
+        params: ChurnParams {
+            r: 0.3,
+            alpha: 0.05,
+            a: 0.3,
+            b: 2.0,
+        },
+    };
+    let e = degenerate.expected_purchases(&new, 52.0);
+    assert_close(e, 70.762_898_316_692_66, 1e-9, "r = a");
+}
+
+#[test]
 fn the_papers_worked_example() {
     // Fader, Hardie & Lee (2005), section 5: 1.226 purchases in 39 weeks.
     let e = BGNBD.expected_purchases(&summary(2.0, 30.43, 38.86), 39.0);
