@@ -4,7 +4,8 @@
 //! `cargo bench --bench clv`:
 //! - `clv/expected_purchases/*`: one conditional expectation over 52 weeks
 //!   (one hypergeometric series) for a customer with 2 or 200 repeat
-//!   purchases, and for a new customer (T = 0, the slowest series);
+//!   purchases, and for a new customer (T = 0, the slowest series), also
+//!   with alpha = 0.01 (where the connection formula to 1 - z takes over);
 //! - `clv/lifetime_value_12_months`: lifetimes' default horizon (twelve
 //!   months, thirteen series, discounted);
 //! - `clv/log_likelihood`: one customer's MBG/NBD log-likelihood (the
@@ -51,6 +52,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| m.expected_purchases(black_box(&s), black_box(52.0)))
         });
     }
+    // A new customer where alpha is far below the horizon: the connection
+    // formula instead of the series in z.
+    let mut frequent = model(ChurnModelKind::Mbgnbd);
+    frequent.params.alpha = 0.01;
+    g.bench_function("expected_purchases/mbgnbd_new_alpha_0.01", |b| {
+        b.iter(|| frequent.expected_purchases(black_box(&new), black_box(52.0)))
+    });
     let m = model(ChurnModelKind::Mbgnbd);
     let h = Horizon::new(12.0 * 4.345, 4.345, 0.01).unwrap();
     g.bench_function("lifetime_value_12_months", |b| {

@@ -21,8 +21,8 @@
 //! about 350 at z = 0.9, 3,500 at z = 0.99. z = t / (alpha + T + t) nears 1
 //! when the horizon is many times alpha + T: for a new customer (T = 0) of a
 //! business whose customers buy often in the model's time unit (alpha small).
-//! When [`QUICK_TERMS`] terms do not suffice and z > 0.9, the connection
-//! formula to 1 - z (Abramowitz & Stegun 15.3.6)
+//! Above z = 0.98, or when [`QUICK_TERMS`] terms do not suffice and z > 0.9,
+//! the connection formula to 1 - z (Abramowitz & Stegun 15.3.6)
 //!
 //! ```text
 //! 2F1(a, b; c; z) = G(c, m; c - a, c - b) 2F1(a, b; 1 - m; 1 - z)
@@ -30,7 +30,9 @@
 //!   m = c - a - b,  G(p, q; u, v) = Γ(p) Γ(q) / (Γ(u) Γ(v))
 //! ```
 //!
-//! sums two series in 1 - z instead, which converge at once. At an integer m
+//! sums two series in 1 - z instead, which converge at once (unless c is
+//! large: then the series in z, which converges fast, is used after all).
+//! At an integer m
 //! the two terms' gamma functions have poles that cancel (the formula needs
 //! logarithmic terms there instead); for m within 1e-6 of an integer (for
 //! the expectations: r - a an integer) the series in z goes on, up to
@@ -68,6 +70,13 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
 /// it as a ratio keeps its precision): the series in z, or the connection
 /// formula when that converges too slowly.
 pub fn sum(a: f64, b: f64, c: f64, z: f64, w: f64) -> f64 {
+    // The series in z needs about ln(1e-17) / ln(z) terms, more than
+    // QUICK_TERMS above z = 0.98 unless c is large (many purchases).
+    if z > 0.98
+        && let Some(v) = near_one(a, b, c, w)
+    {
+        return v;
+    }
     let quick = series(a, b, c, z, QUICK_TERMS);
     if !quick.is_nan() {
         return quick;
@@ -227,6 +236,28 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Near z = 1, with the transformed parameters of the expectations,
+        /// whatever [`sum`] chooses equals the series in z summed to the end.
+        #[test]
+        fn near_one_equals_the_long_series(
+            r in 0.05f64..5.0,
+            a in 0.1f64..10.0,
+            b in 0.1f64..10.0,
+            x in 0u32..300,
+            modified in proptest::bool::ANY,
+            w in 0.0005f64..0.1,
+        ) {
+            let x = f64::from(x);
+            let c = a + b + x - if modified { 0.0 } else { 1.0 };
+            proptest::prop_assume!(c > 0.0 && (a - 1.0).abs() > 1e-3);
+            let (ea, eb, z) = (c - r - x, a - 1.0, 1.0 - w);
+            let long = series(ea, eb, c, z, MAX_TERMS);
+            proptest::prop_assume!(long.is_finite());
+            let got = sum(ea, eb, c, z, w);
+            let rel = ((got - long) / long).abs();
+            proptest::prop_assert!(rel < 1e-9, "{got} vs {long}: {rel:e}");
+        }
+
         /// Over the parameters the conditional expectations use, the
         /// transformed series equals the plain one wherever the plain one
         /// is representable.
