@@ -39,7 +39,7 @@
 //! # Expected order value
 //!
 //! Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"): with mean spend m
-//! over x repeat purchases, E[M] = (1 - w) * v p / (q - 1) + w * m with
+//! over x repeat purchases, E(M) = (1 - w) * v p / (q - 1) + w * m with
 //! w = p x / (p x + q - 1); the population mean v p / (q - 1) for x = 0.
 //!
 //! # Lifetime value, and how it maps onto `lifetimes`
@@ -48,7 +48,7 @@
 //! monetary_value, time, discount_rate, freq)` cuts the horizon into `time`
 //! months of `factor` units each (T in `freq` units; factor 4.345 for `W`,
 //! 30 for `D`, 720 for `H`, 1 for `M`), and sums, month k = 1..time, the
-//! purchases expected within that month times E[M], divided by
+//! purchases expected within that month times E(M), divided by
 //! (1 + discount_rate)^k. [`Horizon`] is the same with the months' length
 //! in the model's time unit ([`Horizon::period`]), and a horizon that need not
 //! be a whole number of months: the last, partial month ending at the
