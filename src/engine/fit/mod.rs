@@ -51,6 +51,9 @@ pub enum FitError {
     /// infinity: the data cannot tell its value (say, everybody buys alike).
     #[error("the likelihood has no maximum at a finite {0}: the data cannot determine it")]
     Unbounded(&'static str),
+    /// No parameters tried gave a finite likelihood (extreme magnitudes).
+    #[error("the likelihood is not finite at any parameters tried")]
+    NotFinite,
 }
 
 /// Fitted churn-model parameters.
@@ -134,6 +137,9 @@ pub fn fit_purchases(kind: ChurnModelKind, data: &[Summary]) -> Result<PurchaseF
         .iter()
         .map(|s| likelihood::purchases(kind, &fitted, s))
         .sum();
+    if !f64::is_finite(log_likelihood) {
+        return Err(FitError::NotFinite);
+    }
     Ok(PurchaseFit {
         model: PurchaseModel {
             kind,
@@ -178,6 +184,9 @@ pub fn fit_spend(data: &[Spend]) -> Result<SpendFit, FitError> {
         .filter(|s| s.x > 0.0)
         .map(|s| likelihood::spend(&fitted, s.x, s.monetary))
         .sum();
+    if !f64::is_finite(log_likelihood) {
+        return Err(FitError::NotFinite);
+    }
     Ok(SpendFit {
         params: fitted,
         log_likelihood,
