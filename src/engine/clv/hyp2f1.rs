@@ -127,10 +127,27 @@ fn gamma_ratio([p, q]: [f64; 2], [u, v]: [f64; 2]) -> f64 {
 /// tends to z monotonically from one side, so it is at most
 /// rho = max(current ratio, z) and the remainder at most |term| rho / (1 - rho).
 pub fn series(a: f64, b: f64, c: f64, z: f64, max_terms: u32) -> f64 {
-    let mut term = 1.0_f64;
-    let mut sum = 1.0_f64;
+    terms(a, b, c, z, 1.0, 0, max_terms)
+}
+
+/// (2F1(a, b; c; z) - 1) / b, exact also at b = 0 (where it is the
+/// derivative in b): the series from its n = 1 term, a z / c once b is
+/// divided out. NaN as for [`series`].
+pub fn excess_over_b(a: f64, b: f64, c: f64, z: f64, max_terms: u32) -> f64 {
+    terms(a, b, c, z, a * z / c, 1, max_terms)
+}
+
+/// The hypergeometric series from its term number `first_n`, which is
+/// `first`: each next term is the previous times
+/// (a + n)(b + n) z / ((c + n)(n + 1)).
+fn terms(a: f64, b: f64, c: f64, z: f64, first: f64, first_n: u32, max_terms: u32) -> f64 {
+    let mut term = first;
+    let mut sum = first;
+    if term == 0.0 {
+        return sum;
+    }
     let settled = (-a).max(-b).max(-c).max(0.0);
-    for n in 0..max_terms {
+    for n in first_n..max_terms {
         let n = f64::from(n);
         let ratio = (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
         term *= ratio;
@@ -274,7 +291,11 @@ mod tests {
             let (pa, pb) = (r + x, b + x + if modified { 1.0 } else { 0.0 });
             let c = a + pb - 1.0;
             proptest::prop_assume!(c > 0.0);
-            let plain = series(pa, pb, c, z, MAX_TERMS) * (1.0 - z).powf(pa);
+            // Near overflow (1e308) the plain series itself goes wrong
+            // (x = 270, z = 0.93: 7.6e-9 off mpmath, the Euler form 3e-14).
+            let long = series(pa, pb, c, z, MAX_TERMS);
+            proptest::prop_assume!(long < 1e200);
+            let plain = long * (1.0 - z).powf(pa);
             proptest::prop_assume!(plain.is_finite() && plain > 1e-250);
             let euler = (1.0 - z).powf(c - pb) * series(c - pa, c - pb, c, z, MAX_TERMS);
             let rel = ((euler - plain) / plain).abs();

@@ -26,10 +26,11 @@
 //! product 2F1 * (1 - z)^(r + x) equal to (1 - z)^(a - 1) * 2F1(c - r - x,
 //! a - 1; c; z), whose parameters do not grow with x ([`hyp2f1`]): that is
 //! what is evaluated, so a customer with thousands of purchases neither
-//! overflows nor costs more. At a = 1 exactly the closed form is 0/0 and
-//! the result is NaN; near it, c / (a - 1) * (1 - ...) loses digits to
-//! cancellation (a relative error of about 1e-16 / |a - 1|), as in
-//! `lifetimes`.
+//! overflows nor costs more. At a = 1 the closed form is 0/0 (`lifetimes`
+//! answers NaN) and near it c / (a - 1) * (1 - ...) loses digits; within
+//! 1e-3 of 1 the factor (1 - ...) / (a - 1) is computed from its series
+//! with a - 1 divided out instead, exact through a = 1 (with the series in
+//! z only, so for a horizon up to about 2,500 times alpha + T).
 //!
 //! Worked example (BG/NBD, the paper's CDNOW fit r = 0.243, alpha = 4.414,
 //! a = 0.793, b = 2.426): a customer with x = 2, t_x = 30.43, T = 38.86
@@ -212,9 +213,8 @@ impl PurchaseModel {
         // 1 - z, computed as the ratio rather than by subtraction.
         let keep = (alpha + t) / (alpha + t + horizon);
         let z = horizon / (alpha + t + horizon);
-        let tail = keep.powf(a - 1.0) * hyp2f1::sum(c - r - x, a - 1.0, c, z, keep);
         let alive = 1.0 + odds * ((alpha + t) / (alpha + t_x)).powf(r + x);
-        c / (a - 1.0) * (1.0 - tail) / alive
+        c * gone_over_a_minus_1(c - r - x, a - 1.0, c, z, keep) / alive
     }
 
     /// Lifetime value as `lifetimes`' `customer_lifetime_value` computes it,
@@ -246,6 +246,23 @@ impl PurchaseModel {
         }
     }
 }
+
+/// (1 - keep^e 2F1(a', e; c; z)) / e with e = a - 1 and keep = 1 - z: the
+/// factor of the expected purchases that is 0/0 at a = 1. Near a = 1 it is
+/// -expm1(e ln keep) / e - keep^e (2F1 - 1) / e, each part exact through
+/// e = 0 ([`hyp2f1::excess_over_b`]).
+fn gone_over_a_minus_1(a1: f64, e: f64, c: f64, z: f64, keep: f64) -> f64 {
+    if e.abs() >= NEAR_A_1 {
+        return (1.0 - keep.powf(e) * hyp2f1::sum(a1, e, c, z, keep)) / e;
+    }
+    let l = keep.ln();
+    let first = if e == 0.0 { -l } else { -(e * l).exp_m1() / e };
+    first - (e * l).exp() * hyp2f1::excess_over_b(a1, e, c, z, MAX_TERMS)
+}
+
+/// How close to 1 a must be for [`gone_over_a_minus_1`]'s limit form (the
+/// closed form loses about 1e-16 / |a - 1| of its precision).
+const NEAR_A_1: f64 = 1e-3;
 
 /// Gamma-Gamma expected value of one purchase for a customer with `x` repeat
 /// purchases averaging `monetary` (`lifetimes`' `conditional_expected_average_profit`).

@@ -302,7 +302,74 @@ fn invalid_input_gives_nan_not_a_panic() {
             .expected_purchases(&summary(f64::NAN, 1.0, 2.0), 5.0)
             .is_nan()
     );
-    let mut one = MBGNBD;
-    one.params.a = 1.0;
-    assert!(one.expected_purchases(&s, 5.0).is_nan());
+}
+
+#[test]
+fn a_equal_to_one_is_the_limit_not_nan() {
+    // The closed form at a = 1 + 1e-40 and a = 1 + 1e-9, in mpmath at 80
+    // digits; (model, x, t_x, T, t, at 1, at 1 + 1e-9).
+    let cases = [
+        (
+            BGNBD,
+            2.0,
+            30.43,
+            38.86,
+            39.0,
+            1.1021367860399558,
+            1.1021367854937253,
+        ),
+        (
+            BGNBD,
+            0.0,
+            0.0,
+            38.86,
+            39.0,
+            0.19107701257392298,
+            0.19107701255595756,
+        ),
+        (
+            MBGNBD,
+            2.0,
+            30.43,
+            38.86,
+            39.0,
+            1.1953133208487835,
+            1.1953133202565981,
+        ),
+        (
+            MBGNBD,
+            0.0,
+            0.0,
+            0.0,
+            52.0,
+            1.285_638_339_442_698,
+            1.2856383383100359,
+        ),
+    ];
+    for (model, x, t_x, t, horizon, at_one, near_one) in cases {
+        let s = summary(x, t_x, t);
+        let what = format!("{:?} {s:?}", model.kind);
+        let mut m = model;
+        m.params.a = 1.0;
+        assert_close(m.expected_purchases(&s, horizon), at_one, 1e-12, &what);
+        m.params.a = 1.0 + 1e-9;
+        assert_close(m.expected_purchases(&s, horizon), near_one, 1e-12, &what);
+        // Either side of where the limit form takes over.
+        for a in [
+            1.0 + 0.999e-3,
+            1.0 + 1.001e-3,
+            1.0 - 0.999e-3,
+            1.0 - 1.001e-3,
+        ] {
+            m.params.a = a;
+            let e = m.expected_purchases(&s, horizon);
+            let slope = (near_one - at_one) / 1e-9;
+            assert_close(
+                e,
+                at_one + slope * (a - 1.0),
+                1e-5,
+                &format!("{what} a {a}"),
+            );
+        }
+    }
 }
