@@ -47,7 +47,7 @@ def random_parameter_sets(rng, count: int, alpha: tuple[float, float]) -> list[d
     while len(sets) < count:
         a = rng.uniform(0.3, 3.0)
         if abs(a - 1.0) < 0.05:
-            continue  # the closed form is 0/0 at a = 1
+            continue  # lifetimes' closed form is 0/0 at a = 1
         sets.append({"r": rng.uniform(0.1, 2.0), "alpha": rng.uniform(*alpha), "a": a,
                      "b": rng.uniform(0.5, 5.0), "p": rng.uniform(1.0, 10.0),
                      "q": rng.uniform(1.5, 6.0), "v": rng.uniform(5.0, 30.0)})

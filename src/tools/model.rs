@@ -221,7 +221,7 @@ fn clv_line(
         value.value,
     ];
     if !numbers.iter().all(|v| v.is_finite()) {
-        return Err("no finite result for these parameters (a = 1?)".into());
+        return Err("no finite result for these parameters".into());
     }
     Ok(json!({
         "expected_purchases": value.expected_purchases,
