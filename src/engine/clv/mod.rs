@@ -197,8 +197,8 @@ pub struct LifetimeValue {
 
 impl PurchaseModel {
     /// Expected purchases in the next `horizon` units (`lifetimes`'
-    /// `conditional_expected_number_of_purchases_up_to_time`). NaN for
-    /// invalid input or parameters, and for a = 1.
+    /// `conditional_expected_number_of_purchases_up_to_time`), and at
+    /// a = 1 its limit. NaN for invalid input or parameters.
     pub fn expected_purchases(&self, s: &Summary, horizon: f64) -> f64 {
         let ChurnParams { r, alpha, a, b } = self.params;
         let Summary { x, t_x, t } = *s;
