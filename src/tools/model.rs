@@ -1,6 +1,5 @@
 //! `journeyd model`: fitting the churn and spend models to purchase summaries,
-//! and lifetime value line by line (README.md, "Lifetime value and model
-//! fits").
+//! and lifetime value line by line (docs/lifetime-value.md).
 //!
 //! `fit` reads CSV with a header naming the columns as `lifetimes` does
 //! (`frequency`, `recency`, `T`, `monetary_value`; `x`, `t_x` and

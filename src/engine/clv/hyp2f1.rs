@@ -1,6 +1,5 @@
 //! The Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1, as the
-//! conditional expectations of BG/NBD and MBG/NBD need it (README.md, "Lifetime
-//! value and model fits").
+//! conditional expectations of BG/NBD and MBG/NBD need it (docs/lifetime-value.md).
 //!
 //! There the arguments are a = r + x, b = b + x (+ 1), c = a + b + x (- 1)
 //! and z = t / (alpha + T + t): a and b grow with the number of repeat

@@ -1,4 +1,4 @@
-//! Customer lifetime value (README.md, "Lifetime value and model fits"): the
+//! Customer lifetime value (docs/lifetime-value.md): the
 //! buy-till-you-die model's expected number of purchases over a horizon, the
 //! Gamma-Gamma expected order value, and their discounted product, computed
 //! exactly as the Python `lifetimes` package computes them.

@@ -1,5 +1,5 @@
-//! Per-customer log-likelihoods, as `lifetimes`' fitters write them (README.md,
-//! "Lifetime value and model fits").
+//! Per-customer log-likelihoods, as `lifetimes`' fitters write them
+//! (docs/lifetime-value.md).
 //!
 //! Each splits into a part that depends on the parameters and x only (the
 //! gamma functions) and a part that also depends on t_x and T: a fit over

@@ -1,6 +1,6 @@
 //! Maximum-likelihood fits of the churn model (BG/NBD or MBG/NBD: r, alpha, a,
 //! b) and of the Gamma-Gamma spend model (p, q, v) to customers' purchase
-//! summaries (README.md, "Lifetime value and model fits").
+//! summaries (docs/lifetime-value.md).
 //!
 //! The likelihoods are `lifetimes`' ([`likelihood`]), and so is the
 //! method: the mean negative log-likelihood is minimised over the
