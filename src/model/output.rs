@@ -162,12 +162,13 @@ pub struct FunnelWindow {
     /// Late events that arrived while this window was the oldest open one and
     /// belonged to an already-emitted window (so are not in any counts).
     pub late_events: u64,
-    /// Touchpoints per channel; every channel is listed, `other` last.
+    /// Touchpoints per channel, in the channel vocabulary's order (`other`
+    /// last); channels without a touchpoint in the window are left out.
     pub channels: Vec<ChannelCount>,
     /// NPS, CSAT and CES over every response in the window.
     pub scores: ExperienceScores,
     /// The same per stage the customers were in when answering, in
-    /// stage-ordinal order; every stage is listed.
+    /// stage-ordinal order; stages without a response are left out.
     pub scores_by_stage: Vec<StageScores>,
 }
 

@@ -292,10 +292,10 @@ impl Columns {
         }
         // Rows by stage column, then the row of customers in no stage;
         // a stage the model no longer has goes with the latter.
-        let no_stage = into.scores.len() - 1;
+        let no_stage = into.entries.len();
         for (i, row) in from.scores.iter().enumerate() {
             let to = self.stages.get(i).copied().flatten().unwrap_or(no_stage);
-            scores::add(&mut into.scores[to], row);
+            scores::add(into.score_row(to), row);
         }
     }
 }

@@ -270,7 +270,7 @@ impl Funnel {
         match touch.score {
             Some((kind, stage, value)) => {
                 let row = stage.map_or(no_stage, usize::from);
-                scales.count(kind, value, &mut w.scores[row])
+                scales.count(kind, value, w.score_row(row))
             }
             None => true,
         }
@@ -451,6 +451,7 @@ fn render(
         })
         .collect();
     let channels = (Channel::ALL.iter().zip(&counts.channels))
+        .filter(|(_, n)| **n > 0)
         .map(|(c, &touchpoints)| ChannelCount {
             channel: c.as_str(),
             touchpoints,
@@ -461,6 +462,7 @@ fn render(
         scores::add(&mut overall, row);
     }
     let scores_by_stage = (rules.stages.iter().zip(&counts.scores))
+        .filter(|(_, row)| row.iter().any(|&n| n > 0))
         .map(|(s, row)| {
             let ExperienceScores { nps, csat, ces } = scores::render(row);
             StageScores {

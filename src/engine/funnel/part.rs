@@ -46,7 +46,8 @@ pub struct Accumulator {
     /// Touchpoints per channel, by [`Channel`] index.
     pub channels: [u64; CHANNELS],
     /// Experience-score responses per stage the customer was in, by stage
-    /// index, and a last row for customers in none yet.
+    /// index, and a last row for customers in none yet; empty until the
+    /// window's first response ([`Accumulator::score_row`]).
     pub scores: Vec<ScoreRow>,
 }
 
@@ -60,7 +61,6 @@ impl Accumulator {
             entries: vec![0; stages],
             conversions: vec![0; pairs],
             dropoffs: vec![0; pairs],
-            scores: vec![ScoreRow::default(); stages + 1],
             ..Accumulator::default()
         }
     }
@@ -79,9 +79,22 @@ impl Accumulator {
         self.revenue = self.revenue.saturating_add(other.revenue);
         self.late_events += other.late_events;
         sum(&mut self.channels, &other.channels);
+        if self.scores.len() < other.scores.len() {
+            self.scores.resize(other.scores.len(), ScoreRow::default());
+        }
         for (into, from) in self.scores.iter_mut().zip(&other.scores) {
             scores::add(into, from);
         }
+    }
+
+    /// The score row of stage index `row` (the number of stages: no stage
+    /// yet), allocated with the first response.
+    pub fn score_row(&mut self, row: usize) -> &mut ScoreRow {
+        let rows = self.entries.len() + 1;
+        if self.scores.len() < rows {
+            self.scores.resize(rows, ScoreRow::default());
+        }
+        &mut self.scores[row.min(rows - 1)]
     }
 
     /// Sets every count to zero, keeping the shape (and the allocation).

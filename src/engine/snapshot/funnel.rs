@@ -266,7 +266,7 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         revenue: unzigzag(r.varint("revenue")?),
         late_events: r.varint("counts")?,
         channels: [0; CHANNELS],
-        scores: vec![ScoreRow::default(); shape.n + 1],
+        scores: Vec::new(),
     };
     if shape.version < 3 {
         return Ok(counts);
@@ -275,6 +275,9 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         *n = r.varint("channels")?;
     }
     let rows = r.count(8, "score rows")?;
+    if rows > 0 {
+        counts.scores = vec![ScoreRow::default(); shape.n + 1];
+    }
     let mut previous = None;
     for _ in 0..rows {
         let row = usize::try_from(r.varint("score row")?)
