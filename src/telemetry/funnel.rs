@@ -8,12 +8,13 @@
 //! snapshots ([`super::Metrics::observe_engine`]), the gauges from each
 //! closed window ([`Metrics::observe_funnel_window`]).
 
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec};
 
 use super::Metrics;
 use super::metrics::gauge_value;
 use super::registry::{Made, Reg};
-use crate::model::FunnelWindow;
+use crate::engine::funnel::CHANNELS;
+use crate::model::{Channel, FunnelWindow};
 
 /// The `journeyd_funnel_*` families, labelled `{from, to}`.
 pub(super) struct FunnelMetrics {
@@ -23,13 +24,18 @@ pub(super) struct FunnelMetrics {
     pub conversions_total: IntCounterVec,
     pub dropoffs_total: IntCounterVec,
     pub last_window_end: Gauge,
-    /// `journeyd_touchpoints_by_channel_total{channel}`.
-    pub channel_touchpoints: IntCounterVec,
-    /// `journeyd_score{score}`: the last closed window's NPS, CSAT, CES.
-    pub score: GaugeVec,
+    /// `journeyd_touchpoints_by_channel_total{channel}`, by [`Channel`]
+    /// index.
+    pub channel_touchpoints: [IntCounter; CHANNELS],
+    /// `journeyd_score{score}`: the last closed window's NPS, CSAT, CES
+    /// (NaN before the first window with responses).
+    pub score: [Gauge; 3],
     /// `journeyd_score_responses_total{score}`.
-    pub score_responses: IntCounterVec,
+    pub score_responses: [IntCounter; 3],
 }
+
+/// The `score` label values, in [`FunnelMetrics::score`] order.
+const SCORES: [&str; 3] = ["nps", "csat", "ces"];
 
 impl FunnelMetrics {
     pub fn new(r: &Reg<'_>) -> Made<Self> {
@@ -64,22 +70,35 @@ impl FunnelMetrics {
                 "journeyd_funnel_last_window_end_timestamp_seconds",
                 "End (event time, Unix seconds) of the last closed funnel window.",
             )?,
-            channel_touchpoints: r.counter_vec(
-                "journeyd_touchpoints_by_channel_total",
-                "Touchpoints counted in the funnel windows, by channel, as windows close.",
-                &["channel"],
-            )?,
-            score: r.float_gauge_vec(
-                "journeyd_score",
-                "Experience score in the last closed funnel window with responses: nps (-100 to \
-                 100), csat (% satisfied), ces (mean effort).",
-                &["score"],
-            )?,
-            score_responses: r.counter_vec(
-                "journeyd_score_responses_total",
-                "Experience-score responses counted in the funnel windows, as windows close.",
-                &["score"],
-            )?,
+            channel_touchpoints: {
+                let vec = r.counter_vec(
+                    "journeyd_touchpoints_by_channel_total",
+                    "Touchpoints counted in the funnel windows, by channel, as windows close.",
+                    &["channel"],
+                )?;
+                Channel::ALL.map(|c| vec.with_label_values(&[c.as_str()]))
+            },
+            score: {
+                let vec = r.float_gauge_vec(
+                    "journeyd_score",
+                    "Experience score in the last closed funnel window with responses: nps (-100 to \
+                     100), csat (% satisfied), ces (mean effort); NaN before the first.",
+                    &["score"],
+                )?;
+                SCORES.map(|name| {
+                    let gauge = vec.with_label_values(&[name]);
+                    gauge.set(f64::NAN);
+                    gauge
+                })
+            },
+            score_responses: {
+                let vec = r.counter_vec(
+                    "journeyd_score_responses_total",
+                    "Experience-score responses counted in the funnel windows, as windows close.",
+                    &["score"],
+                )?;
+                SCORES.map(|name| vec.with_label_values(&[name]))
+            },
         })
     }
 }
@@ -101,20 +120,20 @@ impl Metrics {
                 .set(gauge_value(pair.dropoffs));
         }
         f.last_window_end.set(window.window_end as f64 / 1000.0);
-        for c in window.channels.iter().filter(|c| c.touchpoints > 0) {
-            (f.channel_touchpoints.with_label_values(&[c.channel])).inc_by(c.touchpoints);
+        for c in &window.channels {
+            let i = Channel::parse(c.channel) as usize;
+            f.channel_touchpoints[i].inc_by(c.touchpoints);
         }
         let s = &window.scores;
-        for (name, responses, score) in [
-            ("nps", s.nps.responses, s.nps.score),
-            ("csat", s.csat.responses, s.csat.score),
-            ("ces", s.ces.responses, s.ces.score),
-        ] {
+        let read = [
+            (s.nps.responses, s.nps.score),
+            (s.csat.responses, s.csat.score),
+            (s.ces.responses, s.ces.score),
+        ];
+        for (i, (responses, score)) in read.into_iter().enumerate() {
             if let Some(score) = score {
-                f.score.with_label_values(&[name]).set(score);
-                f.score_responses
-                    .with_label_values(&[name])
-                    .inc_by(responses);
+                f.score[i].set(score);
+                f.score_responses[i].inc_by(responses);
             }
         }
     }

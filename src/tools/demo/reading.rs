@@ -82,7 +82,22 @@ pub struct Reading {
     pub published: [u64; OUTPUTS],
     /// Wall clock minus watermark, in seconds.
     pub watermark_lag: f64,
+    /// NPS, CSAT and CES of the last closed window with responses, and the
+    /// responses counted so far; `None` before the first.
+    pub scores: [Option<ScoreReading>; 3],
 }
+
+/// One experience score ([`Reading::scores`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScoreReading {
+    /// The score in the last closed window with responses.
+    pub score: f64,
+    /// Responses counted in every closed window.
+    pub responses: u64,
+}
+
+/// The `score` label of each of [`Reading::scores`].
+pub const SCORES: [&str; 3] = ["nps", "csat", "ces"];
 
 impl Reading {
     /// Reads `registry` for `layout`.
@@ -118,6 +133,13 @@ impl Reading {
             published: (layout.outputs.each_ref())
                 .map(|topic| labelled("journeyd_outputs_total", "topic", topic)),
             watermark_lag: m.sum("journeyd_watermark_lag_seconds"),
+            // NaN (or no series) before the first window with responses.
+            scores: SCORES.map(|name| {
+                let labels = [("score", name)];
+                let score = m.sum_where("journeyd_score", &labels);
+                let responses = count(m.sum_where("journeyd_score_responses_total", &labels));
+                (score.is_finite() && responses > 0).then_some(ScoreReading { score, responses })
+            }),
         }
     }
 }

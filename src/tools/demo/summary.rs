@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::reading::{Layout, PairReading, Reading};
+use super::reading::{Layout, PairReading, Reading, ScoreReading};
 use super::watch::Change;
 use crate::model::OutputKind;
 
@@ -95,6 +95,7 @@ pub fn render(f: &Frame<'_>) -> String {
         n(medium),
         n(high)
     );
+    score_row(&mut out, &r.scores);
     stage_rows(&mut out, f.layout, &r.stages);
     out.push_str("drop-off in the last closed window (one simulated day)\n");
     for ((from, to), pair) in f.layout.pairs.iter().zip(&r.pairs) {
@@ -123,6 +124,29 @@ pub fn line(f: &Frame<'_>) -> String {
         r.invalid,
         r.lag
     )
+}
+
+/// NPS, CSAT and CES of the last closed window with responses.
+fn score_row(out: &mut String, scores: &[Option<ScoreReading>; 3]) {
+    out.push_str("scores      ");
+    let shown = [("NPS", ""), ("CSAT", "%"), ("CES", "")];
+    let mut any = false;
+    for ((name, unit), score) in shown.iter().zip(scores) {
+        if let Some(s) = score {
+            let _ = write!(
+                out,
+                " {name} {:.1}{unit} ({} answers)  ",
+                s.score,
+                n(s.responses)
+            );
+            any = true;
+        }
+    }
+    if !any {
+        out.push_str(" no survey answered yet");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
 }
 
 /// Customers per stage, two stages per row, each with a bar.
@@ -230,6 +254,17 @@ mod tests {
             lag: 1_234,
             published: [2_345_678, 123_456, 600, 24_690],
             watermark_lag: 1.5,
+            scores: [
+                Some(ScoreReading {
+                    score: 23.5,
+                    responses: 1_234,
+                }),
+                None,
+                Some(ScoreReading {
+                    score: 3.25,
+                    responses: 56,
+                }),
+            ],
         }
     }
 
@@ -253,7 +288,9 @@ mod tests {
     #[test]
     fn the_frame_fits_an_80_by_24_terminal() {
         let (reading, layout) = (reading(), Layout::of(&Config::default()));
-        let recent: Vec<Change> = (0..8).map(change).collect();
+        let recent: Vec<Change> = (0..super::super::watch::RECENT as u64)
+            .map(change)
+            .collect();
         let text = render(&frame(&reading, &layout, &recent));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 23, "{text}");
@@ -267,6 +304,7 @@ mod tests {
         assert!(text.contains("consideration > purchase            -"));
         assert!(text.contains("r12-c-0000000001         (new) > purchase"));
         assert!(text.contains("(timer)"));
+        assert!(text.contains("scores       NPS 23.5 (1,234 answers)   CES 3.2 (56 answers)\n"));
     }
 
     #[test]

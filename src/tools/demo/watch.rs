@@ -19,7 +19,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 /// How many stage changes the ring keeps.
-pub const RECENT: usize = 8;
+pub const RECENT: usize = 7;
 
 /// The longest a poll waits, which bounds how late a stop is noticed.
 const POLL: Duration = Duration::from_millis(100);
@@ -137,7 +137,8 @@ mod tests {
         let latest = recent.latest();
         assert_eq!(latest.len(), RECENT);
         assert_eq!(latest[0].customer_id, "c-9");
-        assert_eq!(latest[RECENT - 1].customer_id, "c-2");
+        let oldest = format!("c-{}", 10 - RECENT);
+        assert_eq!(latest[RECENT - 1].customer_id, oldest);
         assert_eq!(recent.seen(), 10);
     }
 
