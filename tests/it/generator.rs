@@ -376,12 +376,15 @@ fn values_and_channels_match_the_actions() {
             "purchase" => assert!(value.is_some_and(|v| (9.99..=400.0).contains(&v))),
             "review_posted" => assert!(value.is_some_and(|v| (1.0..=5.0).contains(&v))),
             "nps_response" => assert!(value.is_some_and(|v| (0.0..=10.0).contains(&v))),
+            "csat_response" => assert!(value.is_some_and(|v| (1.0..=5.0).contains(&v))),
+            "ces_response" => assert!(value.is_some_and(|v| (1.0..=7.0).contains(&v))),
             "subscription_renewed" | "subscription_downgraded" => assert!(value.is_some()),
             _ => assert_eq!(value, None, "{}", event.action),
         }
         let channel = match event.action {
             "ad_click" | "ad_impression" => Some(Channel::Ads),
-            "email_open" | "email_click" | "unsubscribe" => Some(Channel::Email),
+            "email_open" | "email_click" | "unsubscribe" | "nps_response" | "csat_response"
+            | "ces_response" => Some(Channel::Email),
             "review_posted" => Some(Channel::Review),
             "referral_sent" => Some(Channel::Referral),
             _ => None,

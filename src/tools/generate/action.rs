@@ -54,6 +54,8 @@ actions! {
     NpsResponse => "nps_response",
     ReferralSent => "referral_sent",
     SupportTicket => "support_ticket",
+    CsatResponse => "csat_response",
+    CesResponse => "ces_response",
     PaymentFailed => "payment_failed",
     Unsubscribe => "unsubscribe",
     SubscriptionCancelled => "subscription_cancelled",
@@ -113,9 +115,12 @@ impl Action {
             Action::AdImpression | Action::AdClick => Some(Channel::Ads),
             Action::SocialEngagement => Some(Channel::Social),
             Action::SearchClick => Some(Channel::Search),
-            Action::EmailOpen | Action::EmailClick | Action::Unsubscribe | Action::NpsResponse => {
-                Some(Channel::Email)
-            }
+            Action::EmailOpen
+            | Action::EmailClick
+            | Action::Unsubscribe
+            | Action::NpsResponse
+            | Action::CsatResponse
+            | Action::CesResponse => Some(Channel::Email),
             Action::ReviewPosted => Some(Channel::Review),
             Action::ReferralSent => Some(Channel::Referral),
             _ => None,
@@ -134,7 +139,7 @@ impl Action {
         )
     }
 
-    /// Order value, subscription price, rating or NPS score. Computed from
+    /// Order value, subscription price, rating, or NPS, CSAT or CES score. Computed from
     /// integers (cents, points) so the output is the same on every platform.
     pub(super) fn value(self, persona: Persona, rng: &mut Pcg64Mcg) -> Option<f64> {
         let points =
@@ -153,6 +158,13 @@ impl Action {
             (Action::NpsResponse, Persona::Advocate) => points(9, 10, rng),
             (Action::NpsResponse, Persona::Detractor) => points(0, 6, rng),
             (Action::NpsResponse, _) => points(7, 8, rng),
+            // Satisfaction 1 to 5 and effort 1 (easy) to 7 after support.
+            (Action::CsatResponse, Persona::Advocate) => points(4, 5, rng),
+            (Action::CsatResponse, Persona::Detractor) => points(1, 2, rng),
+            (Action::CsatResponse, _) => points(3, 5, rng),
+            (Action::CesResponse, Persona::Advocate) => points(1, 3, rng),
+            (Action::CesResponse, Persona::Detractor) => points(5, 7, rng),
+            (Action::CesResponse, _) => points(2, 5, rng),
             _ => None,
         }
     }
@@ -202,6 +214,10 @@ mod tests {
             assert!(rating.is_some_and(|r| (1.0..=5.0).contains(&r)));
             let nps = Action::NpsResponse.value(Persona::Detractor, &mut rng);
             assert!(nps.is_some_and(|s| (0.0..=10.0).contains(&s)));
+            let csat = Action::CsatResponse.value(Persona::Detractor, &mut rng);
+            assert!(csat.is_some_and(|s| (1.0..=5.0).contains(&s)));
+            let ces = Action::CesResponse.value(Persona::Buyer, &mut rng);
+            assert!(ces.is_some_and(|s| (1.0..=7.0).contains(&s)));
             let order = Action::Purchase.value(Persona::Buyer, &mut rng);
             assert!(order.is_some_and(|v| (9.99..=399.99).contains(&v)));
         }

@@ -197,6 +197,9 @@ fn support(p: &mut Plan, rng: &mut Pcg64Mcg) -> Channel {
         _ => Channel::Phone,
     };
     p.push_n(A::SupportTicket, rng.random_range(1..=2));
+    // The survey after the ticket, answered now and then.
+    p.push_n(A::CsatResponse, u8::from(rng.random_bool(0.4)));
+    p.push_n(A::CesResponse, u8::from(rng.random_bool(0.25)));
     channel
 }
 
