@@ -285,6 +285,13 @@ fn stage_changed(s: &StageChanged, buf: &mut Vec<u8>) {
     put_long(buf, s.detected_at);
     put_long(buf, s.time_in_previous_stage_ms);
     put_count(buf, s.touchpoint_count);
+    match s.time_since_first_touchpoint_ms {
+        None => put_long(buf, 0),
+        Some(ms) => {
+            put_long(buf, 1);
+            put_long(buf, ms);
+        }
+    }
 }
 
 /// `schemas/churn_risk_changed.avsc`, field by field.

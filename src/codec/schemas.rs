@@ -116,6 +116,7 @@ mod tests {
                 detected_at: 1_700_000_000_500,
                 time_in_previous_stage_ms: 86_400_000,
                 touchpoint_count: 12,
+                time_since_first_touchpoint_ms: from.as_ref().map(|_| 90_000_000),
             };
             assert_matches(STAGE_CHANGED, &sample);
         }

@@ -110,6 +110,8 @@ pub struct Customer {
     pub timer_at: EventTime,
     /// The latest NPS, CSAT and CES responses ([`NO_SCORE`]: none).
     pub latest_scores: [u8; 3],
+    /// Event time of the journey's first touchpoint; `MIN` if unknown.
+    pub first_seen: EventTime,
 }
 
 /// A latest score the customer never gave.
@@ -138,6 +140,7 @@ impl Customer {
             churn_due: EventTime::MAX,
             timer_at: EventTime::MAX,
             latest_scores: [NO_SCORE; 3],
+            first_seen: EventTime::MIN,
         }
     }
 

@@ -51,6 +51,13 @@ pub struct Ctx<'a, E: Emit> {
 
 /// Applies one touchpoint to its customer.
 pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
+    // The journey's first touchpoint; unknown (`MIN`) stays unknown for a
+    // customer restored from a state that did not keep it.
+    if c.touchpoints == 0 {
+        c.first_seen = ev.at;
+    } else if c.first_seen != EventTime::MIN {
+        c.first_seen = c.first_seen.min(ev.at);
+    }
     c.touchpoints = c.touchpoints.saturating_add(1);
     c.last_seen = c.last_seen.max(ev.at);
     cx.stats.events += 1;
@@ -214,6 +221,8 @@ fn transition<E: Emit>(
         detected_at: cx.detected_at.0,
         time_in_previous_stage_ms: time_in_previous,
         touchpoint_count: u64::from(c.touchpoints),
+        time_since_first_touchpoint_ms: (c.first_seen != EventTime::MIN)
+            .then(|| at.since(c.first_seen).max(0)),
     }));
 }
 

@@ -102,6 +102,10 @@ pub struct StageChanged {
     pub time_in_previous_stage_ms: i64,
     /// Touchpoints of this customer processed so far.
     pub touchpoint_count: u64,
+    /// Milliseconds since the journey's first touchpoint; `None` when the
+    /// journey began before its start was kept (state restored from an
+    /// older changelog format).
+    pub time_since_first_touchpoint_ms: Option<i64>,
 }
 
 /// `journey.churn-risk`: a customer's churn-risk band changed.

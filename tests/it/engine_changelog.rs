@@ -548,6 +548,7 @@ fn golden_v1() -> CustomerState {
         fence: Some(1006),
         awaiting: vec![1006],
         latest_scores: [None; 3],
+        first_seen: EventTime::MIN,
     }
 }
 
@@ -674,8 +675,41 @@ fn a_late_older_record_of_a_customer_does_not_roll_the_restored_state_back() {
 fn golden_v3() -> CustomerState {
     CustomerState {
         latest_scores: [Some(9), None, Some(3)],
+        // evt-1000, 2026-03-01 09:00:00.
+        first_seen: EventTime(1_772_355_600_000),
         ..golden_v2()
     }
+}
+
+#[test]
+fn a_journey_restored_without_its_start_reports_no_time_since_it() {
+    let mut engine = Engine::new(&event_config()).unwrap();
+    let v2 = include_bytes!("../golden/state-v2.bin");
+    engine.restore(0, "golden-1", Some(v2)).unwrap();
+    let mut out = Vec::new();
+    let renewal = Ev::new(
+        "evt-2000",
+        "golden-1",
+        EventTime(1_772_446_500_000 + 40 * DAY),
+        "purchase",
+    )
+    .value(20.0);
+    engine.ingest_at(0, 2000, &renewal.touchpoint(), EventTime(0), &mut out);
+    engine.finish(&mut out);
+    let changes: Vec<_> = (out.iter())
+        .filter_map(|o| match o {
+            Output::StageChanged(s) => Some(s.time_since_first_touchpoint_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !changes.is_empty(),
+        "a repeat purchase moves the customer on"
+    );
+    assert!(
+        changes.iter().all(Option::is_none),
+        "unknown, not counted from the restore: {changes:?}"
+    );
 }
 
 #[test]

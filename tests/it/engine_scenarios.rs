@@ -36,6 +36,15 @@ fn a_customer_walks_the_five_stages_in_order() {
     assert_eq!(changes[3].trigger_action.as_deref(), Some("purchase"));
     assert_eq!(changes[3].time_in_previous_stage_ms, 28 * DAY);
     assert_eq!(changes[4].touchpoint_count, 5);
+    let since_first: Vec<_> = changes
+        .iter()
+        .map(|c| c.time_since_first_touchpoint_ms)
+        .collect();
+    assert_eq!(
+        since_first,
+        [0, DAY, 2 * DAY, 30 * DAY, 40 * DAY].map(Some),
+        "time since the journey's first touchpoint"
+    );
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn stage_changed(from: Option<&str>) -> StageChanged {
         detected_at: 1_700_000_000_500,
         time_in_previous_stage_ms: -1,
         touchpoint_count: 200,
+        time_since_first_touchpoint_ms: from.map(|_| 3_600_000),
     }
 }
 
@@ -215,6 +216,10 @@ fn expected(output: &Output) -> Value {
                 Value::Long(o.time_in_previous_stage_ms),
             ),
             ("touchpoint_count", long(o.touchpoint_count)),
+            (
+                "time_since_first_touchpoint_ms",
+                optional(o.time_since_first_touchpoint_ms.map(Value::Long)),
+            ),
         ]),
         Output::ChurnRiskChanged(o) => record(vec![
             ("customer_id", string(&o.customer_id)),
@@ -427,7 +432,7 @@ fn json_is_the_tagged_object_without_newline() {
     OutputEncoder::json().encode(&output, &mut buf);
     assert_eq!(
         std::str::from_utf8(&buf).unwrap(),
-        r#"{"type":"stage_changed","customer_id":"cust-ü","sequence":3,"from_stage":null,"to_stage":"purchase","direction":"return","trigger_event_id":null,"trigger_action":null,"trigger_channel":null,"event_time":1700000000000,"detected_at":1700000000500,"time_in_previous_stage_ms":-1,"touchpoint_count":200}"#
+        r#"{"type":"stage_changed","customer_id":"cust-ü","sequence":3,"from_stage":null,"to_stage":"purchase","direction":"return","trigger_event_id":null,"trigger_action":null,"trigger_channel":null,"event_time":1700000000000,"detected_at":1700000000500,"time_in_previous_stage_ms":-1,"touchpoint_count":200,"time_since_first_touchpoint_ms":null}"#
     );
     for output in samples() {
         OutputEncoder::json().encode(&output, &mut buf);
@@ -576,6 +581,7 @@ fn arb_stage_changed() -> impl Strategy<Value = Output> {
                     detected_at: da,
                     time_in_previous_stage_ms: tin,
                     touchpoint_count: n,
+                    time_since_first_touchpoint_ms: (n % 2 == 0).then_some(tin),
                 })
             },
         )

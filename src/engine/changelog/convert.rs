@@ -37,6 +37,7 @@ pub fn capture(
     state.last_purchase = c.last_purchase;
     state.churn_due = c.churn_due;
     state.latest_scores = c.latest_scores.map(|s| (s != NO_SCORE).then_some(s));
+    state.first_seen = c.first_seen;
     state
         .windows
         .resize_with(rules.windows().count(), WindowState::default);
@@ -96,6 +97,7 @@ pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, 
     c.last_purchase = state.last_purchase;
     c.churn_due = state.churn_due;
     c.latest_scores = state.latest_scores.map(|s| s.unwrap_or(NO_SCORE));
+    c.first_seen = state.first_seen;
     c.fence = state.fence.unwrap_or(-1);
     c.timer_at = EventTime::MAX;
     install_windows(c, state, rules);

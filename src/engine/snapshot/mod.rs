@@ -34,8 +34,9 @@
 //! varint  replay fence + 1 (0: none)
 //! varint  awaiting count k (0 without a fence); then fence - first offset,
 //!         and k - 1 strictly positive increments
-//! u8      latest scores present: bit 0 NPS, 1 CSAT, 2 CES, others 0; then
-//!         one u8 response (< 255) for each present one
+//! u8      tail present: bit 0 NPS, 1 CSAT, 2 CES (the latest scores), 3
+//!         first_seen, others 0; then one u8 response (< 255) for each
+//!         present score, and zz first_seen - base if present
 //! ```
 //!
 //! A typical customer (a purchase, a few views, six remembered event ids)
@@ -53,7 +54,8 @@
 //! values of each version checked in for good, with tests that they decode
 //! to the same state.
 //!
-//! Version 2 is version 3 without the latest scores (read as none).
+//! Version 2 is version 3 without the tail (no latest scores, first_seen
+//! unknown).
 //! Version 1 differs from version 2 only in its de-duplication memory: a ring of the
 //! latest event-id fingerprints, without their times
 //! (`varint n; u8 cursor (< n); mask(n) occupied; u64 LE fingerprint`).
@@ -123,6 +125,9 @@ pub struct CustomerState {
     pub awaiting: Vec<i64>,
     /// The customer's latest NPS, CSAT and CES responses (`journey.scores`).
     pub latest_scores: [Option<u8>; 3],
+    /// Event time of the journey's first touchpoint; `MIN` if unknown
+    /// (none yet, or restored from a version that did not keep it).
+    pub first_seen: EventTime,
 }
 
 /// The recent timestamps of one windowed entry signal.
@@ -197,9 +202,17 @@ pub fn encode(state: &CustomerState, out: &mut Vec<u8>) {
     put_dedupe(state, out);
     put_awaiting(state, out);
     let present = (0..).zip(&state.latest_scores);
-    out.push(present.fold(0, |mask, (i, s)| mask | (u8::from(s.is_some()) << i)));
+    let mask = present.fold(0, |mask, (i, s)| mask | (u8::from(s.is_some()) << i));
+    let first_seen = state.first_seen != EventTime::MIN;
+    out.push(mask | (u8::from(first_seen) << FIRST_SEEN_BIT));
     out.extend(state.latest_scores.iter().flatten());
+    if first_seen {
+        put_varint(out, zigzag(state.first_seen.0.wrapping_sub(base)));
+    }
 }
+
+/// The bit of the tail's presence byte that says `first_seen` follows.
+const FIRST_SEEN_BIT: u8 = 3;
 
 fn flags(state: &CustomerState) -> u8 {
     let band = match state.band {
@@ -324,6 +337,7 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
         touchpoints: r.varint_u32("touchpoints")?,
         purchases: r.varint_u32("purchases")?,
         active_window: r.varint_u32("active_window")?.wrapping_sub(1),
+        first_seen: EventTime::MIN,
         ..CustomerState::default()
     };
     let base = read_times(r, &mut state)?;
@@ -337,7 +351,7 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
     read_awaiting(r, &mut state)?;
     if version >= 3 {
         let present = r.byte("latest scores")?;
-        if present >> state.latest_scores.len() != 0 {
+        if present >> (FIRST_SEEN_BIT + 1) != 0 {
             return Err(DecodeError::Invalid("latest scores"));
         }
         for (i, score) in (0..).zip(&mut state.latest_scores) {
@@ -347,6 +361,12 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
                 if score.is_none() {
                     return Err(DecodeError::Invalid("latest scores"));
                 }
+            }
+        }
+        if present & (1 << FIRST_SEEN_BIT) != 0 {
+            state.first_seen = EventTime(unzigzag(r.varint("first_seen")?).wrapping_add(base));
+            if state.first_seen == EventTime::MIN {
+                return Err(DecodeError::Invalid("first_seen"));
             }
         }
     }

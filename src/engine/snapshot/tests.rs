@@ -38,6 +38,7 @@ fn sample() -> CustomerState {
         fence: Some(81_234),
         awaiting: vec![81_230, 81_234],
         latest_scores: [Some(9), None, Some(2)],
+        first_seen: EventTime(T0 - 30 * DAY),
     }
 }
 
@@ -111,6 +112,7 @@ fn stray_bits_and_impossible_values_are_invalid() {
         fence: None,
         awaiting: Vec::new(),
         latest_scores: [None; 3],
+        first_seen: EventTime::MIN,
         ..sample()
     };
     let mut bytes = Vec::new();
@@ -122,7 +124,7 @@ fn stray_bits_and_impossible_values_are_invalid() {
     assert_eq!(decode(&bytes), Err(DecodeError::Invalid("awaiting")));
     let mut scores = Vec::new();
     encode(&no_fence, &mut scores);
-    *scores.last_mut().unwrap() = 0b1000;
+    *scores.last_mut().unwrap() = 0b1_0000;
     assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
     *scores.last_mut().unwrap() = 0b1;
     scores.push(u8::MAX);
@@ -193,6 +195,7 @@ prop_compose! {
         ring in (prop::collection::vec(prop_oneof![Just(0u64), any::<u64>()], 1..70), any::<u64>()),
         (fence, awaiting) in awaiting(),
         latest_scores in any::<[Option<u8>; 3]>().prop_map(|s| s.map(|v| v.filter(|&v| v < u8::MAX))),
+        first_seen in prop::option::of(time()),
     ) -> CustomerState {
         let pick = |i: usize, t: EventTime, none: EventTime| if absent[i] { none } else { t };
         CustomerState {
@@ -217,6 +220,7 @@ prop_compose! {
             fence,
             awaiting,
             latest_scores,
+            first_seen: first_seen.unwrap_or(EventTime::MIN),
         }
     }
 }
