@@ -45,6 +45,7 @@
 //!     channels: vec![],
 //!     scores: Default::default(),
 //!     scores_by_stage: vec![],
+//!     time_to_convert: vec![],
 //! });
 //! let (mut key, mut value) = (Vec::new(), Vec::new());
 //! encoder.key(&window, &mut key);
@@ -285,13 +286,7 @@ fn stage_changed(s: &StageChanged, buf: &mut Vec<u8>) {
     put_long(buf, s.detected_at);
     put_long(buf, s.time_in_previous_stage_ms);
     put_count(buf, s.touchpoint_count);
-    match s.time_since_first_touchpoint_ms {
-        None => put_long(buf, 0),
-        Some(ms) => {
-            put_long(buf, 1);
-            put_long(buf, ms);
-        }
-    }
+    put_opt_long(buf, s.time_since_first_touchpoint_ms);
 }
 
 /// `schemas/churn_risk_changed.avsc`, field by field.
@@ -334,6 +329,25 @@ fn funnel_window(w: &FunnelWindow, buf: &mut Vec<u8>) {
         put_str(buf, &s.stage);
         experience_scores(buf, &s.nps, &s.csat, &s.ces);
     });
+    put_array(buf, &w.time_to_convert, |buf, t| {
+        put_str(buf, &t.from_stage);
+        put_str(buf, &t.to_stage);
+        put_count(buf, t.conversions);
+        put_array(buf, &t.buckets, |buf, &n| put_count(buf, n));
+        put_opt_long(buf, t.p50_ms);
+        put_opt_long(buf, t.p90_ms);
+    });
+}
+
+/// A `["null", "long"]` union.
+fn put_opt_long(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        None => put_long(buf, 0),
+        Some(v) => {
+            put_long(buf, 1);
+            put_long(buf, v);
+        }
+    }
 }
 
 /// The nested `NpsScore`, `CsatScore` and `CesScore` records.

@@ -46,9 +46,9 @@ mod tests {
 
     use super::*;
     use crate::model::{
-        Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, CsatScore, CustomerErased,
-        CustomerEvicted, Direction, ErasureSource, ExperienceScores, FunnelWindow, NpsScore,
-        PairCount, StageChanged, StageCount, StageScores,
+        Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, ConversionTimes, CsatScore,
+        CustomerErased, CustomerEvicted, Direction, ErasureSource, ExperienceScores, FunnelWindow,
+        NpsScore, PairCount, StageChanged, StageCount, StageScores,
     };
 
     #[test]
@@ -186,6 +186,14 @@ mod tests {
                     score: Some(100.0),
                 },
                 ces: CesScore::default(),
+            }],
+            time_to_convert: vec![ConversionTimes {
+                from_stage: s("awareness"),
+                to_stage: s("consideration"),
+                conversions: 1,
+                buckets: vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                p50_ms: Some(30_000),
+                p90_ms: Some(54_000),
             }],
         };
         assert_matches(FUNNEL_WINDOW, &sample);

@@ -243,7 +243,10 @@ fn settle_conversion<E: Emit>(
         && to >= conv.to
     {
         cx.stats.conversions += 1;
-        let counted = cx.funnel.conversion(u32::from(c.partition), at, conv.index);
+        let took = at.since(c.stage_since);
+        let counted = cx
+            .funnel
+            .conversion(u32::from(c.partition), at, conv.index, took);
         count_late(counted, cx.stats);
     }
 }

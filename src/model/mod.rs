@@ -11,9 +11,9 @@ mod touchpoint;
 
 pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
-    Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, CsatScore, CustomerEvicted,
-    Direction, ExperienceScores, FunnelWindow, NpsScore, Output, OutputKind, PairCount,
-    StageChanged, StageCount, StageScores,
+    Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, ConversionTimes, CsatScore,
+    CustomerEvicted, Direction, ExperienceScores, FunnelWindow, NpsScore, Output, OutputKind,
+    PairCount, StageChanged, StageCount, StageScores,
 };
 pub use time::EventTime;
 pub use touchpoint::{Channel, Touchpoint};

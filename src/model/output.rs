@@ -174,6 +174,25 @@ pub struct FunnelWindow {
     /// The same per stage the customers were in when answering, in
     /// stage-ordinal order; stages without a response are left out.
     pub scores_by_stage: Vec<StageScores>,
+    /// Time to convert per stage pair, in config order; pairs without a
+    /// conversion in the window are left out.
+    pub time_to_convert: Vec<ConversionTimes>,
+}
+
+/// How long one stage pair's conversions in a window took.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConversionTimes {
+    pub from_stage: CompactString,
+    pub to_stage: CompactString,
+    /// Conversions counted in the buckets.
+    pub conversions: u64,
+    /// Conversions per bucket, the buckets' upper bounds being 1 min,
+    /// 5 min, 15 min, 1 h, 4 h, 12 h, 1 d, 3 d, 7 d, 14 d, 30 d, 90 d,
+    /// 180 d, and the rest.
+    pub buckets: Vec<u64>,
+    /// Median and 90th percentile, ms, interpolated in their buckets.
+    pub p50_ms: Option<i64>,
+    pub p90_ms: Option<i64>,
 }
 
 /// Touchpoints of one channel in a window.

@@ -88,14 +88,13 @@ impl EngineObserver {
             .iter()
             .map(|s| metrics.journey.customers.with_label_values(&[s]))
             .collect();
-        let pairs = rules
-            .conversions
-            .iter()
-            .map(|c| {
-                let (from, to) = (usize::from(c.from), usize::from(c.to));
-                pair_counters(&metrics.funnel, names[from], names[to])
-            })
+        let pair_names: Vec<(&str, &str)> = (rules.conversions.iter())
+            .map(|c| (names[usize::from(c.from)], names[usize::from(c.to)]))
             .collect();
+        let pairs = (pair_names.iter())
+            .map(|(from, to)| pair_counters(&metrics.funnel, from, to))
+            .collect();
+        metrics.funnel.convert_times.set_pairs(&pair_names);
         EngineObserver {
             stages: names.len(),
             transitions: transition_counters(&metrics.journey, &names),
@@ -224,6 +223,7 @@ impl Metrics {
             if let Some(observer) = guard.as_mut() {
                 observer.observe(&self.input, &self.journey, snap.stats);
                 observer.observe_funnel(snap.funnel);
+                self.funnel.convert_times.observe(snap.funnel);
             }
         }
         let s = &self.state;

@@ -11,6 +11,7 @@
 use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec};
 
 use super::Metrics;
+use super::convert_time::ConvertTimes;
 use super::metrics::gauge_value;
 use super::registry::{Made, Reg};
 use crate::engine::funnel::CHANNELS;
@@ -32,6 +33,8 @@ pub(super) struct FunnelMetrics {
     pub score: [Gauge; 3],
     /// `journeyd_score_responses_total{score}`.
     pub score_responses: [IntCounter; 3],
+    /// `journeyd_time_to_convert_seconds{from,to}`.
+    pub convert_times: ConvertTimes,
 }
 
 /// The `score` label values, in [`FunnelMetrics::score`] order.
@@ -99,6 +102,7 @@ impl FunnelMetrics {
                 )?;
                 SCORES.map(|name| vec.with_label_values(&[name]))
             },
+            convert_times: r.collector(ConvertTimes::new()?)?,
         })
     }
 }

@@ -18,6 +18,7 @@
 
 mod changelog;
 mod consumed;
+mod convert_time;
 mod engine;
 pub mod events;
 mod funnel;

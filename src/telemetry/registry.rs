@@ -22,6 +22,11 @@ impl Reg<'_> {
         Ok(collector)
     }
 
+    /// A collector of journeyd's own making.
+    pub fn collector<C: Collector + Clone + 'static>(&self, collector: C) -> Made<C> {
+        self.add(collector)
+    }
+
     /// An integer counter without labels.
     pub fn counter(&self, name: &str, help: &str) -> Made<IntCounter> {
         self.add(IntCounter::new(name, help)?)

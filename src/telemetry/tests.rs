@@ -261,3 +261,31 @@ fn revoking_a_partition_drops_its_lag_series() {
         Some(0.0)
     );
 }
+
+#[test]
+fn time_to_convert_is_a_histogram_of_the_engines_buckets() {
+    let metrics = Metrics::new().expect("metrics");
+    let ct = &metrics.funnel.convert_times;
+    ct.set_pairs(&[("consideration", "purchase")]);
+    let text = metrics.encode_text();
+    let series = |le: &str| {
+        format!(
+            "journeyd_time_to_convert_seconds_bucket{{from=\"consideration\",to=\"purchase\",le=\"{le}\"}}"
+        )
+    };
+    assert_eq!(sample(&text, &series("60")), Some(0.0), "starts at zero");
+    let mut totals = crate::engine::funnel::FunnelTotals::default();
+    let mut buckets = [0; 14];
+    buckets[0] = 2; // two within a minute
+    buckets[6] = 1; // one between 12 hours and a day
+    totals.convert_times = vec![buckets];
+    totals.convert_ms = vec![30_000 + 40_000 + 80_000_000];
+    ct.observe(&totals);
+    let text = metrics.encode_text();
+    assert_eq!(sample(&text, &series("60")), Some(2.0));
+    assert_eq!(sample(&text, &series("43200")), Some(2.0));
+    assert_eq!(sample(&text, &series("86400")), Some(3.0));
+    assert_eq!(sample(&text, &series("+Inf")), Some(3.0));
+    let sum = "journeyd_time_to_convert_seconds_sum{from=\"consideration\",to=\"purchase\"}";
+    assert_eq!(sample(&text, sum), Some(80_070.0));
+}

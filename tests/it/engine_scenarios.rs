@@ -447,3 +447,36 @@ fn experience_scores_count_by_the_stage_answered_in_and_channels_by_touchpoint()
     assert_eq!(latest("cid"), [3, 4, 2], "the latest of each");
     assert_eq!(latest("eve"), [NONE; 3], "off the scale: not a response");
 }
+
+#[test]
+fn a_conversion_is_counted_with_its_time_in_the_window_of_the_conversion() {
+    let mut s = Story::new();
+    let t = |min: i64| day(1.0).plus_ms(min * MINUTE);
+    s.send("ida", t(0), "ad_click");
+    s.send("ida", t(1), "pricing_view"); // enters consideration
+    s.send_value("ida", t(4), "purchase", 30.0); // converts 3 minutes later
+    s.pass_time(t(10));
+
+    let w = s.window_at(t(4)).expect("the purchase's window is emitted");
+    let pairs: Vec<(&str, &str)> = (w.time_to_convert.iter())
+        .map(|p| (p.from_stage.as_str(), p.to_stage.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("consideration", "purchase")],
+        "only pairs that converted"
+    );
+    let p = &w.time_to_convert[0];
+    assert_eq!(p.conversions, 1);
+    assert_eq!(p.buckets[1], 1, "between 1 and 5 minutes");
+    // Interpolated in the bucket: 1 min + 4 min x 0.5 and x 0.9.
+    assert_eq!((p.p50_ms, p.p90_ms), (Some(3 * MINUTE), Some(276_000)));
+    let awareness = s
+        .window_at(t(1))
+        .expect("the window of the first conversion");
+    assert_eq!(awareness.time_to_convert[0].from_stage, "awareness");
+    assert_eq!(
+        awareness.time_to_convert[0].buckets[0], 1,
+        "within a minute"
+    );
+}

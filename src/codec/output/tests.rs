@@ -17,7 +17,8 @@ use crate::codec::file::RecordReader;
 use crate::config::{Config, TimeMode};
 use crate::engine::Engine;
 use crate::model::{
-    CesScore, ChannelCount, CsatScore, EventTime, ExperienceScores, NpsScore, StageScores,
+    CesScore, ChannelCount, ConversionTimes, CsatScore, EventTime, ExperienceScores, NpsScore,
+    StageScores,
 };
 
 const IDS: OutputSchemaIds = OutputSchemaIds {
@@ -88,6 +89,14 @@ fn funnel(entries: Vec<StageCount>, pairs: Vec<PairCount>) -> FunnelWindow {
             nps: scores().nps,
             csat: CsatScore::default(),
             ces: scores().ces,
+        }],
+        time_to_convert: vec![ConversionTimes {
+            from_stage: s("consideration"),
+            to_stage: s("purchase"),
+            conversions: 3,
+            buckets: vec![0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            p50_ms: Some(240_000),
+            p90_ms: None,
         }],
     }
 }
@@ -284,6 +293,26 @@ fn expected(output: &Output) -> Value {
                             let mut fields = vec![("stage", string(&s.stage))];
                             fields.extend(expected_scores(&s.nps, &s.csat, &s.ces));
                             record(fields)
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "time_to_convert",
+                Value::Array(
+                    (o.time_to_convert.iter())
+                        .map(|t| {
+                            record(vec![
+                                ("from_stage", string(&t.from_stage)),
+                                ("to_stage", string(&t.to_stage)),
+                                ("conversions", long(t.conversions)),
+                                (
+                                    "buckets",
+                                    Value::Array(t.buckets.iter().map(|&n| long(n)).collect()),
+                                ),
+                                ("p50_ms", optional(t.p50_ms.map(Value::Long))),
+                                ("p90_ms", optional(t.p90_ms.map(Value::Long))),
+                            ])
                         })
                         .collect(),
                 ),
@@ -657,6 +686,7 @@ fn arb_funnel() -> impl Strategy<Value = Output> {
                     channels: Vec::new(),
                     scores: scores(),
                     scores_by_stage: Vec::new(),
+                    time_to_convert: Vec::new(),
                 })
             },
         )

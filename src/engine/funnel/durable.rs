@@ -292,6 +292,14 @@ impl Columns {
         }
         // Rows by stage column, then the row of customers in no stage;
         // a stage the model no longer has goes with the latter.
+        for (i, buckets) in from.convert_times.iter().enumerate() {
+            if let Some(&Some(to)) = self.pairs.get(i) {
+                let into = into.convert_times(to);
+                for (a, b) in into.iter_mut().zip(buckets) {
+                    *a += b;
+                }
+            }
+        }
         let no_stage = into.entries.len();
         for (i, row) in from.scores.iter().enumerate() {
             let to = self.stages.get(i).copied().flatten().unwrap_or(no_stage);

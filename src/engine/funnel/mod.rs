@@ -39,6 +39,7 @@
 //!   ([`Funnel::catch_up`]). Until then the partition holds the instance
 //!   watermark back, as any partition behind it does.
 
+pub mod convert_time;
 pub mod durable;
 mod part;
 pub mod scores;
@@ -83,6 +84,10 @@ pub struct FunnelTotals {
     pub conversions: Vec<u64>,
     pub dropoffs: Vec<u64>,
     pub revenue: f64,
+    /// Per pair, conversions per time-to-convert bucket, and the sum of
+    /// their times, ms.
+    pub convert_times: Vec<convert_time::Buckets>,
+    pub convert_ms: Vec<i64>,
 }
 
 /// The open windows of every partition; see the module docs.
@@ -126,6 +131,8 @@ impl Funnel {
                 conversions: vec![0; pairs],
                 dropoffs: vec![0; pairs],
                 revenue: 0.0,
+                convert_times: vec![convert_time::Buckets::default(); pairs],
+                convert_ms: vec![0; pairs],
             },
             parts: Vec::new(),
             lagging: false,
@@ -214,11 +221,24 @@ impl Funnel {
         Counted::InWindow
     }
 
-    /// A customer of `partition` converted on pair `pair` at `t`.
-    pub fn conversion(&mut self, partition: u32, t: EventTime, pair: usize) -> Counted {
+    /// A customer of `partition` converted on pair `pair` at `t`, `took_ms`
+    /// after entering the pair's first stage.
+    pub fn conversion(
+        &mut self,
+        partition: u32,
+        t: EventTime,
+        pair: usize,
+        took_ms: i64,
+    ) -> Counted {
+        let bucket = convert_time::bucket(took_ms);
         self.totals.conversions[pair] += 1;
+        self.totals.convert_times[pair][bucket] += 1;
+        self.totals.convert_ms[pair] = self.totals.convert_ms[pair].saturating_add(took_ms.max(0));
         match self.open_window(partition, t) {
-            Some(w) => w.conversions[pair] += 1,
+            Some(w) => {
+                w.conversions[pair] += 1;
+                w.convert_times(pair)[bucket] += 1;
+            }
             None => return self.excluded(partition, t),
         }
         Counted::InWindow
@@ -473,6 +493,14 @@ fn render(
             }
         })
         .collect();
+    let time_to_convert = (rules.conversions.iter())
+        .filter_map(|c| {
+            let buckets = counts.convert_times.get(c.index)?;
+            (buckets.iter().any(|&n| n > 0)).then(|| {
+                convert_time::render(rules.stage_name(c.from), rules.stage_name(c.to), buckets)
+            })
+        })
+        .collect();
     FunnelWindow {
         sequence,
         window_start: start,
@@ -485,6 +513,7 @@ fn render(
         channels,
         scores: scores::render(&overall),
         scores_by_stage,
+        time_to_convert,
     }
 }
 

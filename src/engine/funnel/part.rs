@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use super::convert_time::Buckets;
 use super::scores::{self, ScoreRow};
 use crate::model::Channel;
 
@@ -49,6 +50,9 @@ pub struct Accumulator {
     /// index, and a last row for customers in none yet; empty until the
     /// window's first response ([`Accumulator::score_row`]).
     pub scores: Vec<ScoreRow>,
+    /// Time to convert per conversion pair, by pair index; empty until the
+    /// window's first conversion ([`Accumulator::convert_times`]).
+    pub convert_times: Vec<Buckets>,
 }
 
 /// Number of channels counted per window.
@@ -79,6 +83,13 @@ impl Accumulator {
         self.revenue = self.revenue.saturating_add(other.revenue);
         self.late_events += other.late_events;
         sum(&mut self.channels, &other.channels);
+        if self.convert_times.len() < other.convert_times.len() {
+            self.convert_times
+                .resize(other.convert_times.len(), Buckets::default());
+        }
+        for (into, from) in self.convert_times.iter_mut().zip(&other.convert_times) {
+            sum(into, from);
+        }
         if self.scores.len() < other.scores.len() {
             self.scores.resize(other.scores.len(), ScoreRow::default());
         }
@@ -97,6 +108,16 @@ impl Accumulator {
         &mut self.scores[row.min(rows - 1)]
     }
 
+    /// The time-to-convert buckets of pair index `pair`, allocated with
+    /// the first conversion.
+    pub fn convert_times(&mut self, pair: usize) -> &mut Buckets {
+        let pairs = self.conversions.len();
+        if self.convert_times.len() < pairs {
+            self.convert_times.resize(pairs, Buckets::default());
+        }
+        &mut self.convert_times[pair.min(pairs.saturating_sub(1))]
+    }
+
     /// Sets every count to zero, keeping the shape (and the allocation).
     pub fn clear(&mut self) {
         self.entries.fill(0);
@@ -107,6 +128,7 @@ impl Accumulator {
         self.late_events = 0;
         self.channels.fill(0);
         self.scores.fill(ScoreRow::default());
+        self.convert_times.fill(Buckets::default());
     }
 }
 

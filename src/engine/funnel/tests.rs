@@ -18,7 +18,7 @@ fn windows_close_in_order_and_exclude_late_counts() {
     let mut funnel = Funnel::new(60_000, &rules);
     assert_eq!(funnel.entry(0, EventTime(10_000), 1), Counted::InWindow);
     let _ = funnel.dropoff(0, EventTime(70_000), 1);
-    let _ = funnel.conversion(0, EventTime(75_000), 1);
+    let _ = funnel.conversion(0, EventTime(75_000), 1, 90_000);
     let mut out = close(&mut funnel, &rules, 65_000);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].window_start, out[0].entries[1].count), (0, 1));

@@ -27,13 +27,15 @@
 //!         touchpoints per channel, varint score rows s; per row, ascending:
 //!         varint row (i < n: stage column i; n: customers in no stage
 //!         yet), 7 varint counts (NPS detractors, passives, promoters, CSAT
-//!         responses, satisfied, CES responses, sum)
+//!         responses, satisfied, CES responses, sum); varint time-to-convert
+//!         rows t; per row, ascending: varint pair column (< m), 14 varint
+//!         counts (`crate::engine::funnel::convert_time`)
 //! varint  claims c; per claim, ascending by partition: varint partition,
 //!         zz floor (the writer's other parts and their floors)
 //! ```
 //!
-//! Version 2 is version 3 without the channel columns, channel counts and
-//! score rows; version 1 is version 2 without the claims.
+//! Version 2 is version 3 without the channel columns, channel counts,
+//! score rows and time-to-convert rows; version 1 is version 2 without the claims.
 //!
 //! A partition with a few open windows takes tens of bytes. Decoding
 //! rejects what [`super::decode`] rejects, and allocates in proportion to
@@ -43,7 +45,6 @@ use super::DecodeError;
 use super::wire::{Reader, put_varint, unzigzag, zigzag};
 use crate::engine::funnel::Accumulator;
 use crate::engine::funnel::CHANNELS;
-use crate::engine::funnel::scores::ScoreRow;
 
 /// The funnel record format version [`encode_funnel`] writes.
 pub const FUNNEL_FORMAT_VERSION: u8 = 3;
@@ -122,13 +123,19 @@ fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
     for &n in &counts.channels {
         put_varint(out, n);
     }
-    let answered = || {
+    put_rows(&counts.scores, out);
+    put_rows(&counts.convert_times, out);
+}
+
+/// The rows with a count: how many, then each with its index.
+fn put_rows<const N: usize>(rows: &[[u64; N]], out: &mut Vec<u8>) {
+    let counted = || {
         (0u64..)
-            .zip(&counts.scores)
+            .zip(rows)
             .filter(|(_, row)| row.iter().any(|&n| n > 0))
     };
-    put_varint(out, answered().count() as u64);
-    for (i, row) in answered() {
+    put_varint(out, counted().count() as u64);
+    for (i, row) in counted() {
         put_varint(out, i);
         for &n in row {
             put_varint(out, n);
@@ -230,7 +237,7 @@ struct Shape {
 
 fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulator)>, DecodeError> {
     // Every window takes at least one byte per column and count.
-    let per_window = 1 + shape.n + 2 * shape.m + 3 + shape.h + usize::from(shape.version >= 3);
+    let per_window = 1 + shape.n + 2 * shape.m + 3 + shape.h + 2 * usize::from(shape.version >= 3);
     let k = r.count(per_window, "windows")?;
     let mut windows = Vec::with_capacity(k);
     let mut previous: Option<i64> = None;
@@ -267,6 +274,7 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         late_events: r.varint("counts")?,
         channels: [0; CHANNELS],
         scores: Vec::new(),
+        convert_times: Vec::new(),
     };
     if shape.version < 3 {
         return Ok(counts);
@@ -274,22 +282,34 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
     for n in &mut counts.channels[..shape.h] {
         *n = r.varint("channels")?;
     }
-    let rows = r.count(8, "score rows")?;
+    counts.scores = read_rows(r, shape.n + 1, "score row")?;
+    counts.convert_times = read_rows(r, shape.m, "time-to-convert row")?;
+    Ok(counts)
+}
+
+/// Rows written by `put_rows`, in a table of `len` rows (empty if none).
+fn read_rows<const N: usize>(
+    r: &mut Reader<'_>,
+    len: usize,
+    field: &'static str,
+) -> Result<Vec<[u64; N]>, DecodeError> {
+    let rows = r.count(N + 1, field)?;
+    let mut table = Vec::new();
     if rows > 0 {
-        counts.scores = vec![ScoreRow::default(); shape.n + 1];
+        table = vec![[0; N]; len];
     }
     let mut previous = None;
     for _ in 0..rows {
-        let row = usize::try_from(r.varint("score row")?)
+        let row = usize::try_from(r.varint(field)?)
             .ok()
-            .filter(|&i| i <= shape.n && previous.is_none_or(|p| i > p))
-            .ok_or(DecodeError::Invalid("score row"))?;
+            .filter(|&i| i < len && previous.is_none_or(|p| i > p))
+            .ok_or(DecodeError::Invalid(field))?;
         previous = Some(row);
-        for n in &mut counts.scores[row] {
-            *n = r.varint("scores")?;
+        for n in &mut table[row] {
+            *n = r.varint(field)?;
         }
     }
-    Ok(counts)
+    Ok(table)
 }
 
 #[cfg(test)]
@@ -306,6 +326,7 @@ mod tests {
             late_events: 1,
             channels: [2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
             scores: vec![[0; 7], [1, 0, 2, 1, 1, 2, 9], [0; 7], [0, 0, 0, 0, 0, 1, 7]],
+            convert_times: vec![[0; 14], [0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
         };
         FunnelState {
             writer: 0x0123_4567_89ab_cdef,
@@ -338,7 +359,7 @@ mod tests {
         }
         let mut bytes = Vec::new();
         encode_funnel(&state(), &mut bytes);
-        assert!(bytes.len() < 140, "{} bytes", bytes.len());
+        assert!(bytes.len() < 180, "{} bytes", bytes.len());
     }
 
     #[test]
