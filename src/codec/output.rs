@@ -286,7 +286,7 @@ fn stage_changed(s: &StageChanged, buf: &mut Vec<u8>) {
     put_long(buf, s.detected_at);
     put_long(buf, s.time_in_previous_stage_ms);
     put_count(buf, s.touchpoint_count);
-    put_opt_long(buf, s.time_since_first_touchpoint_ms);
+    put_opt(buf, s.time_since_first_touchpoint_ms, put_long);
 }
 
 /// `schemas/churn_risk_changed.avsc`, field by field.
@@ -334,20 +334,9 @@ fn funnel_window(w: &FunnelWindow, buf: &mut Vec<u8>) {
         put_str(buf, &t.to_stage);
         put_count(buf, t.conversions);
         put_array(buf, &t.buckets, |buf, &n| put_count(buf, n));
-        put_opt_long(buf, t.p50_ms);
-        put_opt_long(buf, t.p90_ms);
+        put_opt(buf, t.p50_ms, put_long);
+        put_opt(buf, t.p90_ms, put_long);
     });
-}
-
-/// A `["null", "long"]` union.
-fn put_opt_long(buf: &mut Vec<u8>, v: Option<i64>) {
-    match v {
-        None => put_long(buf, 0),
-        Some(v) => {
-            put_long(buf, 1);
-            put_long(buf, v);
-        }
-    }
 }
 
 /// The nested `NpsScore`, `CsatScore` and `CesScore` records.
@@ -355,23 +344,12 @@ fn experience_scores(buf: &mut Vec<u8>, nps: &NpsScore, csat: &CsatScore, ces: &
     for n in [nps.responses, nps.promoters, nps.passives, nps.detractors] {
         put_count(buf, n);
     }
-    put_opt_double(buf, nps.score);
+    put_opt(buf, nps.score, put_double);
     put_count(buf, csat.responses);
     put_count(buf, csat.satisfied);
-    put_opt_double(buf, csat.score);
+    put_opt(buf, csat.score, put_double);
     put_count(buf, ces.responses);
-    put_opt_double(buf, ces.score);
-}
-
-/// A `["null", "double"]` union.
-fn put_opt_double(buf: &mut Vec<u8>, v: Option<f64>) {
-    match v {
-        None => put_long(buf, 0),
-        Some(v) => {
-            put_long(buf, 1);
-            put_double(buf, v);
-        }
-    }
+    put_opt(buf, ces.score, put_double);
 }
 
 /// The nested `StageCount` record.
@@ -386,13 +364,7 @@ fn pair_count(buf: &mut Vec<u8>, p: &PairCount) {
     put_str(buf, &p.to_stage);
     put_count(buf, p.conversions);
     put_count(buf, p.dropoffs);
-    match p.dropoff_ratio {
-        None => put_long(buf, 0),
-        Some(ratio) => {
-            put_long(buf, 1);
-            put_double(buf, ratio);
-        }
-    }
+    put_opt(buf, p.dropoff_ratio, put_double);
 }
 
 /// The position of `d` among the symbols of the Avro enum `Direction`.
@@ -436,11 +408,16 @@ fn put_double(buf: &mut Vec<u8>, v: f64) {
 
 /// A `["null", "string"]` union: the branch index, then the string if any.
 fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
-    match s {
+    put_opt(buf, s, put_str);
+}
+
+/// A `["null", T]` union: branch 0, or branch 1 and the value.
+fn put_opt<T>(buf: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
+    match v {
         None => put_long(buf, 0),
-        Some(s) => {
+        Some(v) => {
             put_long(buf, 1);
-            put_str(buf, s);
+            put(buf, v);
         }
     }
 }

@@ -68,7 +68,7 @@
 //! had emitted fewer windows than another keeps its own writer's floor
 //! (and may be lagging, see [`super`]).
 
-use super::{Accumulator, Funnel, Part, scores};
+use super::{Accumulator, Funnel, Part, add_counts};
 use crate::engine::rules::Rules;
 use crate::engine::snapshot::FunnelState;
 
@@ -287,23 +287,18 @@ impl Columns {
         into.active_customers += from.active_customers;
         into.revenue = into.revenue.saturating_add(from.revenue);
         into.late_events += from.late_events;
-        for (a, b) in into.channels.iter_mut().zip(&from.channels) {
-            *a += b;
-        }
+        add_counts(&mut into.channels, &from.channels);
         // Rows by stage column, then the row of customers in no stage;
         // a stage the model no longer has goes with the latter.
         for (i, buckets) in from.convert_times.iter().enumerate() {
             if let Some(&Some(to)) = self.pairs.get(i) {
-                let into = into.convert_times(to);
-                for (a, b) in into.iter_mut().zip(buckets) {
-                    *a += b;
-                }
+                add_counts(into.convert_times(to), buckets);
             }
         }
         let no_stage = into.entries.len();
         for (i, row) in from.scores.iter().enumerate() {
             let to = self.stages.get(i).copied().flatten().unwrap_or(no_stage);
-            scores::add(into.score_row(to), row);
+            add_counts(into.score_row(to), row);
         }
     }
 }

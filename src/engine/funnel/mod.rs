@@ -49,7 +49,7 @@ use crate::model::{
     Channel, ChannelCount, EventTime, ExperienceScores, FunnelWindow, PairCount, StageCount,
     StageScores,
 };
-pub use part::{Accumulator, CHANNELS, Part, REVENUE_SCALE, revenue_units};
+pub use part::{Accumulator, CHANNELS, Part, REVENUE_SCALE, add_counts, revenue_units};
 use scores::{Scales, ScoreKind, ScoreRow};
 
 /// What a touchpoint adds to its funnel window ([`Funnel::touchpoint`]).
@@ -479,7 +479,7 @@ fn render(
         .collect();
     let mut overall = ScoreRow::default();
     for row in &counts.scores {
-        scores::add(&mut overall, row);
+        add_counts(&mut overall, row);
     }
     let scores_by_stage = (rules.stages.iter().zip(&counts.scores))
         .filter(|(_, row)| row.iter().any(|&n| n > 0))

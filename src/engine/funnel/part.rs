@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use super::convert_time::Buckets;
-use super::scores::{self, ScoreRow};
+use super::scores::ScoreRow;
 use crate::model::Channel;
 
 /// Revenue units per currency unit: revenue is summed in millionths.
@@ -55,6 +55,32 @@ pub struct Accumulator {
     pub convert_times: Vec<Buckets>,
 }
 
+/// Adds `from` to `into`, count by count.
+pub fn add_counts(into: &mut [u64], from: &[u64]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+/// Adds a table of rows to another, growing it to `from`'s length.
+fn add_rows<const N: usize>(into: &mut Vec<[u64; N]>, from: &[[u64; N]]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), [0; N]);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        add_counts(a, b);
+    }
+}
+
+/// Row `i` of a table of `len` rows that is allocated on first use (an
+/// index past the end is the last row).
+fn row_mut<const N: usize>(rows: &mut Vec<[u64; N]>, len: usize, i: usize) -> &mut [u64; N] {
+    if rows.len() < len {
+        rows.resize(len, [0; N]);
+    }
+    &mut rows[i.min(len.saturating_sub(1))]
+}
+
 /// Number of channels counted per window.
 pub const CHANNELS: usize = Channel::ALL.len();
 
@@ -71,51 +97,27 @@ impl Accumulator {
 
     /// Adds `other`'s counts (of the same shape) to these.
     pub fn add(&mut self, other: &Accumulator) {
-        let sum = |into: &mut [u64], from: &[u64]| {
-            for (a, b) in into.iter_mut().zip(from) {
-                *a += b;
-            }
-        };
-        sum(&mut self.entries, &other.entries);
-        sum(&mut self.conversions, &other.conversions);
-        sum(&mut self.dropoffs, &other.dropoffs);
+        add_counts(&mut self.entries, &other.entries);
+        add_counts(&mut self.conversions, &other.conversions);
+        add_counts(&mut self.dropoffs, &other.dropoffs);
         self.active_customers += other.active_customers;
         self.revenue = self.revenue.saturating_add(other.revenue);
         self.late_events += other.late_events;
-        sum(&mut self.channels, &other.channels);
-        if self.convert_times.len() < other.convert_times.len() {
-            self.convert_times
-                .resize(other.convert_times.len(), Buckets::default());
-        }
-        for (into, from) in self.convert_times.iter_mut().zip(&other.convert_times) {
-            sum(into, from);
-        }
-        if self.scores.len() < other.scores.len() {
-            self.scores.resize(other.scores.len(), ScoreRow::default());
-        }
-        for (into, from) in self.scores.iter_mut().zip(&other.scores) {
-            scores::add(into, from);
-        }
+        add_counts(&mut self.channels, &other.channels);
+        add_rows(&mut self.convert_times, &other.convert_times);
+        add_rows(&mut self.scores, &other.scores);
     }
 
     /// The score row of stage index `row` (the number of stages: no stage
     /// yet), allocated with the first response.
     pub fn score_row(&mut self, row: usize) -> &mut ScoreRow {
-        let rows = self.entries.len() + 1;
-        if self.scores.len() < rows {
-            self.scores.resize(rows, ScoreRow::default());
-        }
-        &mut self.scores[row.min(rows - 1)]
+        row_mut(&mut self.scores, self.entries.len() + 1, row)
     }
 
     /// The time-to-convert buckets of pair index `pair`, allocated with
     /// the first conversion.
     pub fn convert_times(&mut self, pair: usize) -> &mut Buckets {
-        let pairs = self.conversions.len();
-        if self.convert_times.len() < pairs {
-            self.convert_times.resize(pairs, Buckets::default());
-        }
-        &mut self.convert_times[pair.min(pairs.saturating_sub(1))]
+        row_mut(&mut self.convert_times, self.conversions.len(), pair)
     }
 
     /// Sets every count to zero, keeping the shape (and the allocation).

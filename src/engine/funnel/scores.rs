@@ -127,13 +127,6 @@ pub fn render(row: &ScoreRow) -> ExperienceScores {
     }
 }
 
-/// Adds `from` to `into`.
-pub fn add(into: &mut ScoreRow, from: &ScoreRow) {
-    for (a, b) in into.iter_mut().zip(from) {
-        *a += b;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
