@@ -133,9 +133,14 @@ fn score_row(out: &mut String, scores: &[Option<ScoreReading>; 3]) {
     let mut any = false;
     for ((name, unit), score) in shown.iter().zip(scores) {
         if let Some(s) = score {
+            let answers = if s.responses == 1 {
+                "answer"
+            } else {
+                "answers"
+            };
             let _ = write!(
                 out,
-                " {name} {:.1}{unit} ({} answers)  ",
+                " {name} {:.1}{unit} ({} {answers})  ",
                 s.score,
                 n(s.responses)
             );
