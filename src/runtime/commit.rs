@@ -70,10 +70,21 @@ pub(super) struct AtLeastOnce {
     /// commit sends them all, so that one a failed commit left behind is
     /// sent again even when no newer one follows.
     committable: Vec<(u32, i64, CommitMeta)>,
-    /// A commit failed (a rebalance under way, the coordinator away): the
-    /// next interval commits again.
+    /// A commit may not have reached the group (it failed, or a rebalance
+    /// moved the generation on while it was in flight): the next interval
+    /// commits again.
     recommit: bool,
+    /// Intervals since offsets were last sent; see [`RESEND_AFTER`].
+    quiet: u32,
 }
+
+/// After this many commit intervals without a commit, the newest offsets
+/// are sent again even when nothing says a commit failed: librdkafka
+/// reports the outcome of an asynchronous commit to no one unless a commit
+/// callback is configured, which the client library does not, so a commit
+/// lost in a rebalance or refused by the coordinator would otherwise stay
+/// behind once the input is read and no newer offset comes to carry it.
+const RESEND_AFTER: u32 = 10;
 
 impl Mode {
     /// The mode `config` asks for; a rewind of the transactional mode
@@ -214,10 +225,13 @@ impl Pipeline {
                     None => latest.push((partition, offset, meta)),
                 }
             });
-        if !(rose || commits.recommit) || commits.committable.is_empty() {
+        commits.quiet = commits.quiet.saturating_add(1);
+        let due = rose || commits.recommit || commits.quiet >= RESEND_AFTER;
+        if !due || commits.committable.is_empty() {
             return;
         }
         commits.recommit = false;
+        commits.quiet = 0;
         let list = offsets_list(&self.partitions, &commits.committable);
         if let Err(error) = consumer.commit(&list, mode) {
             commits.recommit = true;
@@ -225,9 +239,10 @@ impl Pipeline {
         }
     }
 
-    /// An asynchronous offset commit failed (the consumer's commit
-    /// callback): the next interval sends the newest offsets again.
-    pub fn commit_failed(&mut self) {
+    /// The offsets committed may not have reached the group (an
+    /// asynchronous commit failed, or a rebalance ran while commits were in
+    /// flight): the next interval sends the newest offsets again.
+    pub fn commit_again(&mut self) {
         if let Mode::AtLeastOnce(commits) = &mut self.mode {
             commits.recommit = true;
         }

@@ -80,8 +80,10 @@ pub trait PartitionOwner: Send {
     /// committing nothing more of theirs.
     fn lose(&mut self, consumer: &Source, list: &TopicPartitionList, wall: EventTime);
 
-    /// An asynchronous offset commit failed.
-    fn commit_failed(&mut self);
+    /// The offsets committed may not have reached the group (a commit
+    /// failed, or a rebalance ran while commits were in flight): commit
+    /// the newest ones again.
+    fn commit_again(&mut self);
 
     /// Erasure partitions to read again from an offset, `(partition,
     /// offset)`, after the owner rewound.
@@ -165,14 +167,21 @@ fn as_refs(names: &[(String, i32)]) -> Vec<(&str, i32)> {
 impl Hooks for SourceHooks {}
 
 impl ConsumerHooks for SourceHooks {
-    /// An asynchronous commit failed (say, a rebalance moved the group's
-    /// generation on meanwhile): the pipeline commits again at the next
-    /// interval, even if no newer offset becomes committable. Served inside
-    /// `poll`, when the pipeline is not locked.
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            tracing::warn!(%error, "Offset commit failed; it is retried at the next interval.");
-            self.pipeline().commit_failed();
+    /// A commit failed (say, a rebalance moved the group's generation on
+    /// meanwhile): the pipeline commits again at the next interval, even if
+    /// no newer offset becomes committable. Served inside `poll`, when the
+    /// pipeline is not locked. librdkafka calls this for the commits it
+    /// makes itself; the pipeline's own asynchronous commits report to no
+    /// one, and are sent again after a rebalance and after a quiet spell
+    /// (`runtime::commit`).
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let failed = result.is_err() || offsets.elements().iter().any(|e| e.error().is_err());
+        if failed {
+            tracing::warn!(
+                ?result,
+                "Offset commit failed; it is retried at the next interval."
+            );
+            self.pipeline().commit_again();
         }
     }
 
@@ -231,6 +240,9 @@ impl ConsumerHooks for SourceHooks {
             self.pipeline().assign(consumer, list, wall_now());
             self.erasure.follow(assigned);
         }
+        // Commits sent while the group rebalanced may have been refused
+        // for the old generation, unseen: send the newest ones again.
+        self.pipeline().commit_again();
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.readiness.set_assigned_partitions(assigned as u64);
     }

@@ -29,6 +29,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
@@ -579,6 +580,38 @@ fn a_crash_between_output_and_commit_reprocesses_and_never_skips() {
         committed(&brokers).iter().sum::<i64>(),
         end_offsets(&brokers) - i64::from(PARTITIONS)
     );
+}
+
+#[test]
+fn an_offset_commit_that_failed_unseen_is_sent_again() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    produce(&brokers, &input());
+    clocks(&brokers);
+    // The first commits fail. librdkafka reports the outcome of an
+    // asynchronous commit to no one (no commit callback is set), so
+    // nothing tells the pipeline; and once the input is read, no newer
+    // offset becomes committable to carry the commit along.
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 4],
+    );
+
+    let mut journeyd = Journeyd::start(&write_config(dir.path(), &brokers, "100ms"));
+    let expected = end_offsets(&brokers) - i64::from(PARTITIONS);
+    let clock = Stopwatch::start();
+    let mut last = committed(&brokers);
+    while last.iter().filter(|&&o| o > 0).sum::<i64>() < expected {
+        assert!(
+            clock.elapsed() < Duration::from_secs(30),
+            "the committed offsets stayed at {last:?}; {expected} records to commit"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        last = committed(&brokers);
+    }
+    journeyd.signal("-TERM");
+    assert!(journeyd.wait_exit(Duration::from_secs(30)).success());
 }
 
 /// `touchpoint` as the Confluent wire format with schema id `id`.

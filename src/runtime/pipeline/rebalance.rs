@@ -160,8 +160,8 @@ impl PartitionOwner for Pipeline {
         Pipeline::lose(self, consumer, list, wall);
     }
 
-    fn commit_failed(&mut self) {
-        Pipeline::commit_failed(self);
+    fn commit_again(&mut self) {
+        Pipeline::commit_again(self);
     }
 
     fn take_erasure_rewinds(&mut self) -> Vec<(i32, i64)> {
