@@ -18,12 +18,13 @@ use base64::Engine as _;
 use serde::Deserialize;
 use ureq::tls::{RootCerts, TlsConfig};
 
+use super::error::RegistryError;
 use super::error::code_suffix;
-use super::error::{Operation, RegistryError};
 use super::url::RegistryUrl;
 use crate::config::Secret;
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{InternalEvent, SchemaRegistryRequest};
+use crate::telemetry::{Operation, Outcome};
 
 /// The media type of the registry's API (requests and responses).
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -175,9 +176,11 @@ impl RegistryClient {
 
     /// Counts one request and logs a failure.
     fn observe<T>(&self, operation: Operation, result: &Result<T, RegistryError>) {
+        let error = result.as_ref().err();
         SchemaRegistryRequest {
             operation,
-            error: result.as_ref().err(),
+            outcome: error.map_or(Outcome::Ok, RegistryError::outcome),
+            error: error.map(|e| e as &dyn std::error::Error),
         }
         .emit(&self.metrics);
     }

@@ -1,6 +1,8 @@
 //! What a request to the schema registry can end with: the typed errors
-//! callers branch on, and the operation and outcome labels of
+//! callers branch on, each with its outcome label of
 //! `journeyd_schema_registry_requests_total`.
+
+use crate::telemetry::Outcome;
 
 /// A request to the registry failed. The variants are what callers branch
 /// on: an unknown id is dead-lettered at once, an unreachable registry is
@@ -62,69 +64,6 @@ impl RegistryError {
             RegistryError::Unavailable(_) => Outcome::Unavailable,
             RegistryError::BadResponse(_) => Outcome::BadResponse,
             RegistryError::Unsupported(_) => Outcome::Unsupported,
-        }
-    }
-}
-
-/// The calls journeyd makes, as metric labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// `GET /schemas/ids/{id}`.
-    GetSchema,
-    /// `POST /subjects/{subject}/versions`.
-    Register,
-}
-
-impl Operation {
-    /// Every operation, for pre-resolving metric handles.
-    pub const ALL: [Operation; 2] = [Operation::GetSchema, Operation::Register];
-
-    /// The stable metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Operation::GetSchema => "get_schema",
-            Operation::Register => "register",
-        }
-    }
-}
-
-/// How a request ended, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A usable answer.
-    Ok,
-    /// See [`RegistryError::NotFound`].
-    NotFound,
-    /// See [`RegistryError::Refused`].
-    Refused,
-    /// See [`RegistryError::Unavailable`].
-    Unavailable,
-    /// See [`RegistryError::BadResponse`].
-    BadResponse,
-    /// See [`RegistryError::Unsupported`].
-    Unsupported,
-}
-
-impl Outcome {
-    /// Every outcome, for pre-resolving metric handles.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Ok,
-        Outcome::NotFound,
-        Outcome::Refused,
-        Outcome::Unavailable,
-        Outcome::BadResponse,
-        Outcome::Unsupported,
-    ];
-
-    /// The stable metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::NotFound => "not_found",
-            Outcome::Refused => "refused",
-            Outcome::Unavailable => "unavailable",
-            Outcome::BadResponse => "bad_response",
-            Outcome::Unsupported => "unsupported",
         }
     }
 }

@@ -59,10 +59,10 @@ use crate::clock::Stopwatch;
 use crate::codec::confluent::{self, WriterSchemas};
 use crate::codec::{Invalid, InvalidReason};
 use crate::model::EventTime;
-use crate::telemetry::Metrics;
 use crate::telemetry::events::{
     InternalEvent, SchemaFetched, SchemaLookup, SchemaRegistryRecovered, SchemaRegistryUnreachable,
 };
+use crate::telemetry::{LookupResult, Metrics};
 
 /// Where schemas are fetched from: the registry client, or a fake in tests.
 /// Shared with the threads that run look-ups.
@@ -74,40 +74,6 @@ pub trait FetchSchema: Send + Sync + 'static {
 impl FetchSchema for RegistryClient {
     fn fetch(&self, id: u32) -> Result<String, RegistryError> {
         self.schema(id)
-    }
-}
-
-/// How one look-up of an id not known locally ended; a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LookupResult {
-    /// The schema was fetched and is now known.
-    Fetched,
-    /// The registry does not know the id or its schema cannot be read
-    /// (now, or remembered from an earlier look-up): dead-lettered.
-    Unknown,
-    /// The registry could not be reached or refused: dead-lettered.
-    Unavailable,
-    /// Too many unknown ids this second; not looked up: dead-lettered.
-    Throttled,
-}
-
-impl LookupResult {
-    /// Every result, for pre-resolving metric handles.
-    pub const ALL: [LookupResult; 4] = [
-        LookupResult::Fetched,
-        LookupResult::Unknown,
-        LookupResult::Unavailable,
-        LookupResult::Throttled,
-    ];
-
-    /// The stable metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LookupResult::Fetched => "fetched",
-            LookupResult::Unknown => "unknown",
-            LookupResult::Unavailable => "unavailable",
-            LookupResult::Throttled => "throttled",
-        }
     }
 }
 

@@ -24,8 +24,9 @@ pub mod outputs;
 pub mod retry;
 mod url;
 
+pub use crate::telemetry::{LookupResult, Operation, Outcome};
 pub use client::RegistryClient;
-pub use error::{Operation, Outcome, RegistryError};
-pub use lookup::{Completed, FetchSchema, LookupPolicy, LookupResult, Resolved, SchemaSource};
+pub use error::RegistryError;
+pub use lookup::{Completed, FetchSchema, LookupPolicy, Resolved, SchemaSource};
 pub use outputs::{RegistrationError, register_outputs, value_subject};
 pub use retry::Retry;

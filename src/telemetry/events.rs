@@ -11,9 +11,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::Metrics;
+use super::schema_registry::{LookupResult, Operation, Outcome};
 use crate::codec::InvalidReason;
 use crate::model::{ErasureSource, FunnelWindow};
-use crate::registry::{LookupResult, Operation, Outcome, RegistryError};
 
 /// Something that happened, to be logged and counted.
 pub trait InternalEvent {
@@ -270,26 +270,29 @@ impl InternalEvent for FunnelWindowClosed<'_> {
 pub struct SchemaRegistryRequest<'a> {
     /// What was asked.
     pub operation: Operation,
+    /// How it ended.
+    pub outcome: Outcome,
     /// Why it failed; `None` when it succeeded.
-    pub error: Option<&'a RegistryError>,
+    pub error: Option<&'a dyn std::error::Error>,
 }
 
 impl InternalEvent for SchemaRegistryRequest<'_> {
     fn emit(&self, metrics: &Metrics) {
         let operation = self.operation.as_str();
-        let outcome = self.error.map_or(Outcome::Ok, RegistryError::outcome);
-        match self.error {
-            None => tracing::debug!(operation, "Schema registry request succeeded."),
-            Some(error @ RegistryError::NotFound { .. }) => {
+        match (self.outcome, self.error) {
+            (Outcome::Ok, _) | (_, None) => {
+                tracing::debug!(operation, "Schema registry request succeeded.");
+            }
+            (Outcome::NotFound, Some(error)) => {
                 tracing::debug!(operation, %error, "Schema registry request found nothing.");
             }
-            Some(error) => {
+            (_, Some(error)) => {
                 tracing::warn!(operation, %error, "Schema registry request failed.");
             }
         }
         metrics
             .schema_registry
-            .request(self.operation, outcome)
+            .request(self.operation, self.outcome)
             .inc();
     }
 }
@@ -335,7 +338,7 @@ impl InternalEvent for SchemaFetched {
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaRegistryUnreachable<'a> {
     /// The last failure.
-    pub error: &'a RegistryError,
+    pub error: &'a dyn std::error::Error,
     /// How long the look-up was retried.
     pub retried_for: Duration,
     /// When the registry is asked again.

@@ -40,3 +40,4 @@ pub use kafka::OutputCounters;
 pub use kafka_log::KafkaLog;
 pub use metrics::{Metrics, MetricsError};
 pub use readiness::{NotReady, Readiness, ReadinessSnapshot, RestoreProgress};
+pub use schema_registry::{LookupResult, Operation, Outcome};

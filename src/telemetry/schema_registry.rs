@@ -2,13 +2,13 @@
 //! look-up of a schema id not known locally by how it ended, and the
 //! records waiting for look-ups.
 //!
-//! Both label sets are closed enums of [`crate::registry`]; the handles are
-//! resolved here once, so counting is an index and an atomic add.
+//! The label sets are the closed enums below, which the schema registry
+//! client reports in ([`crate::registry`] re-exports them); the handles
+//! are resolved here once, so counting is an index and an atomic add.
 
 use prometheus::{IntCounter, IntGauge};
 
 use super::registry::{Made, Reg};
-use crate::registry::{LookupResult, Operation, Outcome};
 
 /// Pre-resolved schema registry counters.
 pub(super) struct SchemaRegistryMetrics {
@@ -74,5 +74,102 @@ impl SchemaRegistryMetrics {
     pub fn lookup(&self, result: LookupResult) -> &IntCounter {
         let i = LookupResult::ALL.iter().position(|r| *r == result);
         &self.lookups[i.unwrap_or_default()]
+    }
+}
+
+/// The calls journeyd makes, as metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `GET /schemas/ids/{id}`.
+    GetSchema,
+    /// `POST /subjects/{subject}/versions`.
+    Register,
+}
+
+impl Operation {
+    /// Every operation, for pre-resolving metric handles.
+    pub const ALL: [Operation; 2] = [Operation::GetSchema, Operation::Register];
+
+    /// The stable metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operation::GetSchema => "get_schema",
+            Operation::Register => "register",
+        }
+    }
+}
+
+/// How a request ended, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A usable answer.
+    Ok,
+    /// See [`crate::registry::RegistryError::NotFound`].
+    NotFound,
+    /// See [`crate::registry::RegistryError::Refused`].
+    Refused,
+    /// See [`crate::registry::RegistryError::Unavailable`].
+    Unavailable,
+    /// See [`crate::registry::RegistryError::BadResponse`].
+    BadResponse,
+    /// See [`crate::registry::RegistryError::Unsupported`].
+    Unsupported,
+}
+
+impl Outcome {
+    /// Every outcome, for pre-resolving metric handles.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::NotFound,
+        Outcome::Refused,
+        Outcome::Unavailable,
+        Outcome::BadResponse,
+        Outcome::Unsupported,
+    ];
+
+    /// The stable metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NotFound => "not_found",
+            Outcome::Refused => "refused",
+            Outcome::Unavailable => "unavailable",
+            Outcome::BadResponse => "bad_response",
+            Outcome::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// How one look-up of an id not known locally ended; a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupResult {
+    /// The schema was fetched and is now known.
+    Fetched,
+    /// The registry does not know the id or its schema cannot be read
+    /// (now, or remembered from an earlier look-up): dead-lettered.
+    Unknown,
+    /// The registry could not be reached or refused: dead-lettered.
+    Unavailable,
+    /// Too many unknown ids this second; not looked up: dead-lettered.
+    Throttled,
+}
+
+impl LookupResult {
+    /// Every result, for pre-resolving metric handles.
+    pub const ALL: [LookupResult; 4] = [
+        LookupResult::Fetched,
+        LookupResult::Unknown,
+        LookupResult::Unavailable,
+        LookupResult::Throttled,
+    ];
+
+    /// The stable metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LookupResult::Fetched => "fetched",
+            LookupResult::Unknown => "unknown",
+            LookupResult::Unavailable => "unavailable",
+            LookupResult::Throttled => "throttled",
+        }
     }
 }
