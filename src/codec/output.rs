@@ -365,6 +365,7 @@ fn pair_count(buf: &mut Vec<u8>, p: &PairCount) {
     put_count(buf, p.conversions);
     put_count(buf, p.dropoffs);
     put_opt(buf, p.dropoff_ratio, put_double);
+    put_count(buf, p.in_flight);
 }
 
 /// The position of `d` among the symbols of the Avro enum `Direction`.

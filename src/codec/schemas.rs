@@ -150,6 +150,7 @@ mod tests {
             conversions: 3,
             dropoffs: 1,
             dropoff_ratio: ratio,
+            in_flight: 3,
         };
         let sample = FunnelWindow {
             sequence: 1,

@@ -207,6 +207,7 @@ fn transition<E: Emit>(
     c.stage_since = at;
     c.conversion_pending =
         to != rules.lapse_stage && rules.conversion_from[usize::from(to)].is_some();
+    count_in_flight(cx.funnel, rules, c, 1, Some(at));
     c.stage_seq = c.stage_seq.saturating_add(1);
     cx.out.emit(Output::StageChanged(StageChanged {
         customer_id: c.id.clone(),
@@ -237,6 +238,7 @@ fn settle_conversion<E: Emit>(
     if !c.conversion_pending || c.stage == NO_STAGE {
         return;
     }
+    count_in_flight(cx.funnel, cx.rules, c, -1, Some(at));
     c.conversion_pending = false;
     if let Some(conv) = cx.rules.conversion_from[usize::from(c.stage)]
         && to != cx.rules.lapse_stage
@@ -389,6 +391,7 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
     if let Some(deadline) = conversion_deadline(c, cx.rules).filter(|&d| d <= now)
         && let Some(conv) = cx.rules.conversion_from[usize::from(c.stage)]
     {
+        count_in_flight(cx.funnel, cx.rules, c, -1, Some(deadline));
         c.conversion_pending = false;
         cx.stats.dropoffs += 1;
         let counted = cx
@@ -406,6 +409,30 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
         return Fired::Evict;
     }
     Fired::Keep
+}
+
+/// The conversion pair whose deadline is running for `c`, if any.
+fn running_pair(c: &Customer, rules: &Rules) -> Option<usize> {
+    if !c.conversion_pending || c.stage == NO_STAGE {
+        return None;
+    }
+    Some(rules.conversion_from[usize::from(c.stage)]?.index)
+}
+
+/// Keeps the funnel's count of customers in flight in step with `c`: its
+/// running deadline, if any, starts or ends (`delta` 1 or -1) at `at`, or
+/// without a time when the customer is restored or no longer held
+/// ([`Funnel::in_flight`]).
+pub fn count_in_flight(
+    funnel: &mut Funnel,
+    rules: &Rules,
+    c: &Customer,
+    delta: i64,
+    at: Option<EventTime>,
+) {
+    if let Some(pair) = running_pair(c, rules) {
+        funnel.in_flight(u32::from(c.partition), pair, delta, at);
+    }
 }
 
 fn conversion_deadline(c: &Customer, rules: &Rules) -> Option<EventTime> {

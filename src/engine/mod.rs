@@ -471,6 +471,7 @@ impl Engine {
             }
             Fired::Evict if customer.pending == 0 => {
                 announce_eviction(&customer, &mut cx);
+                journey::count_in_flight(cx.funnel, cx.rules, &customer, -1, Some(now));
                 let gone = customers.remove(slot);
                 cx.stats.record_removal(gone.stage, gone.band);
                 cx.stats.evicted += 1;
@@ -480,6 +481,7 @@ impl Engine {
             Fired::Evict => {
                 // Later touchpoints are buffered: a new journey starts in place.
                 announce_eviction(&customer, &mut cx);
+                journey::count_in_flight(cx.funnel, cx.rules, &customer, -1, Some(now));
                 let gone = customers.reset(slot);
                 cx.stats.record_removal(gone.stage, gone.band);
                 cx.stats.evicted += 1;
@@ -533,6 +535,7 @@ impl Engine {
             next = self.customers.next_in_partition(slot);
             if self.customers.get(slot).pending == 0 {
                 let gone = self.customers.remove(slot);
+                journey::count_in_flight(&mut self.funnel, &self.rules, &gone, -1, None);
                 self.stats.record_removal(gone.stage, gone.band);
                 self.replay.forget(slot);
                 dropped += 1;
@@ -624,6 +627,30 @@ impl Engine {
             return Err(format!(
                 "{} timers for {timers} customers",
                 self.lanes.timers()
+            ));
+        }
+        self.check_in_flight()
+    }
+
+    /// Checks that the funnel's count of customers in flight, per
+    /// partition and pair, is the customers' with a running deadline.
+    fn check_in_flight(&self) -> Result<(), String> {
+        let mut running = std::collections::BTreeMap::<(u32, usize), i64>::new();
+        for (_, c) in self.customers.iter() {
+            if c.conversion_pending && c.stage != customer::NO_STAGE {
+                let conv = self.rules.conversion_from[usize::from(c.stage)];
+                if let Some(conv) = conv {
+                    *running
+                        .entry((u32::from(c.partition), conv.index))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let counted = self.funnel.pending_counts();
+        let counted: std::collections::BTreeMap<_, _> = counted.filter(|&(_, n)| n != 0).collect();
+        if counted != running {
+            return Err(format!(
+                "in flight counted {counted:?}, customers with a running deadline {running:?}"
             ));
         }
         Ok(())

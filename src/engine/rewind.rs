@@ -59,7 +59,11 @@ impl Engine {
     /// dropped.
     pub fn rewind(&mut self, point: &CommitPoint, partitions: &[u32]) -> usize {
         let dropped = partitions.iter().map(|&p| self.revoke(p)).sum();
-        self.funnel = point.funnel.clone();
+        let mut funnel = point.funnel.clone();
+        // The counts of deadlines running follow the customers held, not
+        // the point: those kept, and those the restore brings back.
+        funnel.count_in_flight_as(&self.funnel);
+        self.funnel = funnel;
         self.watermarks = point.watermarks.clone();
         for &partition in partitions {
             let frontier = point.frontiers.get(partition as usize).copied();

@@ -146,6 +146,10 @@ pub struct PairCount {
     pub dropoffs: u64,
     /// `dropoffs / (dropoffs + conversions)`; `None` when both are zero.
     pub dropoff_ratio: Option<f64>,
+    /// Customers whose deadline for this pair was still running at the
+    /// window's end: neither converted nor dropped off yet, and never
+    /// counted as dropped.
+    pub in_flight: u64,
 }
 
 /// `journey.funnel`: one closed tumbling event-time window, keyed by its start.

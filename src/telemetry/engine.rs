@@ -67,6 +67,7 @@ impl<'a> EngineSnapshot<'a> {
 struct PairCounters {
     conversions: IntCounter,
     dropoffs: IntCounter,
+    in_flight: prometheus::IntGauge,
 }
 
 /// Rule-dependent handles plus the previous snapshot's values.
@@ -156,6 +157,8 @@ impl EngineObserver {
                 at(&totals.conversions),
             );
             bump(&pair.dropoffs, at(&prev.dropoffs), at(&totals.dropoffs));
+            let in_flight = totals.in_flight.get(i).copied().unwrap_or(0);
+            pair.in_flight.set(in_flight.max(0));
         }
         self.prev_funnel.clone_from(totals);
     }
@@ -189,6 +192,7 @@ fn pair_counters(funnel: &FunnelMetrics, from: &str, to: &str) -> PairCounters {
     PairCounters {
         conversions: funnel.conversions_total.with_label_values(&labels),
         dropoffs: funnel.dropoffs_total.with_label_values(&labels),
+        in_flight: funnel.in_flight.with_label_values(&labels),
     }
 }
 

@@ -24,6 +24,8 @@ pub(super) struct FunnelMetrics {
     pub window_dropoffs: IntGaugeVec,
     pub conversions_total: IntCounterVec,
     pub dropoffs_total: IntCounterVec,
+    /// `journeyd_funnel_in_flight{from,to}`.
+    pub in_flight: IntGaugeVec,
     pub last_window_end: Gauge,
     /// `journeyd_touchpoints_by_channel_total{channel}`, by [`Channel`]
     /// index.
@@ -67,6 +69,12 @@ impl FunnelMetrics {
             dropoffs_total: r.counter_vec(
                 "journeyd_funnel_dropoffs_total",
                 "Drop-offs per stage pair, counted as their deadline passes.",
+                pair,
+            )?,
+            in_flight: r.gauge_vec(
+                "journeyd_funnel_in_flight",
+                "Customers whose deadline for the stage pair is running now: neither converted \
+                 nor dropped off yet.",
                 pair,
             )?,
             last_window_end: r.float_gauge(

@@ -297,3 +297,45 @@ fn the_checked_in_funnel_records_decode_and_restore_forever() {
     );
     assert_eq!((window.active_customers, window.revenue), (1, 49.9));
 }
+
+/// `tests/golden/funnel-v4.md` says what the bytes hold: every column of
+/// format 4, the customers in flight among them.
+#[test]
+fn the_checked_in_funnel_record_of_format_4_decodes_forever() {
+    use journeyd::engine::funnel::Accumulator;
+    use journeyd::engine::snapshot::{FunnelState, decode_funnel, encode_funnel};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/funnel-v4.bin");
+    let floor = 1_772_446_500_000;
+    let mut first = Accumulator::new(6, 4);
+    first.entries[1] = 3;
+    first.entries[2] = 1;
+    first.conversions[0] = 1;
+    first.dropoffs[0] = 1;
+    first.active_customers = 4;
+    first.channels[0] = 4;
+    first.scores = vec![[0; 7]; 7];
+    first.scores[2] = [0, 0, 1, 0, 0, 0, 0];
+    first.convert_times = vec![[0; 14]; 4];
+    first.convert_times[0][2] = 1;
+    first.in_flight = vec![1, 1, 0, 0];
+    let mut second = Accumulator::new(6, 4);
+    second.dropoffs[1] = 1;
+    second.in_flight = vec![0, -1, 0, 0];
+    let expected = FunnelState {
+        writer: 0x6a6f_7572_6e65_7964,
+        window_ms: 60_000,
+        floor: Some(floor),
+        stages: vec![0, 1, 2, 3, 4, 5],
+        pairs: vec![(1, 2), (2, 3), (3, 4), (4, 5)],
+        windows: vec![(floor, first), (floor + MINUTE, second)],
+        claims: vec![(2, floor)],
+    };
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && !path.exists() {
+        let mut bytes = Vec::new();
+        encode_funnel(&expected, &mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let bytes = std::fs::read(&path).expect("tests/golden/funnel-v4.bin");
+    assert_eq!(bytes[0], 4, "format version");
+    assert_eq!(decode_funnel(&bytes), Ok(expected));
+}

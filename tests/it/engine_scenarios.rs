@@ -5,7 +5,7 @@ use crate::common;
 use common::*;
 use journeyd::config::RegressRule;
 use journeyd::engine::Ingested;
-use journeyd::model::{Band, ChurnCause, Direction};
+use journeyd::model::{Band, ChurnCause, Direction, EventTime};
 
 #[test]
 fn a_customer_walks_the_five_stages_in_order() {
@@ -209,6 +209,51 @@ fn a_dropoff_is_counted_in_the_window_of_its_deadline_and_a_conversion_beats_it(
     assert_eq!((at_purchase.dropoffs, at_purchase.conversions), (0, 1));
     let total_dropoffs: u64 = s.windows().map(|w| pair(w).dropoffs).sum();
     assert_eq!(total_dropoffs, 1, "ivy converted before her deadline");
+}
+
+#[test]
+fn customers_inside_their_deadline_at_a_window_end_are_in_flight_never_dropped() {
+    let mut config = event_config();
+    config.time.funnel_window = std::time::Duration::from_secs(3600);
+    let mut s = Story::with(config);
+    let before_deadline = day(7.0).plus_ms(-30 * 60 * 1000);
+    s.send("hank", day(0.0), "pricing_view");
+    s.send("ivy", day(0.5), "pricing_view");
+    s.send("ivy", day(3.0), "purchase");
+    // Something happens in the hour that ends at hank's deadline.
+    s.send("clock", before_deadline, "page_view");
+    s.pass_time(day(8.0));
+
+    // (conversions, drop-offs, in flight) of consideration -> purchase.
+    let row = |t: EventTime| {
+        let w = s.window_at(t).expect("the window is emitted");
+        let p = (w.pairs.iter())
+            .find(|p| p.from_stage == "consideration" && p.to_stage == "purchase")
+            .unwrap();
+        (p.conversions, p.dropoffs, p.in_flight)
+    };
+    assert_eq!(row(day(0.0)), (0, 0, 1), "hank entered");
+    assert_eq!(row(day(0.5)), (0, 0, 2), "ivy entered");
+    assert_eq!(
+        row(day(3.0)),
+        (1, 0, 1),
+        "ivy converted; hank still has days"
+    );
+    assert_eq!(
+        row(before_deadline),
+        (0, 0, 1),
+        "a deadline at the window's end is still running at it"
+    );
+    assert_eq!(row(day(7.0)), (0, 1, 0), "hank dropped off at his deadline");
+    let pair = (s.engine.rules().conversions.iter())
+        .find(|c| s.engine.rules().stage_name(c.from) == "consideration")
+        .unwrap()
+        .index;
+    assert_eq!(
+        s.engine.funnel_totals().in_flight[pair],
+        0,
+        "none in flight now"
+    );
 }
 
 /// When risk reaches `threshold` with no new event: the closed form of

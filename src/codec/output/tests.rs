@@ -125,6 +125,7 @@ fn pair(ratio: Option<f64>) -> PairCount {
         conversions: 3,
         dropoffs: 1,
         dropoff_ratio: ratio,
+        in_flight: 2,
     }
 }
 

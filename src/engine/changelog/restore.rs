@@ -56,6 +56,8 @@ impl Engine {
         self.stats.record_restored(c.stage, c.band);
         self.stats.restored += 1;
         self.customers.set_partition(slot, tag(partition));
+        let c = self.customers.get(slot);
+        journey::count_in_flight(&mut self.funnel, &self.rules, c, 1, None);
         self.replay.set(slot, state.awaiting);
         self.file_timer(slot);
         self.changes.forget_removal(customer_id);
@@ -183,7 +185,12 @@ impl Engine {
             self.customers.timer_key(slot)
         };
         let from = u32::from(self.customers.get(slot).partition);
+        // A running deadline moves too: the instance's sums stay.
+        let c = self.customers.get(slot);
+        journey::count_in_flight(&mut self.funnel, &self.rules, c, -1, None);
         self.customers.set_partition(slot, to);
+        let c = self.customers.get(slot);
+        journey::count_in_flight(&mut self.funnel, &self.rules, c, 1, None);
         self.customers.get_mut(slot).fence = -1;
         self.lanes
             .move_timer((from, u32::from(to)), (slot, key), at);
@@ -199,6 +206,7 @@ impl Engine {
             let old = self.customers.reset(slot);
             self.customers.reset_words(slot);
             self.stats.record_removal(old.stage, old.band);
+            journey::count_in_flight(&mut self.funnel, &self.rules, &old, -1, None);
         }
         slot
     }
@@ -223,6 +231,7 @@ impl Engine {
         self.replay.forget(slot);
         let gone = self.customers.remove(slot);
         self.stats.record_removal(gone.stage, gone.band);
+        journey::count_in_flight(&mut self.funnel, &self.rules, &gone, -1, None);
         gone
     }
 

@@ -284,6 +284,11 @@ impl Columns {
                 into.dropoffs[i] += d;
             }
         }
+        for (n, to) in from.in_flight.iter().zip(&self.pairs) {
+            if let Some(i) = *to {
+                into.in_flight[i] += n;
+            }
+        }
         into.active_customers += from.active_customers;
         into.revenue = into.revenue.saturating_add(from.revenue);
         into.late_events += from.late_events;

@@ -88,6 +88,8 @@ pub struct FunnelTotals {
     /// their times, ms.
     pub convert_times: Vec<convert_time::Buckets>,
     pub convert_ms: Vec<i64>,
+    /// Per pair, the customers held whose conversion deadline is running.
+    pub in_flight: Vec<i64>,
 }
 
 /// The open windows of every partition; see the module docs.
@@ -112,6 +114,8 @@ pub struct Funnel {
     item_counted: bool,
     /// Emitted windows' sums are built here; reused.
     scratch: Accumulator,
+    /// Emitted windows' customers in flight per pair; reused.
+    in_flight: Vec<i64>,
     /// What the changelog needs ([`durable`]).
     durability: durable::Durability,
 }
@@ -133,12 +137,14 @@ impl Funnel {
                 revenue: 0.0,
                 convert_times: vec![convert_time::Buckets::default(); pairs],
                 convert_ms: vec![0; pairs],
+                in_flight: vec![0; pairs],
             },
             parts: Vec::new(),
             lagging: false,
             late_item: false,
             item_counted: false,
             scratch: Accumulator::new(stages, pairs),
+            in_flight: vec![0; pairs],
             durability: durable::Durability::default(),
         }
     }
@@ -158,8 +164,8 @@ impl Funnel {
         t.0.div_euclid(self.size_ms) as u32
     }
 
-    fn part_mut(&mut self, partition: u32) -> &mut Part {
-        let i = partition as usize;
+    /// Makes room for a part at index `i`: the parts added are not held.
+    fn grow(&mut self, i: usize) {
         if i >= self.parts.len() {
             let floor = self.closed_until;
             let unheld = Part {
@@ -168,6 +174,11 @@ impl Funnel {
             };
             self.parts.resize(i + 1, unheld);
         }
+    }
+
+    fn part_mut(&mut self, partition: u32) -> &mut Part {
+        let i = partition as usize;
+        self.grow(i);
         let part = &mut self.parts[i];
         part.held = true;
         part
@@ -254,6 +265,25 @@ impl Funnel {
         Counted::InWindow
     }
 
+    /// A conversion deadline of pair `pair` started (`delta` 1) or ended
+    /// (`-1`: converted, dropped off, left behind, or the customer is no
+    /// longer held) for a customer of `partition`, at `t`. Without a time
+    /// (a customer restored, erased or revoked) the change counts before
+    /// every open window; with one, it moves the count of its window,
+    /// unless that window is done for the partition.
+    pub fn in_flight(&mut self, partition: u32, pair: usize, delta: i64, t: Option<EventTime>) {
+        self.totals.in_flight[pair] += delta;
+        let pairs = self.pairs;
+        let part = self.part_mut(partition);
+        if part.pending.len() < pairs {
+            part.pending.resize(pairs, 0);
+        }
+        part.pending[pair] += delta;
+        if let Some(w) = t.and_then(|t| self.open_window(partition, t)) {
+            w.in_flight[pair] += delta;
+        }
+    }
+
     /// Something of the current item fell into a window done for
     /// `partition`: the item is counted as late, unless it was already.
     fn excluded(&mut self, partition: u32, t: EventTime) -> Counted {
@@ -331,10 +361,16 @@ impl Funnel {
         }
         while let Some(start) = self.next_in_step(from, target) {
             self.scratch.clear();
+            self.in_flight.fill(0);
             for part in self.parts.iter_mut().filter(|p| p.floor >= from) {
                 if let Some(counts) = part.open.remove(&start) {
                     self.scratch.add(&counts);
                     part.changed |= self.durability.tracking;
+                }
+                // A part ahead emitted this window before, with its
+                // customers in flight.
+                if part.floor <= start {
+                    part.add_in_flight(start, &mut self.in_flight);
                 }
             }
             self.sequence += 1;
@@ -342,7 +378,7 @@ impl Funnel {
                 rules,
                 (start, self.size_ms),
                 self.sequence,
-                &self.scratch,
+                (&self.scratch, &self.in_flight),
             ));
         }
         for part in self.parts.iter_mut().filter(|p| p.floor >= from) {
@@ -390,8 +426,15 @@ impl Funnel {
                 break;
             }
             let (start, counts) = entry.remove_entry();
+            self.in_flight.fill(0);
+            part.add_in_flight(start, &mut self.in_flight);
             self.sequence += 1;
-            out(render(rules, (start, size), self.sequence, &counts));
+            out(render(
+                rules,
+                (start, size),
+                self.sequence,
+                (&counts, &self.in_flight),
+            ));
         }
         part.floor = target;
         part.counted_until = part.counted_until.max(target);
@@ -434,6 +477,31 @@ impl Funnel {
         self.update_lagging();
     }
 
+    /// Takes `other`'s counts of customers in flight (per partition and
+    /// in total) for these windows'.
+    pub fn count_in_flight_as(&mut self, other: &Funnel) {
+        self.totals.in_flight.clone_from(&other.totals.in_flight);
+        if let Some(last) = other.parts.len().checked_sub(1) {
+            self.grow(last);
+        }
+        for (i, part) in self.parts.iter_mut().enumerate() {
+            match other.parts.get(i) {
+                Some(o) => part.pending.clone_from(&o.pending),
+                None => part.pending.clear(),
+            }
+        }
+    }
+
+    /// Per `(partition, pair)`, the customers whose deadline is running,
+    /// as counted.
+    pub fn pending_counts(&self) -> impl Iterator<Item = ((u32, usize), i64)> + '_ {
+        (0u32..).zip(&self.parts).flat_map(|(partition, part)| {
+            (0..)
+                .zip(&part.pending)
+                .map(move |(pair, &n)| ((partition, pair), n))
+        })
+    }
+
     /// Totals over all windows so far, including open ones.
     pub fn totals(&self) -> &FunnelTotals {
         &self.totals
@@ -451,12 +519,13 @@ impl Funnel {
     }
 }
 
-/// Window `(start, size)` with `counts`, as emitted.
+/// Window `(start, size)` with `counts` and, per pair, the customers in
+/// flight at its end, as emitted.
 fn render(
     rules: &Rules,
     (start, size_ms): (i64, i64),
     sequence: u64,
-    counts: &Accumulator,
+    (counts, in_flight): (&Accumulator, &[i64]),
 ) -> FunnelWindow {
     let entries = (rules.stages.iter().zip(&counts.entries))
         .map(|(s, &count)| StageCount {
@@ -467,7 +536,9 @@ fn render(
     let pairs = (rules.conversions.iter())
         .map(|c| {
             let (conversions, dropoffs) = (counts.conversions[c.index], counts.dropoffs[c.index]);
-            pair_count(rules, c.from, c.to, conversions, dropoffs)
+            let mut row = pair_count(rules, c.from, c.to, conversions, dropoffs);
+            row.in_flight = u64::try_from(in_flight[c.index]).unwrap_or(0);
+            row
         })
         .collect();
     let channels = (Channel::ALL.iter().zip(&counts.channels))
@@ -532,6 +603,7 @@ pub fn pair_count(
         conversions,
         dropoffs,
         dropoff_ratio: (total > 0).then(|| dropoffs as f64 / total as f64),
+        in_flight: 0,
     }
 }
 

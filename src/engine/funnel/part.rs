@@ -53,6 +53,10 @@ pub struct Accumulator {
     /// Time to convert per conversion pair, by pair index; empty until the
     /// window's first conversion ([`Accumulator::convert_times`]).
     pub convert_times: Vec<Buckets>,
+    /// Per conversion pair, the deadlines that started in the window less
+    /// those that ended in it (converted, dropped off or left behind), by
+    /// event time: what the window moved the number in flight by.
+    pub in_flight: Vec<i64>,
 }
 
 /// Adds `from` to `into`, count by count.
@@ -91,6 +95,7 @@ impl Accumulator {
             entries: vec![0; stages],
             conversions: vec![0; pairs],
             dropoffs: vec![0; pairs],
+            in_flight: vec![0; pairs],
             ..Accumulator::default()
         }
     }
@@ -106,6 +111,9 @@ impl Accumulator {
         add_counts(&mut self.channels, &other.channels);
         add_rows(&mut self.convert_times, &other.convert_times);
         add_rows(&mut self.scores, &other.scores);
+        for (a, b) in self.in_flight.iter_mut().zip(&other.in_flight) {
+            *a += b;
+        }
     }
 
     /// The score row of stage index `row` (the number of stages: no stage
@@ -131,6 +139,7 @@ impl Accumulator {
         self.channels.fill(0);
         self.scores.fill(ScoreRow::default());
         self.convert_times.fill(Buckets::default());
+        self.in_flight.fill(0);
     }
 }
 
@@ -155,6 +164,10 @@ pub struct Part {
     /// The partition is this instance's: its part is claimed in the
     /// records of the others (see [`super::durable`]).
     pub held: bool,
+    /// Per conversion pair, the partition's customers whose deadline is
+    /// running now (empty until the first). Not persisted: a restore
+    /// counts it again from the customers it restores.
+    pub pending: Vec<i64>,
 }
 
 impl Part {
@@ -168,9 +181,14 @@ impl Part {
         }
     }
 
-    /// Forgets every window; windows up to `floor` are done.
+    /// Forgets every window; windows up to `floor` are done. The count
+    /// of deadlines running stays: it follows the customers held.
     pub fn reset(&mut self, floor: i64) {
-        *self = Part::new(floor);
+        let pending = std::mem::take(&mut self.pending);
+        *self = Part {
+            pending,
+            ..Part::new(floor)
+        };
     }
 
     /// Drops the open windows ending at or before `floor`, which becomes
@@ -182,6 +200,19 @@ impl Part {
         self.open
             .retain(|&start, _| start.saturating_add(size_ms) > floor);
         before != self.open.len()
+    }
+
+    /// Per pair, this part's customers in flight at the end of the window
+    /// starting at `start`, added to `into`: those running now, less the
+    /// deadlines the windows after it moved the count by.
+    pub fn add_in_flight(&self, start: i64, into: &mut [i64]) {
+        for (pair, total) in into.iter_mut().enumerate() {
+            let now = self.pending.get(pair).copied().unwrap_or(0);
+            let later: i64 = (self.open.range(start.saturating_add(1)..))
+                .map(|(_, w)| w.in_flight.get(pair).copied().unwrap_or(0))
+                .sum();
+            *total += now - later;
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! bytes: the counts that partition's customers added to the windows that
 //! are still open for it, and its floor ([`crate::engine::funnel`]).
 //!
-//! # Format, version 3
+//! # Format, version 4
 //!
 //! Little-endian and hand-written like the customer state (`varint`, `zz`
 //! as there). Columns are named by the journey model's stable numbers (stage
@@ -10,7 +10,7 @@
 //! model restores what still fits it.
 //!
 //! ```text
-//! u8      version = 3
+//! u8      version = 4
 //! u64 LE  writer: the engine that wrote it (see `Engine::set_writer`)
 //! varint  window size, ms (>= 1)
 //! u8      flags: bit 0 floor present (absent: none yet), others 0
@@ -29,12 +29,14 @@
 //!         yet), 7 varint counts (NPS detractors, passives, promoters, CSAT
 //!         responses, satisfied, CES responses, sum); varint time-to-convert
 //!         rows t; per row, ascending: varint pair column (< m), 14 varint
-//!         counts (`crate::engine::funnel::convert_time`)
+//!         counts (`crate::engine::funnel::convert_time`); m zz changes of
+//!         the customers in flight (deadlines started less ended)
 //! varint  claims c; per claim, ascending by partition: varint partition,
 //!         zz floor (the writer's other parts and their floors)
 //! ```
 //!
-//! Version 2 is version 3 without the channel columns, channel counts,
+//! Version 3 is version 4 without the changes in flight (read as none);
+//! version 2 is version 3 without the channel columns, channel counts,
 //! score rows and time-to-convert rows; version 1 is version 2 without the claims.
 //!
 //! A partition with a few open windows takes tens of bytes. Decoding
@@ -47,7 +49,7 @@ use crate::engine::funnel::Accumulator;
 use crate::engine::funnel::CHANNELS;
 
 /// The funnel record format version [`encode_funnel`] writes.
-pub const FUNNEL_FORMAT_VERSION: u8 = 3;
+pub const FUNNEL_FORMAT_VERSION: u8 = 4;
 
 const FLOOR_PRESENT: u8 = 1;
 
@@ -125,6 +127,9 @@ fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
     }
     put_rows(&counts.scores, out);
     put_rows(&counts.convert_times, out);
+    for &n in &counts.in_flight {
+        put_varint(out, zigzag(n));
+    }
 }
 
 /// The rows with a count: how many, then each with its index.
@@ -148,7 +153,7 @@ pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1..=3 => {
+        1..=4 => {
             let mut state = decode_body(&mut r, version)?;
             if version >= 2 {
                 state.claims = read_claims(&mut r)?;
@@ -237,7 +242,13 @@ struct Shape {
 
 fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulator)>, DecodeError> {
     // Every window takes at least one byte per column and count.
-    let per_window = 1 + shape.n + 2 * shape.m + 3 + shape.h + 2 * usize::from(shape.version >= 3);
+    let per_window = 1
+        + shape.n
+        + 2 * shape.m
+        + 3
+        + shape.h
+        + 2 * usize::from(shape.version >= 3)
+        + shape.m * usize::from(shape.version >= 4);
     let k = r.count(per_window, "windows")?;
     let mut windows = Vec::with_capacity(k);
     let mut previous: Option<i64> = None;
@@ -275,6 +286,7 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         channels: [0; CHANNELS],
         scores: Vec::new(),
         convert_times: Vec::new(),
+        in_flight: vec![0; shape.m],
     };
     if shape.version < 3 {
         return Ok(counts);
@@ -284,6 +296,11 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
     }
     counts.scores = read_rows(r, shape.n + 1, "score row")?;
     counts.convert_times = read_rows(r, shape.m, "time-to-convert row")?;
+    if shape.version >= 4 {
+        for n in &mut counts.in_flight {
+            *n = unzigzag(r.varint("in flight")?);
+        }
+    }
     Ok(counts)
 }
 
@@ -327,6 +344,7 @@ mod tests {
             channels: [2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
             scores: vec![[0; 7], [1, 0, 2, 1, 1, 2, 9], [0; 7], [0, 0, 0, 0, 0, 1, 7]],
             convert_times: vec![[0; 14], [0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
+            in_flight: vec![2, -1],
         };
         FunnelState {
             writer: 0x0123_4567_89ab_cdef,

@@ -87,14 +87,16 @@ fn arb_funnel() -> impl Strategy<Value = Output> {
         any::<u64>(),
         any::<u64>(),
         any::<Option<f64>>(),
+        any::<u64>(),
     )
         .prop_map(
-            |(from_stage, to_stage, conversions, dropoffs, dropoff_ratio)| PairCount {
+            |(from_stage, to_stage, conversions, dropoffs, dropoff_ratio, in_flight)| PairCount {
                 from_stage,
                 to_stage,
                 conversions,
                 dropoffs,
                 dropoff_ratio,
+                in_flight,
             },
         );
     (

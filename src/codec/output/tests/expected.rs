@@ -204,5 +204,6 @@ pub(super) fn expected_pair(p: &PairCount) -> Value {
             "dropoff_ratio",
             optional(p.dropoff_ratio.map(Value::Double)),
         ),
+        ("in_flight", long(p.in_flight)),
     ])
 }
