@@ -39,7 +39,7 @@ pub use journey::{
 pub use kafka::{KafkaConfig, KafkaProperties};
 pub use load::{ConfigError, ENV_PREFIX};
 pub use secret::{REDACTED, SECRET_PROPERTY_MARKERS, Secret, is_secret_property};
-pub use service::{HttpConfig, RuntimeConfig, erasure_bound};
+pub use service::{HttpConfig, RuntimeConfig, advertised_url_problem, erasure_bound};
 pub use topics::{
     InputConfig, InputEncoding, OutputFormat, OutputSchemaIds, OutputsConfig, SchemaRegistryConfig,
     without_userinfo,

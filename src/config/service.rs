@@ -16,6 +16,14 @@ use super::secret::Secret;
 pub struct HttpConfig {
     /// The address and port to listen on.
     pub listen: SocketAddr,
+    /// Where the other instances of the consumer group reach this one's
+    /// HTTP port, `http://host:port` or `https://host:port`: a lookup of a
+    /// customer whose partition this instance owns is forwarded here. Must
+    /// be unique per instance. Default: `http://<listen>` when `listen` is
+    /// not a wildcard address; none otherwise (then lookups are not
+    /// forwarded to this instance, and answer 503 elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_url: Option<String>,
     /// When set, `/customers/*` and every endpoint that changes state
     /// require `Authorization: Bearer <token>`. `/metrics`, `/healthz` and
     /// `/readyz` stay open.
@@ -44,6 +52,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464)),
+            advertised_url: None,
             auth_token: None,
             allow_unauthenticated_erasure: false,
             header_read_timeout: Duration::from_secs(10),
@@ -51,6 +60,45 @@ impl Default for HttpConfig {
             max_connections: 256,
         }
     }
+}
+
+impl HttpConfig {
+    /// The address this instance advertises to the group, listening on
+    /// `bound` (`listen` once bound): `advertised_url` as configured
+    /// (without a trailing `/`), else `http://<bound>` unless `bound` is a
+    /// wildcard address, which names no host the others could reach.
+    pub fn advertised(&self, bound: SocketAddr) -> Option<String> {
+        match &self.advertised_url {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None if bound.ip().is_unspecified() => None,
+            None => Some(format!("http://{bound}")),
+        }
+    }
+}
+
+/// What is wrong with `url` as an `http.advertised_url`, if anything: it
+/// must be `http://` or `https://`, then a host with an optional port, and
+/// nothing else (no credentials, path, query or fragment).
+pub fn advertised_url_problem(url: &str) -> Option<&'static str> {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Some("must start with http:// or https://");
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Some("must name a host, e.g. \"http://journeyd-0.journeyd:9464\"");
+    }
+    if authority
+        .chars()
+        .any(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace() || c.is_control())
+    {
+        return Some(
+            "must be scheme://host[:port] only, without credentials, path, query or fragment",
+        );
+    }
+    None
 }
 
 /// The async shell around the engine (docs/guarantees.md).

@@ -8,7 +8,7 @@
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
 //! | `GET /healthz` | 200 `ok` while the process is alive |
 //! | `GET /readyz` | 200 when ready, else 503; JSON with the reason and restore progress |
-//! | `GET /customers/{id}` | the customer's journey as JSON; 404 when unknown here |
+//! | `GET /customers/{id}` | the customer's journey as JSON, from whichever instance owns it ([`routing`]); 404 when the group does not know the customer |
 //! | `DELETE /customers/{id}` | 202 once the erasure request is stored in Kafka ([`erasure`]) |
 //!
 //! With an auth token configured, `/customers/*` requires
@@ -24,6 +24,7 @@
 mod auth;
 pub mod customers;
 pub mod erasure;
+pub mod routing;
 mod server;
 mod view;
 
@@ -42,7 +43,8 @@ use tokio::sync::mpsc;
 pub use crate::telemetry::{NotReady, Readiness, ReadinessSnapshot};
 pub use auth::AuthToken;
 pub use customers::{
-    ChurnView, CustomerQuery, CustomerView, MAX_CUSTOMER_ID_BYTES, Sequences, answer_queries,
+    ChurnView, CustomerQuery, CustomerView, Holding, Lookup, MAX_CUSTOMER_ID_BYTES, Sequences,
+    answer_queries,
 };
 pub use erasure::{ErasureCommand, Forwarded, take_erasures};
 pub use server::{ServerLimits, serve};
@@ -94,6 +96,9 @@ pub struct HttpState {
     allow_unauthenticated_erasure: bool,
     /// Connections, header reading and request time ([`serve`]).
     server: ServerLimits,
+    /// Where lookups of customers held elsewhere go; `None`: every lookup
+    /// is answered here, as by a single instance.
+    routing: Option<routing::Routing>,
 }
 
 impl HttpState {
@@ -115,7 +120,15 @@ impl HttpState {
             erasure_timeout: DEFAULT_ERASURE_TIMEOUT,
             allow_unauthenticated_erasure: false,
             server: ServerLimits::default(),
+            routing: None,
         }
+    }
+
+    /// Routes lookups of customers whose partition another instance owns
+    /// to that instance ([`routing`]).
+    pub fn with_routing(mut self, routing: routing::Routing) -> Self {
+        self.routing = Some(routing);
+        self
     }
 
     /// Applies what `[http]` says besides the token (given to
@@ -207,6 +220,7 @@ impl fmt::Debug for HttpState {
                 &self.allow_unauthenticated_erasure,
             )
             .field("server", &self.server)
+            .field("routing", &self.routing.as_ref().map(|r| &r.me))
             .finish_non_exhaustive()
     }
 }

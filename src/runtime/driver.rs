@@ -239,7 +239,12 @@ impl Driver {
             .observe_engine(&EngineSnapshot::of(pipeline.engine(), wall));
         self.metrics.observe_changelog(pipeline.engine().stats());
         self.metrics.observe_held_records(pipeline.held_records());
-        answer_queries(&mut self.queries, pipeline.engine(), 64);
+        answer_queries(
+            &mut self.queries,
+            pipeline.engine(),
+            |partition| pipeline.holding(partition),
+            64,
+        );
         take_erasures(&mut self.erasures, 64, |command| {
             pipeline.forward_erasure(command);
         });

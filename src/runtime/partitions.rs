@@ -109,6 +109,12 @@ impl PartitionMap {
         (self.names.iter().zip(&self.owned)).any(|((_, p), &owned)| owned && *p == partition)
     }
 
+    /// The indices of every topic's partition numbered `partition`.
+    pub fn numbered(&self, partition: i32) -> impl Iterator<Item = u32> + '_ {
+        (self.names.iter().enumerate())
+            .filter_map(move |(i, (_, p))| (*p == partition).then_some(i as u32))
+    }
+
     /// `(index, next offset)` of every partition read since its assignment.
     pub fn consumed_positions(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.next_offset
@@ -136,6 +142,8 @@ mod tests {
         assert!(!map.is_owned(1) && !map.owns_number(0));
         map.set_owned(1, true);
         assert!(map.is_owned(1) && map.owns_number(0) && !map.owns_number(3));
+        map.index("b", 3);
+        assert_eq!(map.numbered(3).collect::<Vec<_>>(), [0, 2]);
         map.consumed(0, 41);
         map.consumed(0, 44);
         assert_eq!(map.consumed_positions().collect::<Vec<_>>(), [(0, 45)]);

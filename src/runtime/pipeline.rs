@@ -46,6 +46,7 @@ use crate::codec::Invalid;
 use crate::codec::output::OutputEncoder;
 use crate::config::{Config, InputEncoding};
 use crate::engine::Engine;
+use crate::http::Holding;
 use crate::model::{EventTime, Output};
 use crate::registry::SchemaSource;
 use crate::sink::kafka::{Delivery, Sink};
@@ -148,6 +149,22 @@ impl Pipeline {
     /// Records waiting for schema look-ups, over all partitions.
     pub fn held_records(&self) -> usize {
         self.intake.awaiting.len()
+    }
+
+    /// Whether this instance holds input partition number `partition`, for
+    /// customer lookups: the group assigned the primary topic's partition
+    /// here, and the state of every input partition of that number is
+    /// restored.
+    pub fn holding(&self, partition: i32) -> Holding {
+        let primary = self.partitions.find(self.intake.primary(), partition);
+        if !primary.is_some_and(|index| self.partitions.is_owned(index)) {
+            return Holding::NotHeld;
+        }
+        let mut numbered = self.partitions.numbered(partition);
+        match numbered.any(|index| self.restorer.is_restoring(index)) {
+            true => Holding::Restoring,
+            false => Holding::Held,
+        }
     }
 
     /// Whether some assigned partition still waits for its state.

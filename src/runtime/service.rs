@@ -3,7 +3,9 @@
 //! [`Service::start`] refuses settings meant for replays only, then builds
 //! metrics, the HTTP server (on a small tokio runtime of its own), the
 //! producer, the pipeline, checks or creates the changelog and output
-//! topics ([`super::provision`]), then the consumer and the driver thread;
+//! topics ([`super::provision`]), then the consumer, the group directory
+//! that routes customer lookups ([`crate::source::group`]) and the driver
+//! thread;
 //! [`Service::stop`] asks the driver to finish and joins everything,
 //! reporting how each part ended. [`run`] is `start`, wait for
 //! SIGTERM or SIGINT, `stop`.
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use rdkafka::consumer::Consumer as _;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::confluent::WriterSchemas;
@@ -23,11 +26,13 @@ use crate::codec::schemas;
 use crate::config::{Config, InputEncoding, OutputFormat};
 use crate::engine::Engine;
 use crate::http::HttpState;
+use crate::http::routing::{Forwarder, Partitioner, Routing};
 use crate::registry::{
     LookupPolicy, RegistryClient, Retry, SchemaSource, register_outputs, value_subject,
 };
 use crate::sink::kafka::{Sink, transactional_id};
 use crate::sink::transactions::ProducerHook;
+use crate::source::group::{DirectoryChannels, GroupDirectory};
 use crate::source::kafka;
 use crate::telemetry::Readiness;
 use crate::telemetry::events::{InternalEvent, OutputSchemaRegistered};
@@ -54,6 +59,7 @@ pub struct Service {
     http_stop: oneshot::Sender<()>,
     runtime: tokio::runtime::Runtime,
     http: tokio::task::JoinHandle<()>,
+    directory: GroupDirectory,
 }
 
 impl Service {
@@ -85,6 +91,7 @@ impl Service {
             .block_on(tokio::net::TcpListener::bind(config.http.listen))
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
         let http_addr = listener.local_addr()?;
+        let (routing, directory) = routing(&mut config, http_addr)?;
         let token = config
             .http
             .auth_token
@@ -92,7 +99,8 @@ impl Service {
             .map(|t| t.expose().to_owned());
         let state = HttpState::new(metrics.clone(), readiness.clone(), query_tx, token)
             .with_erasures(erasure_tx, &config.outputs.audit)
-            .with_config(&config.http);
+            .with_config(&config.http)
+            .with_routing(routing);
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http = runtime.spawn(async move {
             let shutdown = async move {
@@ -130,6 +138,11 @@ impl Service {
             readiness.clone(),
         )
         .context("cannot create the Kafka consumer (kafka.*)")?;
+        let partitions = u32::try_from(topics.partitions).unwrap_or(0);
+        let directory = GroupDirectory::start(&config, partitions, directory)
+            .context("cannot create the consumer that describes the group (kafka.*)")?;
+        let refresh = directory.refresh();
+        consumer.context().hooks().rebalances().connect(refresh);
         let driver = Driver::new(
             &config,
             consumer,
@@ -156,6 +169,7 @@ impl Service {
             http_stop,
             runtime,
             http,
+            directory,
         })
     }
 
@@ -184,6 +198,7 @@ impl Service {
     pub fn stop(self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         let driver = self.driver.join();
+        self.directory.stop();
         let _ = self.http_stop.send(());
         let http = self.runtime.block_on(self.http);
         self.runtime.shutdown_background();
@@ -192,6 +207,37 @@ impl Service {
         tracing::info!("journeyd stopped.");
         Ok(())
     }
+}
+
+/// How the HTTP side routes customer lookups (docs/operations.md#any-instance-answers),
+/// with the channels of the group directory that keeps its table. Resolves
+/// `http.advertised_url` now that the port is bound (the group member's
+/// `client.id` carries it).
+fn routing(config: &mut Config, bound: SocketAddr) -> anyhow::Result<(Routing, DirectoryChannels)> {
+    config.http.advertised_url = config.http.advertised(bound);
+    let me = config.http.advertised_url.as_deref();
+    match me {
+        Some(url) => tracing::info!(
+            advertised_url = url,
+            "Customer lookups held here are forwarded here by the other instances."
+        ),
+        None => tracing::warn!(
+            listen = %bound,
+            "http.listen is a wildcard address and http.advertised_url is not set: the other \
+             instances cannot forward lookups of the customers held here (they answer 503)."
+        ),
+    }
+    let partitioner = Partitioner::of(&config.kafka)
+        .context("kafka.producer_properties.partitioner: must partition by key")?;
+    let (channels, owners, refresh) = DirectoryChannels::new();
+    let routing = Routing {
+        me: me.map(Arc::from),
+        partitioner,
+        owners,
+        refresh,
+        forwarder: Forwarder::new(me),
+    };
+    Ok((routing, channels))
 }
 
 fn build_pipeline(

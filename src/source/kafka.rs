@@ -55,6 +55,7 @@ use crate::telemetry::Readiness;
 use crate::telemetry::{KafkaLog, Metrics};
 
 use super::erasure::ErasureReader;
+use super::group::{RebalanceNotice, member_client_id};
 use crate::telemetry::events::{
     InternalEvent, PartitionsAssigned, PartitionsLost, PartitionsRevoked,
 };
@@ -104,6 +105,8 @@ pub struct SourceHooks {
     primary: String,
     /// The other input topics, whose partitions follow the primary's.
     twins: Vec<String>,
+    /// Tells the group directory (`group.rs`) that the assignment changed.
+    rebalances: RebalanceNotice,
 }
 
 /// The consumer's context: the shared client plumbing ([`crate::kafka`])
@@ -118,6 +121,11 @@ impl SourceHooks {
     /// assignment.
     pub fn erasure(&self) -> &ErasureReader {
         &self.erasure
+    }
+
+    /// Where rebalances are announced to the group directory.
+    pub fn rebalances(&self) -> &RebalanceNotice {
+        &self.rebalances
     }
 
     /// The partitions of the other input topics numbered like the primary
@@ -245,6 +253,7 @@ impl ConsumerHooks for SourceHooks {
         self.pipeline().commit_again();
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.readiness.set_assigned_partitions(assigned as u64);
+        self.rebalances.rebalanced();
     }
 }
 
@@ -269,6 +278,7 @@ pub fn subscribe(
         flush_timeout: config.runtime.shutdown_timeout,
         primary: primary.clone(),
         twins: others.iter().map(|i| i.topic.clone()).collect(),
+        rebalances: RebalanceNotice::default(),
     };
     let context = Context::new(KafkaLog::new(&config.kafka), hooks).with_lag(metrics);
     let consumer: Source = consumer_config(config).create_with_context(context)?;
@@ -276,14 +286,17 @@ pub fn subscribe(
     Ok(consumer)
 }
 
-/// The group member's client configuration.
+/// The group member's client configuration. Its `client.id` carries
+/// `http.advertised_url` (as [`Service`](crate::runtime::service) resolved
+/// it) for the other members' group directories ([`super::group`]).
 pub(crate) fn consumer_config(config: &Config) -> ClientConfig {
     let kafka = &config.kafka;
+    let client_id = member_client_id(&kafka.client_id, config.http.advertised_url.as_deref());
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", &kafka.group_id)
-        .set("client.id", &kafka.client_id)
+        .set("client.id", client_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")

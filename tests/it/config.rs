@@ -118,6 +118,7 @@ fn the_reference_documents_every_key_of_the_example() {
         "`audit_schema_id`",
         "`evicted_schema_id`",
         "`auth_token`",
+        "`advertised_url`",
     ] {
         keys.insert(key.to_owned());
     }

@@ -37,5 +37,6 @@ mod pipeline;
 mod prometheus_alerts;
 mod registry;
 mod replay;
+mod routing;
 mod secrets;
 mod state;

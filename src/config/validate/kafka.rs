@@ -4,6 +4,7 @@
 use super::Problems;
 use crate::config::load::toml_key;
 use crate::config::{KafkaConfig, KafkaProperties};
+use crate::http::routing::{KEYED_PARTITIONERS, Partitioner};
 
 /// Properties journeyd sets itself, and why they cannot be passed through.
 const MANAGED: [(&str, &str); 9] = [
@@ -54,6 +55,7 @@ pub(super) fn check(kafka: &KafkaConfig, problems: &mut Problems) {
     for (key, table) in kafka.property_tables() {
         properties(key, table, problems);
     }
+    partitioner(kafka, problems);
     problems.positive_duration("kafka.poll_timeout", kafka.poll_timeout);
 }
 
@@ -80,6 +82,31 @@ fn properties(table: &str, properties: &KafkaProperties, problems: &mut Problems
             problems.add(key, "property names must not be empty");
         } else if let Some((_, why)) = MANAGED.iter().find(|(managed, _)| *managed == name) {
             problems.add(key, format_args!("cannot be set here: {why}"));
+        }
+    }
+}
+
+/// The producer's `partitioner` partitions by key: journeyd computes a
+/// customer's partition from the id the same way, to find the instance
+/// that holds the customer (and erasure requests must land where the
+/// touchpoints do).
+fn partitioner(kafka: &KafkaConfig, problems: &mut Problems) {
+    for (table, properties) in [
+        ("properties", &kafka.properties),
+        ("producer_properties", &kafka.producer_properties),
+    ] {
+        let Some(value) = properties.get("partitioner") else {
+            continue;
+        };
+        if Partitioner::from_property(Some(value)).is_none() {
+            problems.add(
+                format_args!("kafka.{table}.partitioner"),
+                format_args!(
+                    "must be one of {} (the partitioner of the producer of the touchpoints): \
+                     customer lookups and erasure requests are routed by customer id",
+                    KEYED_PARTITIONERS.join(", ")
+                ),
+            );
         }
     }
 }
@@ -130,5 +157,22 @@ mod tests {
                  commits an offset only after every output it caused is acknowledged",
             ]
         );
+    }
+
+    #[test]
+    fn the_partitioner_partitions_by_key() {
+        let mut config = Config::default();
+        config.kafka.producer_properties = KafkaProperties::from_iter([("partitioner", "random")]);
+        assert_eq!(
+            problems(&config),
+            [
+                "kafka.producer_properties.partitioner: must be one of consistent_random, \
+                 consistent, murmur2_random, murmur2, fnv1a_random, fnv1a (the partitioner of \
+                 the producer of the touchpoints): customer lookups and erasure requests are \
+                 routed by customer id"
+            ]
+        );
+        config.kafka.producer_properties = KafkaProperties::from_iter([("partitioner", "murmur2")]);
+        assert_eq!(problems(&config), Vec::<String>::new());
     }
 }

@@ -2,7 +2,7 @@
 //! The runtime's changelog topic is checked with the other topics.
 
 use super::Problems;
-use crate::config::{HttpConfig, RuntimeConfig};
+use crate::config::{HttpConfig, RuntimeConfig, advertised_url_problem};
 
 /// Checks the `http` section. The token is never quoted.
 pub(super) fn http(http: &HttpConfig, problems: &mut Problems) {
@@ -10,6 +10,13 @@ pub(super) fn http(http: &HttpConfig, problems: &mut Problems) {
     problems.positive_duration("http.request_timeout", http.request_timeout);
     if http.max_connections < 1 {
         problems.add("http.max_connections", "must be at least 1, got 0");
+    }
+    if let Some(problem) = http
+        .advertised_url
+        .as_deref()
+        .and_then(advertised_url_problem)
+    {
+        problems.add("http.advertised_url", problem);
     }
     let Some(token) = &http.auth_token else {
         return;
@@ -102,6 +109,52 @@ mod tests {
                 "http.request_timeout: must be at least 1ms, got \"0s\"",
                 "http.max_connections: must be at least 1, got 0",
             ]
+        );
+    }
+
+    #[test]
+    fn the_advertised_url_is_a_scheme_and_an_authority() {
+        let mut config = Config::default();
+        for good in [
+            "http://10.0.0.5:9464",
+            "https://journeyd-0.journeyd:443/",
+            "http://[::1]:80",
+        ] {
+            config.http.advertised_url = Some(good.into());
+            assert_eq!(problems(&config), Vec::<String>::new(), "{good}");
+        }
+        for (bad, why) in [
+            ("10.0.0.5:9464", "must start with http:// or https://"),
+            ("http://", "must name a host"),
+            ("http://u:p@h:1", "must be scheme://host[:port] only"),
+            ("http://h:1/journeyd", "must be scheme://host[:port] only"),
+            ("http://h:1 ", "must be scheme://host[:port] only"),
+        ] {
+            config.http.advertised_url = Some(bad.into());
+            let found = problems(&config);
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(
+                found[0].starts_with(&format!("http.advertised_url: {why}")),
+                "{bad}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_advertised_url_defaults_to_a_specific_listen_address() {
+        let mut http = crate::config::HttpConfig::default();
+        let wildcard = "0.0.0.0:9464".parse().unwrap();
+        assert_eq!(http.advertised(wildcard), None);
+        assert_eq!(http.advertised("[::]:9464".parse().unwrap()), None);
+        let bound = "10.0.0.5:9464".parse().unwrap();
+        assert_eq!(
+            http.advertised(bound).as_deref(),
+            Some("http://10.0.0.5:9464")
+        );
+        http.advertised_url = Some("https://j-0.j:443/".into());
+        assert_eq!(
+            http.advertised(wildcard).as_deref(),
+            Some("https://j-0.j:443")
         );
     }
 
