@@ -219,7 +219,7 @@ fn routing(config: &mut Config, bound: SocketAddr) -> anyhow::Result<(Routing, D
     match me {
         Some(url) => tracing::info!(
             advertised_url = url,
-            "Customer lookups held here are forwarded here by the other instances."
+            "The other instances forward lookups of the customers held here to this address."
         ),
         None => tracing::warn!(
             listen = %bound,

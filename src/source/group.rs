@@ -308,7 +308,7 @@ impl Describer {
                 }
                 Err(error) => {
                     if !std::mem::replace(&mut failing, true) {
-                        tracing::warn!(%error, group = %self.group, "Cannot describe the consumer group; customer lookups are not forwarded until it is (each instance still answers for the customers it holds).");
+                        describe_failed(&error, &self.group);
                     }
                     wait = PERIODIC;
                     self.unsettled(version)
@@ -347,6 +347,18 @@ impl Describer {
         });
         let stable = group.state() == "Stable";
         owners_of(members, &self.topic, self.partitions, version, stable)
+    }
+}
+
+/// Says once that the group cannot be described. librdkafka's mock
+/// cluster (`journeyd demo`, the tests) cannot; any Kafka broker can, so
+/// only other failures are warnings.
+fn describe_failed(error: &rdkafka::error::KafkaError, group: &str) {
+    use rdkafka::types::RDKafkaErrorCode::UnsupportedFeature;
+    if error.rdkafka_error_code() == Some(UnsupportedFeature) {
+        tracing::debug!(%error, group, "The brokers cannot describe consumer groups; customer lookups are not forwarded.");
+    } else {
+        tracing::warn!(%error, group, "Cannot describe the consumer group; customer lookups are not forwarded until it is (each instance still answers for the customers it holds).");
     }
 }
 
