@@ -56,39 +56,51 @@ def touchpoint(customer: str, n: int, at: int) -> tuple[bytes, bytes]:
     return customer.encode(), json.dumps(record).encode()
 
 
-def test_every_instance_answers_for_every_customer(broker, topics, tmp_path):
+def start_group(broker, topics, tmp_path, instances: list[Journeyd]):
+    """Three instances in one group, appended to `instances` as each
+    starts (the caller stops them)."""
     boot = broker.bootstrap
     topic = f"{topics.prefix}.touchpoints"
     topics.inputs = {topic: "json"}
     broker.create_topics({topic: PARTITIONS, **topics.all_outputs(PARTITIONS)})
     group = f"{topics.prefix}-group"
+    for n in (1, 2, 3):
+        config = tmp_path / f"journeyd-{n}.toml"
+        port = write_config(config, boot, group, topics)
+        instances.append(Journeyd(config, port, tmp_path / f"journeyd-{n}.log"))
+
+
+def settle(broker, topics, instances, customers):
+    """Waits until the three instances hold two partitions each, then
+    produces three touchpoints for each of `customers` and waits until
+    they are processed."""
+    wait_for("three instances ready with two partitions each",
+             lambda: all(j.ready() for j in instances)
+             and [j.metric_sum("journeyd_assigned_partitions") for j in instances] == [2, 2, 2],
+             timeout=120, every=0.5)
+    boot, topic = broker.bootstrap, next(iter(topics.inputs))
+    now = int(time.time() * 1000)
+    produce(boot, topic, [touchpoint(c, i, now - 600_000 + i) for c in customers for i in range(3)])
+    # One touchpoint per partition at the wall clock moves every
+    # partition's watermark past the customers' touchpoints.
+    for p in range(PARTITIONS):
+        produce(boot, topic, [touchpoint(f"zz-sentinel-{p}", 0, now)], partition=p)
+
+    def settled(customer):
+        answers = [request(j.port, f"/customers/{customer}") for j in instances]
+        return any(status == 200 and view["touchpoint_count"] == 3
+                   and view["pending_events"] == 0 for status, view, _ in answers)
+
+    wait_for("every customer's touchpoints processed",
+             lambda: all(settled(c) for c in customers), timeout=90, every=0.5)
+
+
+def test_every_instance_answers_for_every_customer(broker, topics, tmp_path):
     instances: list[Journeyd] = []
+    customers = customers_on_every_partition()
     try:
-        for n in (1, 2, 3):
-            config = tmp_path / f"journeyd-{n}.toml"
-            port = write_config(config, boot, group, topics)
-            instances.append(Journeyd(config, port, tmp_path / f"journeyd-{n}.log"))
-        wait_for("three instances ready with two partitions each",
-                 lambda: all(j.ready() for j in instances)
-                 and [j.metric_sum("journeyd_assigned_partitions") for j in instances] == [2, 2, 2],
-                 timeout=120, every=0.5)
-
-        customers = customers_on_every_partition()
-        now = int(time.time() * 1000)
-        produce(boot, topic, [touchpoint(c, i, now - 600_000 + i) for c in customers for i in range(3)])
-        # One touchpoint per partition at the wall clock moves every
-        # partition's watermark past the customers' touchpoints.
-        for p in range(PARTITIONS):
-            produce(boot, topic, [touchpoint(f"zz-sentinel-{p}", 0, now)], partition=p)
-
-        def settled(customer):
-            answers = [request(j.port, f"/customers/{customer}") for j in instances]
-            return any(status == 200 and view["touchpoint_count"] == 3
-                       and view["pending_events"] == 0 for status, view, _ in answers)
-
-        wait_for("every customer's touchpoints processed",
-                 lambda: all(settled(c) for c in customers), timeout=90, every=0.5)
-
+        start_group(broker, topics, tmp_path, instances)
+        settle(broker, topics, instances, customers)
         latencies = {"local": [], "forwarded": []}
         for customer in customers:
             answers = [request(j.port, f"/customers/{customer}") for j in instances]
@@ -121,3 +133,44 @@ def test_every_instance_answers_for_every_customer(broker, topics, tmp_path):
     finally:
         codes = [j.stop() for j in instances]
     assert codes == [0, 0, 0]
+
+
+def test_while_an_instance_dies_a_known_customer_is_never_404(broker, topics, tmp_path):
+    """An instance is killed: until the group notices (the session timeout,
+    6 s) its customers' lookups answer 503 `owner_unreachable`; then its
+    partitions move to the others, which restore them from the changelog
+    (503 meanwhile), and both remaining instances answer 200 with the same
+    views as before. Never 404."""
+    instances: list[Journeyd] = []
+    customers = customers_on_every_partition()
+    try:
+        start_group(broker, topics, tmp_path, instances)
+        settle(broker, topics, instances, customers)
+        expected = {c: request(instances[0].port, f"/customers/{c}")[1] for c in customers}
+        dead, stayers = instances[0], instances[1:]
+        dead.kill()
+        seen: dict[str, int] = {}
+        started = time.monotonic()
+
+        def all_answer():
+            answered = True
+            for customer in customers:
+                for j in stayers:
+                    status, body, _ = request(j.port, f"/customers/{customer}")
+                    what = f"{status} {body.get('error', '')}".strip()
+                    seen[what] = seen.get(what, 0) + 1
+                    assert status in (200, 503), (customer, status, body)
+                    if status == 200:
+                        assert body == expected[customer], (customer, body)
+                    else:
+                        answered = False
+            return answered
+
+        wait_for("the remaining instances answer for every customer", all_answer,
+                 timeout=90, every=0.2)
+        print(f"answers until settled ({time.monotonic() - started:.1f} s): {seen}")
+        assert seen.get("503 owner_unreachable", 0) > 0, seen
+        assert [j.metric_sum("journeyd_assigned_partitions") for j in stayers] == [3, 3]
+    finally:
+        codes = [j.stop() for j in instances]
+    assert codes[1:] == [0, 0]
