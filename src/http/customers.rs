@@ -162,7 +162,7 @@ pub(super) async fn get_customer(
     }
     let Some(routing) = &state.routing else {
         return match state.lookup(id, None).await {
-            Ok(lookup) => local_answer(lookup, "not_owner"),
+            Ok(lookup) => local_answer(lookup),
             Err(e) => retry_later(&e.to_string()),
         };
     };
@@ -194,7 +194,7 @@ async fn routed(
                     return retry_later(unavailable(&owners, me, partition));
                 }
                 Ok(Lookup::NotHeld) => {}
-                Ok(lookup) => return local_answer(lookup, "not_owner"),
+                Ok(lookup) => return local_answer(lookup),
                 Err(e) => return retry_later(&e.to_string()),
             },
             Route::Forward(owner) => {
@@ -203,7 +203,9 @@ async fn routed(
                     .get(&owner, &id, authorization.cloned())
                     .await
                 {
+                    // The owner moved on: refresh and try again, once.
                     Ok(answer) if answer.is_not_owner() && !last_try => {}
+                    Ok(answer) if answer.is_not_owner() => return retry_later("owner_unknown"),
                     Ok(answer) => return answer.into_response(&owner),
                     Err(error) => {
                         tracing::debug!(%error, %owner, "A forwarded customer lookup got no answer.");
@@ -219,11 +221,11 @@ async fn routed(
 }
 
 /// The answer of this instance's engine.
-fn local_answer(lookup: Lookup, not_held: &str) -> Response {
+fn local_answer(lookup: Lookup) -> Response {
     match lookup {
         Lookup::Found(view) => Json(view).into_response(),
         Lookup::Unknown => error_response(StatusCode::NOT_FOUND, "unknown_customer"),
-        Lookup::NotHeld => retry_later(not_held),
+        Lookup::NotHeld => retry_later("not_owner"),
         Lookup::Restoring => retry_later("partition_restoring"),
     }
 }

@@ -124,10 +124,16 @@ fn all_owned_by(owner: Owner, version: u64) -> Owners {
 
 /// The owner, served on a socket; its address.
 async fn serve_owner() -> String {
+    serve_instance(|_| Holding::Held).await
+}
+
+/// An instance that the tables name as the owner of every partition,
+/// served on a socket, holding what `holding` says; its address.
+async fn serve_instance(holding: fn(i32) -> Holding) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let owners = all_owned_by(Owner::Advertised(url.as_str().into()), 1);
-    let (state, table, _pokes) = instance(Some(&url), |_| Holding::Held, owners);
+    let (state, table, _pokes) = instance(Some(&url), holding, owners);
     tokio::spawn(async move {
         let _table = table;
         let _ = http::serve(listener, state, std::future::pending()).await;
@@ -241,6 +247,19 @@ async fn a_stale_table_is_refreshed_and_the_lookup_tried_once_more() {
     let reply = get(&router, "/customers/bob", false).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json["error"], "owner_unknown");
+}
+
+#[tokio::test]
+async fn an_owner_that_no_longer_holds_the_partition_is_asked_once_more_then_503() {
+    let former = serve_instance(|_| Holding::NotHeld).await;
+    let (router, _table, pokes) = front(&former);
+    let reply = get(&router, "/customers/alice", false).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        reply.json["error"], "owner_unknown",
+        "not the former owner's not_owner, meant for the forwarder"
+    );
+    assert!(pokes.try_recv().is_ok(), "the table was refreshed");
 }
 
 #[tokio::test]
