@@ -259,7 +259,8 @@ fn explain(code: &str) -> &'static str {
              (http.advertised_url); ask it directly or configure the address"
         }
         "owner_unreachable" => {
-            "the instance that holds the customer's partition did not answer in time; try again"
+            "the instance that holds the customer's partition could not be reached or did not \
+             answer in time; try again"
         }
         _ => {
             "no instance of the consumer group holds the customer's partition now (the group is \

@@ -21,6 +21,7 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use ureq::tls::{RootCerts, TlsConfig};
 
 /// The loop guard: set on a forwarded request to the forwarding instance's
 /// advertised address (or `unadvertised`).
@@ -102,7 +103,13 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder for the instance advertised at `me`.
     pub fn new(me: Option<&str>) -> Forwarder {
+        // https advertised addresses are verified like the schema
+        // registry's: against the platform's trust store.
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::PlatformVerifier)
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .timeout_global(Some(FORWARD_TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
