@@ -78,6 +78,7 @@ fn warm_engine() -> Engine {
             action: "page_view".into(),
             value: None,
             session_id: None,
+            attributes: Default::default(),
         };
         engine.ingest(0, &tp, at, &mut out);
         out.clear();

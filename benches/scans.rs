@@ -74,6 +74,7 @@ fn touch_in(
         action: "page_view".into(),
         value: None,
         session_id: None,
+        attributes: Default::default(),
     };
     let mut out = Vec::new();
     engine.ingest(partition, &tp, at, &mut out);

@@ -79,7 +79,8 @@ pub fn replay_into(
     let mut reader = RecordReader::open(&options.input)
         .with_context(|| format!("cannot read {}", options.input.display()))?
         .with_max_record_bytes(config.limits.max_message_bytes)
-        .with_field_limits(config.limits.field_limits());
+        .with_field_limits(config.limits.field_limits())
+        .with_attributes(validator.attributes.clone());
     let progress = Progress::new(options.progress);
     let mut outputs = Vec::new();
     let mut summary = ReplaySummary::default();

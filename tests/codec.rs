@@ -9,7 +9,7 @@ use std::io::BufReader;
 use journeyd::codec::avro::{self, ContainerReader};
 use journeyd::codec::confluent::{self, WriterSchemas};
 use journeyd::codec::file::{FileFormat, RecordReader};
-use journeyd::codec::{Encoding, FieldLimits, InvalidReason, Validator, json};
+use journeyd::codec::{AttributeSelection, Encoding, FieldLimits, InvalidReason, Validator, json};
 use journeyd::config::Config;
 use journeyd::model::{Channel, EventTime, Touchpoint};
 
@@ -58,6 +58,7 @@ fn sample() -> Touchpoint<'static> {
         action: "product_view".into(),
         value: Some(19.99),
         session_id: Some("s-1".into()),
+        attributes: Default::default(),
     }
 }
 
@@ -75,6 +76,29 @@ fn json_decoding_does_not_allocate() {
     let mut out = None;
     let n = allocations(|| out = Some(v.decode(Encoding::Json, rfc.as_bytes(), NOW)));
     assert_eq!((out.unwrap().unwrap(), n), (sample(), 0));
+}
+
+#[test]
+fn keeping_selected_attributes_does_not_allocate() {
+    let v = Validator::default().with_attributes(AttributeSelection::of(["purpose", "user_id"]));
+    // Neither selected attribute: nothing kept, nothing allocated.
+    let mut out = None;
+    let n = allocations(|| out = Some(v.decode(Encoding::Json, LINE.as_bytes(), NOW)));
+    let tp = out.unwrap().unwrap();
+    assert_eq!((n, tp.attributes.is_empty()), (0, true));
+    // Both carried: kept, borrowed from the line.
+    let line = LINE.replace(
+        r#""referrer":"search""#,
+        r#""referrer":"search","user_id":"u-7","purpose":"analytics""#,
+    );
+    let mut out = None;
+    let n = allocations(|| out = Some(v.decode(Encoding::Json, line.as_bytes(), NOW)));
+    let tp = out.unwrap().unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        (tp.attributes.get(0), tp.attributes.get(1)),
+        (Some("analytics"), Some("u-7"))
+    );
 }
 
 #[test]

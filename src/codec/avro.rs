@@ -21,7 +21,8 @@ use super::invalid::{Invalid, InvalidReason};
 use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
 use super::schemas;
-use crate::model::Touchpoint;
+use super::selection::AttributeSelection;
+use crate::model::{KeptAttributes, Touchpoint};
 
 pub use super::avro_binary::{decode, encode_datum};
 pub use super::avro_container::{
@@ -103,23 +104,33 @@ impl DatumDecoder {
     /// Decodes one datum, with the default [`FieldLimits`]; the whole of
     /// `bytes` must be that datum.
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Touchpoint<'a>, Invalid> {
-        self.parts(bytes)?.finish(&FieldLimits::default())
+        let none = AttributeSelection::none();
+        self.parts(bytes, &none)?.finish(&FieldLimits::default())
     }
 
     /// The fields of one datum that is the whole of `bytes`, before the
-    /// checks shared by every encoding.
-    pub(crate) fn parts<'a>(&self, bytes: &'a [u8]) -> Result<Parts<'a>, Invalid> {
+    /// checks shared by every encoding, keeping the attributes `keep`
+    /// selects.
+    pub(crate) fn parts<'a>(
+        &self,
+        bytes: &'a [u8],
+        keep: &AttributeSelection,
+    ) -> Result<Parts<'a>, Invalid> {
         let mut cursor = Cursor::new(bytes);
-        let parts = self.read(&mut cursor)?;
+        let parts = self.read(&mut cursor, keep)?;
         cursor.expect_end()?;
         Ok(parts)
     }
 
     /// Reads one datum's fields from the cursor, advancing past it.
-    pub(crate) fn read<'a>(&self, cursor: &mut Cursor<'a>) -> Result<Parts<'a>, Invalid> {
+    pub(crate) fn read<'a>(
+        &self,
+        cursor: &mut Cursor<'a>,
+        keep: &AttributeSelection,
+    ) -> Result<Parts<'a>, Invalid> {
         match self.path {
-            Path::Fast => cursor.touchpoint(),
-            Path::Resolve => resolve(&self.writer, cursor),
+            Path::Fast => cursor.touchpoint(keep),
+            Path::Resolve => resolve(&self.writer, cursor, keep),
             Path::Recursive => Err(Invalid::new(
                 InvalidReason::InvalidAvro,
                 "recursive writer schemas are not supported",
@@ -160,13 +171,17 @@ pub fn decode_datum(bytes: &[u8], writer_schema: &Schema) -> Result<Touchpoint<'
         ));
     }
     let mut cursor = Cursor::new(bytes);
-    let parts = resolve(writer_schema, &mut cursor)?;
+    let parts = resolve(writer_schema, &mut cursor, &AttributeSelection::none())?;
     cursor.expect_end()?;
     parts.finish(&FieldLimits::default())
 }
 
 /// Decodes with apache_avro and resolves to the reader schema.
-fn resolve(writer: &Schema, cursor: &mut Cursor<'_>) -> Result<Parts<'static>, Invalid> {
+fn resolve(
+    writer: &Schema,
+    cursor: &mut Cursor<'_>,
+    keep: &AttributeSelection,
+) -> Result<Parts<'static>, Invalid> {
     let datum_reader = GenericDatumReader::builder(writer)
         .reader_schema(reader_schema())
         .build()
@@ -184,7 +199,7 @@ fn resolve(writer: &Schema, cursor: &mut Cursor<'_>) -> Result<Parts<'static>, I
             "input ended inside the datum",
         ));
     }
-    parts_from_value(value.map_err(|e| Invalid::from_avro(&e))?)
+    parts_from_value(value.map_err(|e| Invalid::from_avro(&e))?, keep)
 }
 
 /// A byte slice reader that remembers whether anyone read past its end.
@@ -211,8 +226,8 @@ impl Read for EofWatch<'_> {
 }
 
 /// Moves the fields of a resolved record into [`Parts`], without copying
-/// the strings.
-fn parts_from_value(value: Value) -> Result<Parts<'static>, Invalid> {
+/// the strings, keeping the attributes `keep` selects.
+fn parts_from_value(value: Value, keep: &AttributeSelection) -> Result<Parts<'static>, Invalid> {
     let Value::Record(fields) = value else {
         return Err(Invalid::new(
             InvalidReason::InvalidAvro,
@@ -233,7 +248,7 @@ fn parts_from_value(value: Value) -> Result<Parts<'static>, Invalid> {
             "action" => parts.action = Some(Cow::Owned(string(value, &name)?)),
             "value" => parts.value = optional(value, &name, double)?,
             "session_id" => parts.session_id = optional(value, &name, string)?.map(Cow::Owned),
-            "attributes" => parts.attributes = string_map(value, &name)?,
+            "attributes" => parts.attributes = string_map(value, &name, keep, &mut parts.kept)?,
             _ => {}
         }
     }
@@ -241,15 +256,26 @@ fn parts_from_value(value: Value) -> Result<Parts<'static>, Invalid> {
 }
 
 /// The sizes of a resolved map of strings, keeping the key of the longest
-/// value (moved, not copied).
-fn string_map(value: Value, field: &str) -> Result<AttributeSizes<'static>, Invalid> {
+/// value and the values of the selected attributes (moved, not copied).
+/// apache_avro resolves a map into a hash map: a key written twice has
+/// kept its last value, as in the other decoders.
+fn string_map(
+    value: Value,
+    field: &str,
+    keep: &AttributeSelection,
+    kept: &mut KeptAttributes<'static>,
+) -> Result<AttributeSizes<'static>, Invalid> {
     let Value::Map(entries) = value else {
         return Err(wrong_type(field, &value));
     };
     let mut sizes = AttributeSizes::default();
     for (key, value) in entries {
         let value = string(value, field)?;
+        let slot = keep.slot(&key);
         sizes.add(key.len(), Some(Cow::Owned(key)), value.len());
+        if let Some(slot) = slot {
+            kept.set(slot, Cow::Owned(value));
+        }
     }
     Ok(sizes)
 }

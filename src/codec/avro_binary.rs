@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
-use crate::model::Touchpoint;
+use super::selection::AttributeSelection;
+use crate::model::{KeptAttributes, Touchpoint};
 
 /// Decodes one datum written with the shipped touchpoint schema, with the
 /// default [`FieldLimits`] ([`super::Validator`] applies the configured
@@ -21,19 +22,21 @@ use crate::model::Touchpoint;
 /// Strings borrow from `bytes`; trailing bytes after the datum are
 /// `invalid_avro`, a datum cut short is `truncated`.
 pub fn decode(bytes: &[u8]) -> Result<Touchpoint<'_>, Invalid> {
-    parts(bytes)?.finish(&FieldLimits::default())
+    parts(bytes, &AttributeSelection::none())?.finish(&FieldLimits::default())
 }
 
-/// The fields of one datum, before the checks shared by every encoding.
-pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, Invalid> {
+/// The fields of one datum, before the checks shared by every encoding,
+/// keeping the attributes `keep` selects.
+pub(crate) fn parts<'a>(bytes: &'a [u8], keep: &AttributeSelection) -> Result<Parts<'a>, Invalid> {
     let mut cursor = Cursor::new(bytes);
-    let parts = cursor.touchpoint()?;
+    let parts = cursor.touchpoint(keep)?;
     cursor.expect_end()?;
     Ok(parts)
 }
 
 /// Appends `tp` to `buf` as an Avro datum of the shipped touchpoint schema.
-/// `attributes` is written as an empty map: a [`Touchpoint`] does not keep it.
+/// `attributes` is written as an empty map: a [`Touchpoint`] keeps only
+/// the values of selected attributes, without their names.
 pub fn encode_datum(tp: &Touchpoint<'_>, buf: &mut Vec<u8>) {
     put_str(buf, &tp.event_id);
     put_str(buf, &tp.customer_id);
@@ -84,8 +87,9 @@ impl<'a> Cursor<'a> {
         Cursor { rest: bytes }
     }
 
-    /// The touchpoint fields, in schema order; structural checks only.
-    pub fn touchpoint(&mut self) -> Result<Parts<'a>, Invalid> {
+    /// The touchpoint fields, in schema order, keeping the attributes
+    /// `keep` selects; structural checks only.
+    pub fn touchpoint(&mut self, keep: &AttributeSelection) -> Result<Parts<'a>, Invalid> {
         let event_id = self.str("event_id")?;
         let customer_id = self.str("customer_id")?;
         let occurred_at = self.long("occurred_at")?;
@@ -99,7 +103,8 @@ impl<'a> Cursor<'a> {
             true => Some(Cow::Borrowed(self.str("session_id")?)),
             false => None,
         };
-        let attributes = self.string_map("attributes")?;
+        let mut kept = KeptAttributes::default();
+        let attributes = self.string_map("attributes", keep, &mut kept)?;
         Ok(Parts {
             event_id: Some(Cow::Borrowed(event_id)),
             customer_id: Some(Cow::Borrowed(customer_id)),
@@ -109,6 +114,7 @@ impl<'a> Cursor<'a> {
             value,
             session_id,
             attributes,
+            kept,
         })
     }
 
@@ -181,10 +187,16 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads past a map of strings to strings, checking its structure and
-    /// keeping only the sizes of its longest key and value. Every entry
+    /// keeping only the sizes of its longest key and value, and the values
+    /// of the attributes `keep` selects (borrowed). Every entry
     /// consumes at least two bytes, so a huge block count ends at the end
     /// of the input rather than looping.
-    fn string_map(&mut self, field: &str) -> Result<AttributeSizes<'a>, Invalid> {
+    fn string_map(
+        &mut self,
+        field: &str,
+        keep: &AttributeSelection,
+        kept: &mut KeptAttributes<'a>,
+    ) -> Result<AttributeSizes<'a>, Invalid> {
         let mut sizes = AttributeSizes::default();
         loop {
             let count = self.long(field)?;
@@ -198,6 +210,9 @@ impl<'a> Cursor<'a> {
                 let key = self.str(field)?;
                 let value = self.str(field)?;
                 sizes.add(key.len(), Some(Cow::Borrowed(key)), value.len());
+                if let Some(slot) = (!keep.is_empty()).then(|| keep.slot(key)).flatten() {
+                    kept.set(slot, Cow::Borrowed(value));
+                }
             }
         }
     }

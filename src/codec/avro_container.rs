@@ -19,6 +19,7 @@ use super::avro_binary::Cursor;
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::FieldLimits;
 use super::parts::into_owned;
+use super::selection::AttributeSelection;
 use crate::model::Touchpoint;
 
 /// The four bytes every container file starts with.
@@ -50,6 +51,8 @@ pub struct ContainerReader<R> {
     decoder: DatumDecoder,
     /// The field length limits records are checked against.
     limits: FieldLimits,
+    /// The attributes records keep.
+    keep: AttributeSelection,
     codec: Codec,
     sync: [u8; 16],
     /// The current block, decompressed; reused from block to block.
@@ -73,6 +76,7 @@ impl<R: Read> ContainerReader<R> {
             input,
             decoder: DatumDecoder::new(header.schema),
             limits: FieldLimits::default(),
+            keep: AttributeSelection::none(),
             codec: header.codec,
             sync: header.sync,
             block: Vec::new(),
@@ -87,6 +91,12 @@ impl<R: Read> ContainerReader<R> {
     /// [`FieldLimits`].
     pub fn with_field_limits(mut self, limits: FieldLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Keeps the attributes `keep` selects (default: none).
+    pub fn with_attributes(mut self, keep: AttributeSelection) -> Self {
+        self.keep = keep;
         self
     }
 
@@ -115,7 +125,7 @@ impl<R: Read> ContainerReader<R> {
         self.index += 1;
         let bytes = self.block.get(self.pos..).unwrap_or_default();
         let mut cursor = Cursor::new(bytes);
-        let parts = self.decoder.read(&mut cursor);
+        let parts = self.decoder.read(&mut cursor, &self.keep);
         let used = bytes.len() - cursor.rest.len();
         let raw = bytes.get(..used).unwrap_or_default();
         self.pos += used;

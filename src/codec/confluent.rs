@@ -13,6 +13,7 @@ use super::avro::DatumDecoder;
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::FieldLimits;
 use super::parts::Parts;
+use super::selection::AttributeSelection;
 use crate::model::Touchpoint;
 
 /// The first byte of every framed message.
@@ -94,17 +95,22 @@ impl WriterSchemas {
     /// Decodes a framed message, with the default [`FieldLimits`]:
     /// `unknown_schema_id` when its id was never registered.
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Touchpoint<'a>, Invalid> {
-        self.parts(bytes)?.finish(&FieldLimits::default())
+        let none = AttributeSelection::none();
+        self.parts(bytes, &none)?.finish(&FieldLimits::default())
     }
 
     /// The fields of a framed message, before the checks shared by every
-    /// encoding.
-    pub(crate) fn parts<'a>(&self, bytes: &'a [u8]) -> Result<Parts<'a>, Invalid> {
+    /// encoding, keeping the attributes `keep` selects.
+    pub(crate) fn parts<'a>(
+        &self,
+        bytes: &'a [u8],
+        keep: &AttributeSelection,
+    ) -> Result<Parts<'a>, Invalid> {
         let (id, body) = split(bytes)?;
         let decoder = self.by_id.get(&id).ok_or_else(|| {
             Invalid::new(InvalidReason::UnknownSchemaId, format!("schema id {id}"))
         })?;
-        decoder.parts(body)
+        decoder.parts(body, keep)
     }
 }
 
@@ -125,6 +131,7 @@ mod tests {
             action: "email_open".into(),
             value: None,
             session_id: None,
+            attributes: Default::default(),
         }
     }
 

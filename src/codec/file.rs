@@ -15,6 +15,7 @@ use super::avro_container::{ContainerReader, MAGIC};
 use super::invalid::{Invalid, InvalidReason};
 use super::json;
 use super::limits::FieldLimits;
+use super::selection::AttributeSelection;
 use crate::model::Touchpoint;
 
 /// Read buffer size: large sequential reads.
@@ -50,6 +51,8 @@ pub struct RecordReader<R = BufReader<File>> {
     max_record_bytes: usize,
     /// Records with longer fields are rejected as `field_too_long`.
     limits: FieldLimits,
+    /// The attributes touchpoints keep.
+    keep: AttributeSelection,
 }
 
 enum Inner<R> {
@@ -85,6 +88,7 @@ impl<R: BufRead> RecordReader<R> {
             inner,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             limits: FieldLimits::default(),
+            keep: AttributeSelection::none(),
         })
     }
 
@@ -104,6 +108,16 @@ impl<R: BufRead> RecordReader<R> {
         self
     }
 
+    /// Sets the attributes touchpoints keep (default: none).
+    pub fn with_attributes(mut self, keep: AttributeSelection) -> Self {
+        self.inner = match self.inner {
+            Inner::Avro(reader) => Inner::Avro(Box::new(reader.with_attributes(keep.clone()))),
+            ndjson => ndjson,
+        };
+        self.keep = keep;
+        self
+    }
+
     /// The detected format.
     pub fn format(&self) -> FileFormat {
         match self.inner {
@@ -117,7 +131,7 @@ impl<R: BufRead> RecordReader<R> {
     pub fn next_record(&mut self) -> io::Result<Option<FileRecord<'_>>> {
         let max = self.max_record_bytes;
         match &mut self.inner {
-            Inner::Ndjson(lines) => lines.next_record(max, &self.limits),
+            Inner::Ndjson(lines) => lines.next_record(max, &self.limits, &self.keep),
             Inner::Avro(reader) => Ok(reader.next_record().map(|r| FileRecord {
                 position: r.index,
                 raw: r.raw,
@@ -151,6 +165,7 @@ impl<R: BufRead> Lines<R> {
         &mut self,
         max: usize,
         limits: &FieldLimits,
+        keep: &AttributeSelection,
     ) -> io::Result<Option<FileRecord<'_>>> {
         let len = loop {
             let Some(len) = self.read_line(max)? else {
@@ -163,7 +178,7 @@ impl<R: BufRead> Lines<R> {
         let raw = self.line.as_slice();
         let result = match len > max {
             true => Err(oversized(len, max)),
-            false => json::parts(raw).and_then(|parts| parts.finish(limits)),
+            false => json::parts(raw, keep).and_then(|parts| parts.finish(limits)),
         };
         Ok(Some(FileRecord {
             position: self.line_no,

@@ -3,36 +3,40 @@
 //! This is a hot path. For an ordinary event (no escapes in its strings) the
 //! decoder allocates nothing: strings borrow from the input, `attributes` is
 //! type-checked by a visitor that keeps only the longest key's and value's
-//! lengths, and unknown fields are skipped. It only decodes; time
+//! lengths and the values of the selected attributes
+//! ([`super::AttributeSelection`]), and unknown fields are skipped. It only decodes; time
 //! plausibility is [`super::Validator`]'s job.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::invalid::{Invalid, InvalidReason, excerpt};
 use super::limits::{AttributeSizes, FieldLimits};
 use super::parts::Parts;
+use super::selection::AttributeSelection;
 use crate::model::Touchpoint;
 
 /// Decodes one JSON object into a touchpoint, with the default
-/// [`FieldLimits`] ([`super::Validator`] applies the configured ones).
+/// [`FieldLimits`] ([`super::Validator`] applies the configured ones) and
+/// no attribute kept.
 ///
 /// `occurred_at` is epoch milliseconds or an RFC 3339 string; `channel` is
 /// optional (unknown or absent -> [`crate::model::Channel::Other`]);
 /// `value`, `session_id` and `attributes` are optional (`attributes` must
-/// map strings to strings but is not kept). Unknown fields are ignored.
+/// map strings to strings; only selected ones are kept). Unknown fields
+/// are ignored; a field given twice is `invalid_field`.
 pub fn decode(bytes: &[u8]) -> Result<Touchpoint<'_>, Invalid> {
-    parts(bytes)?.finish(&FieldLimits::default())
+    parts(bytes, &AttributeSelection::none())?.finish(&FieldLimits::default())
 }
 
 /// The fields of one JSON object, before the checks they share with the
-/// other encodings.
-pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, Invalid> {
+/// other encodings, keeping the attributes `keep` selects.
+pub(crate) fn parts<'a>(bytes: &'a [u8], keep: &AttributeSelection) -> Result<Parts<'a>, Invalid> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(Invalid::new(
@@ -40,8 +44,12 @@ pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, Invalid> {
             "expected a JSON object",
         ));
     }
-    let raw: RawTouchpoint<'_> = serde_json::from_slice(bytes).map_err(classify)?;
-    Ok(raw.into_parts())
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parts = TouchpointSeed(keep)
+        .deserialize(&mut de)
+        .and_then(|parts| de.end().map(|()| parts))
+        .map_err(classify)?;
+    Ok(parts)
 }
 
 /// Syntax errors are `invalid_json`; well-formed JSON with a field of the
@@ -54,40 +62,118 @@ fn classify(err: serde_json::Error) -> Invalid {
     Invalid::new(reason, err.to_string())
 }
 
-/// The object as it arrives; every field optional so that absence is
-/// reported with the right reason rather than a serde message.
-#[derive(Deserialize)]
-struct RawTouchpoint<'a> {
-    #[serde(borrow, default)]
-    event_id: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    customer_id: Option<Str<'a>>,
-    #[serde(default)]
-    occurred_at: Option<Millis>,
-    #[serde(borrow, default)]
-    channel: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    action: Option<Str<'a>>,
-    #[serde(default)]
-    value: Option<f64>,
-    #[serde(borrow, default)]
-    session_id: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    attributes: Option<StringMap<'a>>,
+/// The object as it arrives, every field optional so that absence is
+/// reported with the right reason rather than a serde message. Written by
+/// hand rather than derived so that the attribute selection reaches the
+/// `attributes` visitor: the map is read once.
+struct TouchpointSeed<'k>(&'k AttributeSelection);
+
+/// The fields journeyd reads; any other is skipped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    EventId,
+    CustomerId,
+    OccurredAt,
+    Channel,
+    Action,
+    Value,
+    SessionId,
+    Attributes,
+    Other,
 }
 
-impl<'a> RawTouchpoint<'a> {
-    fn into_parts(self) -> Parts<'a> {
-        Parts {
-            event_id: self.event_id.map(|s| s.0),
-            customer_id: self.customer_id.map(|s| s.0),
-            occurred_at: self.occurred_at.map(|t| t.0),
-            channel: self.channel.map(|c| c.0),
-            action: self.action.map(|s| s.0),
-            value: self.value,
-            session_id: self.session_id.map(|s| s.0),
-            attributes: self.attributes.map(|a| a.0).unwrap_or_default(),
+impl Field {
+    const NAMES: [&'static str; 8] = [
+        "event_id",
+        "customer_id",
+        "occurred_at",
+        "channel",
+        "action",
+        "value",
+        "session_id",
+        "attributes",
+    ];
+    const ALL: [Field; 8] = [
+        Field::EventId,
+        Field::CustomerId,
+        Field::OccurredAt,
+        Field::Channel,
+        Field::Action,
+        Field::Value,
+        Field::SessionId,
+        Field::Attributes,
+    ];
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                let i = Field::NAMES.iter().position(|&n| n == v);
+                Ok(i.map_or(Field::Other, |i| Field::ALL[i]))
+            }
         }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for TouchpointSeed<'_> {
+    type Value = Parts<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parts<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TouchpointSeed<'_> {
+    type Value = Parts<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a touchpoint object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parts<'de>, A::Error> {
+        let mut parts = Parts::default();
+        let mut seen = [false; Field::ALL.len()];
+        while let Some(field) = map.next_key::<Field>()? {
+            if field == Field::Other {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
+            let i = field as usize;
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate field `{}`",
+                    Field::NAMES[i]
+                )));
+            }
+            let text = |s: Option<Str<'de>>| s.map(|s| s.0);
+            match field {
+                Field::EventId => parts.event_id = text(map.next_value()?),
+                Field::CustomerId => parts.customer_id = text(map.next_value()?),
+                Field::OccurredAt => {
+                    parts.occurred_at = map.next_value::<Option<Millis>>()?.map(|t| t.0)
+                }
+                Field::Channel => parts.channel = text(map.next_value()?),
+                Field::Action => parts.action = text(map.next_value()?),
+                Field::Value => parts.value = map.next_value()?,
+                Field::SessionId => parts.session_id = text(map.next_value()?),
+                Field::Attributes => {
+                    let seed = AttributesSeed {
+                        keep: self.0,
+                        parts: &mut parts,
+                    };
+                    map.next_value_seed(seed)?;
+                }
+                Field::Other => {}
+            }
+        }
+        Ok(parts)
     }
 }
 
@@ -171,33 +257,60 @@ impl Visitor<'_> for MillisVisitor {
     }
 }
 
-/// `attributes`: checked to be an object of strings; only the lengths of
-/// the longest key and value are kept (and the key of the longest value,
-/// when it borrows from the input).
-struct StringMap<'a>(AttributeSizes<'a>);
+/// `attributes` (or `null`): checked to be an object of strings; the
+/// lengths of the longest key and value go to `parts.attributes` (with the
+/// key of the longest value, when it borrows from the input), and the
+/// values of the selected attributes to `parts.kept`.
+struct AttributesSeed<'k, 'p, 'de> {
+    keep: &'k AttributeSelection,
+    parts: &'p mut Parts<'de>,
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for StringMap<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(StringMapVisitor)
+impl<'de> DeserializeSeed<'de> for AttributesSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
     }
 }
 
-struct StringMapVisitor;
-
-impl<'de> Visitor<'de> for StringMapVisitor {
-    type Value = StringMap<'de>;
+impl<'de> Visitor<'de> for AttributesSeed<'_, '_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of string values")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap<'de>, A::Error> {
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut sizes = AttributeSizes::default();
-        while let Some(key) = map.next_key::<StrLen<'de>>()? {
-            let value = map.next_value::<StrLen<'de>>()?;
-            sizes.add(key.len, key.borrowed.map(Cow::Borrowed), value.len);
+        while let Some((key, slot)) = map.next_key_seed(KeySeed(self.keep))? {
+            let name = key.borrowed.map(Cow::Borrowed);
+            match slot {
+                None => {
+                    let value = map.next_value::<StrLen<'de>>()?;
+                    sizes.add(key.len, name, value.len);
+                }
+                Some(slot) => {
+                    let value = map.next_value::<Str<'de>>()?.0;
+                    sizes.add(key.len, name, value.len());
+                    self.parts.kept.set(slot, value);
+                }
+            }
         }
-        Ok(StringMap(sizes))
+        self.parts.attributes = sizes;
+        Ok(())
     }
 }
 
@@ -210,26 +323,54 @@ struct StrLen<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for StrLen<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrLen<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<StrLen<'de>, E> {
-                Ok(StrLen {
-                    len: v.len(),
-                    borrowed: Some(v),
-                })
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<StrLen<'de>, E> {
-                Ok(StrLen {
-                    len: v.len(),
-                    borrowed: None,
-                })
-            }
+        Ok(KeySeed(&AttributeSelection::none()).deserialize(d)?.0)
+    }
+}
+
+/// An attribute key: its [`StrLen`] and its slot in the selection, looked
+/// up while the text is at hand (an escaped key is matched unescaped, and
+/// not copied).
+struct KeySeed<'k>(&'k AttributeSelection);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = (StrLen<'de>, Option<usize>);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = (StrLen<'de>, Option<usize>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        let len = StrLen {
+            len: v.len(),
+            borrowed: Some(v),
+        };
+        Ok((len, self.slot(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let len = StrLen {
+            len: v.len(),
+            borrowed: None,
+        };
+        Ok((len, self.slot(v)))
+    }
+}
+
+impl KeySeed<'_> {
+    #[inline]
+    fn slot(&self, key: &str) -> Option<usize> {
+        match self.0.is_empty() {
+            true => None,
+            false => self.0.slot(key),
         }
-        d.deserialize_str(V)
     }
 }
 

@@ -4,7 +4,8 @@
 //! and Avro object container files ([`avro`]), the Confluent wire format
 //! ([`confluent`]), replay files ([`file`]), the shipped Avro schemas
 //! ([`schemas`]) and input validation ([`Validator`], with the field
-//! length limits of [`FieldLimits`]). Every rejected record
+//! length limits of [`FieldLimits`]), and which few attributes a touchpoint
+//! keeps ([`AttributeSelection`]). Every rejected record
 //! carries an [`InvalidReason`], the label of the dead-letter header and of
 //! `journeyd_events_invalid_total`.
 //!
@@ -42,11 +43,13 @@ mod limits;
 pub mod output;
 mod parts;
 pub mod schemas;
+mod selection;
 mod validate;
 
 pub use invalid::{Invalid, InvalidReason};
 pub use limits::FieldLimits;
 pub use parts::into_owned;
+pub use selection::{AttributeSelection, USER_ID};
 pub use validate::{Encoding, Validator};
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::{AttributeSizes, FieldLimits};
-use crate::model::{Channel, EventTime, Touchpoint};
+use crate::model::{Channel, EventTime, KeptAttributes, Touchpoint};
 
 /// A touchpoint's fields, any of which may be absent.
 #[derive(Debug, Default)]
@@ -25,6 +25,8 @@ pub(crate) struct Parts<'a> {
     pub session_id: Option<Cow<'a, str>>,
     /// The sizes of `attributes`, which the touchpoint does not keep.
     pub attributes: AttributeSizes<'a>,
+    /// The values of the selected attributes ([`super::AttributeSelection`]).
+    pub kept: KeptAttributes<'a>,
 }
 
 impl<'a> Parts<'a> {
@@ -62,6 +64,7 @@ impl<'a> Parts<'a> {
             action,
             value: self.value,
             session_id: self.session_id,
+            attributes: self.kept,
         })
     }
 }
@@ -92,6 +95,7 @@ pub fn into_owned(tp: Touchpoint<'_>) -> Touchpoint<'static> {
         action: own(tp.action),
         value: tp.value,
         session_id: tp.session_id.map(own),
+        attributes: tp.attributes.into_owned(),
     }
 }
 
@@ -109,6 +113,7 @@ mod tests {
             value: Some(1.0),
             session_id: None,
             attributes: AttributeSizes::default(),
+            kept: KeptAttributes::default(),
         }
     }
 
@@ -208,11 +213,15 @@ mod tests {
 
     #[test]
     fn into_owned_keeps_every_field() {
+        let mut kept = KeptAttributes::default();
+        kept.set(1, "v".into());
         let tp = finish(Parts {
             session_id: Some("s".into()),
+            kept,
             ..full()
         })
         .unwrap();
+        assert_eq!(tp.attributes.get(1), Some("v"));
         assert_eq!(into_owned(tp.clone()), tp);
     }
 

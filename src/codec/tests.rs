@@ -39,6 +39,7 @@ fn touchpoint() -> impl Strategy<Value = Touchpoint<'static>> {
             action: a.into(),
             value: v,
             session_id: s.map(Into::into),
+            attributes: Default::default(),
         })
 }
 

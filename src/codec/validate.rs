@@ -13,6 +13,7 @@ use super::confluent::WriterSchemas;
 use super::erasure::{self, ErasureRequest};
 use super::invalid::{Invalid, InvalidReason};
 use super::limits::FieldLimits;
+use super::selection::AttributeSelection;
 use super::{avro_binary, json};
 use crate::config::{Config, InputEncoding};
 use crate::model::{EventTime, Touchpoint};
@@ -29,8 +30,9 @@ pub enum Encoding<'s> {
     Confluent(&'s WriterSchemas),
 }
 
-/// Rejects oversized messages, over-long fields and implausible timestamps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Rejects oversized messages, over-long fields and implausible timestamps,
+/// and says which attributes touchpoints keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Validator {
     /// How far ahead of the wall clock an event may be timestamped, in
     /// milliseconds; producers' clocks drift, but not by hours.
@@ -41,6 +43,8 @@ pub struct Validator {
     /// The longest ids, action, channel and attributes accepted; they end
     /// up as map keys, labels and output fields.
     pub fields: FieldLimits,
+    /// The attributes whose values touchpoints keep (none by default).
+    pub attributes: AttributeSelection,
 }
 
 impl Default for Validator {
@@ -59,14 +63,22 @@ impl Validator {
             max_future_skew_ms: i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX),
             max_message_bytes,
             fields: FieldLimits::default(),
+            attributes: AttributeSelection::none(),
         }
     }
 
-    /// The validator `config` asks for: `time.max_future_skew` and the
-    /// `[limits]` on messages and fields.
+    /// The validator `config` asks for: `time.max_future_skew`, the
+    /// `[limits]` on messages and fields, and the attributes the
+    /// configured features read ([`AttributeSelection::from_config`]).
     pub fn from_config(config: &Config) -> Validator {
         Validator::new(config.time.max_future_skew, config.limits.max_message_bytes)
             .with_field_limits(config.limits.field_limits())
+            .with_attributes(AttributeSelection::from_config(config))
+    }
+
+    /// The same validator keeping other attributes.
+    pub fn with_attributes(self, attributes: AttributeSelection) -> Validator {
+        Validator { attributes, ..self }
     }
 
     /// The same validator with other field limits.
@@ -164,9 +176,9 @@ impl Validator {
         wall_now: EventTime,
     ) -> Result<Touchpoint<'a>, Invalid> {
         let parts = match encoding {
-            Encoding::Json => json::parts(bytes)?,
-            Encoding::Avro => avro_binary::parts(bytes)?,
-            Encoding::Confluent(schemas) => schemas.parts(bytes)?,
+            Encoding::Json => json::parts(bytes, &self.attributes)?,
+            Encoding::Avro => avro_binary::parts(bytes, &self.attributes)?,
+            Encoding::Confluent(schemas) => schemas.parts(bytes, &self.attributes)?,
         };
         let tp = parts.finish(&self.fields)?;
         self.check(&tp, wall_now)?;

@@ -16,4 +16,4 @@ pub use output::{
     PairCount, StageChanged, StageCount, StageScores,
 };
 pub use time::EventTime;
-pub use touchpoint::{Channel, Touchpoint};
+pub use touchpoint::{Channel, KeptAttributes, MAX_KEPT_ATTRIBUTES, Touchpoint};

@@ -92,6 +92,47 @@ pub struct Touchpoint<'a> {
     pub value: Option<f64>,
     /// The session, when the source has one.
     pub session_id: Option<Cow<'a, str>>,
+    /// The values of the few attributes selected at start-up
+    /// (`crate::codec::AttributeSelection`); every other attribute is
+    /// checked and dropped by the decoder.
+    pub attributes: KeptAttributes<'a>,
+}
+
+/// How many attribute values a touchpoint keeps at most: the attributes
+/// the configured features read (the consent purpose, the known user id,
+/// a segment key), never the whole map.
+pub const MAX_KEPT_ATTRIBUTES: usize = 4;
+
+/// The selected attributes' values, by the position of their name in the
+/// selection; `None` when the touchpoint does not carry the attribute.
+/// Fixed size and borrowed from the input where the encoding allows, so a
+/// touchpoint without them costs no allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeptAttributes<'a>([Option<Cow<'a, str>>; MAX_KEPT_ATTRIBUTES]);
+
+impl<'a> KeptAttributes<'a> {
+    /// The value of the selected attribute at `slot`, if carried.
+    pub fn get(&self, slot: usize) -> Option<&str> {
+        self.0.get(slot).and_then(|v| v.as_deref())
+    }
+
+    /// Sets the value at `slot` (the last occurrence of a repeated key
+    /// wins); a slot beyond [`MAX_KEPT_ATTRIBUTES`] is ignored.
+    pub fn set(&mut self, slot: usize, value: Cow<'a, str>) {
+        if let Some(v) = self.0.get_mut(slot) {
+            *v = Some(value);
+        }
+    }
+
+    /// Whether no selected attribute is carried.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// A copy that owns its strings.
+    pub fn into_owned(self) -> KeptAttributes<'static> {
+        KeptAttributes(self.0.map(|v| v.map(|s| Cow::Owned(s.into_owned()))))
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ fn engine_with_story() -> (Engine, Vec<Output>) {
             action: Cow::Borrowed(action),
             value: Some(10.0),
             session_id: None,
+            attributes: Default::default(),
         };
         engine.ingest(0, &tp, EventTime(0), &mut out);
     }

@@ -46,6 +46,7 @@ fn engine() -> Engine {
             action: Cow::Borrowed(action),
             value: Some(25.0),
             session_id: None,
+            attributes: Default::default(),
         };
         engine.ingest(0, &tp, EventTime(0), &mut out);
     }

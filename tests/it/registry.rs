@@ -50,6 +50,7 @@ fn touchpoint() -> Touchpoint<'static> {
         action: "login".into(),
         value: Some(4.5),
         session_id: None,
+        attributes: Default::default(),
     }
 }
 

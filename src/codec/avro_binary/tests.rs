@@ -15,6 +15,7 @@ pub(crate) fn sample() -> Touchpoint<'static> {
         action: "purchase".into(),
         value: Some(129.95),
         session_id: Some("s-9".into()),
+        attributes: Default::default(),
     }
 }
 
@@ -68,6 +69,7 @@ fn round_trips_borrowing_strings() {
         Touchpoint {
             value: None,
             session_id: None,
+            attributes: Default::default(),
             occurred_at: EventTime(-1),
             ..sample()
         },

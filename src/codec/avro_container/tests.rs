@@ -16,6 +16,7 @@ pub(crate) fn events(n: usize) -> Vec<Touchpoint<'static>> {
             action: "page_view".into(),
             value: (i % 2 == 0).then_some(i as f64),
             session_id: (i % 3 == 0).then(|| format!("s{i}").into()),
+            attributes: Default::default(),
         })
         .collect()
 }

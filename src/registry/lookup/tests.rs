@@ -83,6 +83,7 @@ fn framed(id: u32) -> Vec<u8> {
         action: "login".into(),
         value: None,
         session_id: None,
+        attributes: Default::default(),
     };
     let mut body = Vec::new();
     avro::encode_datum(&tp, &mut body);

@@ -191,6 +191,7 @@ impl GeneratedEvent {
             action: Cow::Borrowed(self.action),
             value: self.value,
             session_id: self.session_id.as_deref().map(Cow::Borrowed),
+            attributes: Default::default(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl Ev {
             action: Cow::Borrowed(&self.action),
             value: self.value,
             session_id: None,
+            attributes: Default::default(),
         }
     }
 }
