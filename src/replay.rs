@@ -239,6 +239,14 @@ impl fmt::Display for ReplaySummary {
             "Events applied {}, duplicates {}, late {}; stage changes {}, churn-band changes {}.",
             s.events, s.duplicates, s.late, s.stage_changes, s.churn_changes
         )?;
+        let withdrawals: u64 = s.consent_erasures.iter().sum();
+        if s.without_consent > 0 || withdrawals > 0 {
+            writeln!(
+                f,
+                "Without consent {} (not processed); consent withdrawals {} (customers erased).",
+                s.without_consent, withdrawals
+            )?;
+        }
         writeln!(
             f,
             "\nCustomers per stage ({} tracked):",

@@ -187,7 +187,10 @@ impl OutputEncoder {
     const fn avro_schema_id(&self, output: &Output) -> Option<u32> {
         match (self.format, topic_kind(output)) {
             (OutputFormat::Json, _) => None,
-            (OutputFormat::Avro, OutputKind::Audit) => self.evicted_schema_id,
+            (OutputFormat::Avro, OutputKind::Audit) => match output {
+                Output::CustomerErased(_) => self.audit_schema_id,
+                _ => self.evicted_schema_id,
+            },
             (OutputFormat::Avro, kind) => kind.schema_id(&self.schema_ids),
         }
     }
@@ -201,6 +204,7 @@ impl OutputEncoder {
             Output::StageChanged(s) => buf.extend_from_slice(s.customer_id.as_bytes()),
             Output::ChurnRiskChanged(c) => buf.extend_from_slice(c.customer_id.as_bytes()),
             Output::CustomerEvicted(e) => buf.extend_from_slice(e.customer_id.as_bytes()),
+            Output::CustomerErased(e) => buf.extend_from_slice(e.customer_id.as_bytes()),
             Output::FunnelWindow(w) => {
                 buf.extend_from_slice(Decimal::new(w.window_start).as_str().as_bytes());
             }
@@ -248,6 +252,7 @@ const fn source_index(s: ErasureSource) -> i64 {
     match s {
         ErasureSource::Http => 0,
         ErasureSource::Topic => 1,
+        ErasureSource::Consent => 2,
     }
 }
 
@@ -259,6 +264,7 @@ pub fn encode_avro_datum(output: &Output, buf: &mut Vec<u8>) {
         Output::ChurnRiskChanged(c) => churn_risk_changed(c, buf),
         Output::FunnelWindow(w) => funnel_window(w, buf),
         Output::CustomerEvicted(e) => customer_evicted(e, buf),
+        Output::CustomerErased(e) => customer_erased(e, buf),
     }
 }
 

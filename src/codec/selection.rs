@@ -1,8 +1,9 @@
 //! Which attributes a touchpoint keeps.
 //!
 //! `attributes` is a free-form map; the engine reads only a few of its
-//! values, chosen once at start-up from the configuration: for now
-//! `user_id` (carried for identity stitching). The decoders look every
+//! values, chosen once at start-up from the configuration: the consent
+//! purpose (`consent.purpose_attribute`, when `consent.mode` is not `off`)
+//! and `user_id` (carried for identity stitching). The decoders look every
 //! attribute key up in this short list while they check the map, and keep
 //! the value of a selected one in the touchpoint's
 //! [`KeptAttributes`](crate::model::KeptAttributes), at the name's
@@ -26,7 +27,7 @@
 
 use compact_str::CompactString;
 
-use crate::config::Config;
+use crate::config::{Config, ConsentMode};
 use crate::model::MAX_KEPT_ATTRIBUTES;
 
 /// The attribute `user_id`, carried for identity stitching.
@@ -60,9 +61,12 @@ impl AttributeSelection {
         selection
     }
 
-    /// The attributes `config` reads: [`USER_ID`].
-    pub fn from_config(_config: &Config) -> AttributeSelection {
-        AttributeSelection::of([USER_ID])
+    /// The attributes `config` reads: the consent purpose attribute when
+    /// consent is on, and [`USER_ID`].
+    pub fn from_config(config: &Config) -> AttributeSelection {
+        let consent = &config.consent;
+        let purpose = (consent.mode != ConsentMode::Off).then_some(&*consent.purpose_attribute);
+        AttributeSelection::of(purpose.into_iter().chain([USER_ID]))
     }
 
     /// The slot of attribute `name`, if it is selected.
@@ -103,8 +107,15 @@ mod unit {
     }
 
     #[test]
-    fn the_configuration_selects_the_user_id() {
-        let s = AttributeSelection::from_config(&Config::default());
-        assert_eq!(s.names().collect::<Vec<_>>(), ["user_id"]);
+    fn the_configuration_selects_the_purpose_only_when_consent_is_on() {
+        let mut config = Config::default();
+        let names = |c: &Config| {
+            let s = AttributeSelection::from_config(c);
+            s.names().map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&config), ["user_id"]);
+        config.consent.mode = ConsentMode::OptIn;
+        config.consent.purpose_attribute = "consent_purpose".into();
+        assert_eq!(names(&config), ["consent_purpose", "user_id"]);
     }
 }

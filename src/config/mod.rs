@@ -17,6 +17,7 @@
 //! never show in `Debug` output: see [`Secret`] and [`KafkaProperties`].
 
 mod churn;
+mod consent;
 mod journey;
 mod kafka;
 mod load;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::FieldLimits;
 
 pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSignalConfig};
+pub use consent::{ConsentConfig, ConsentMode};
 pub use journey::{
     ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, ScoresConfig,
     StageConfig,
@@ -55,6 +57,8 @@ pub struct Config {
     pub journey: JourneyConfig,
     /// The churn-risk model, its signals and bands.
     pub churn: ChurnConfig,
+    /// Whether touchpoints need the customer's consent for a purpose.
+    pub consent: ConsentConfig,
     /// Limits that keep memory bounded and bad input out.
     pub limits: LimitsConfig,
     /// The Kafka connection: brokers, consumer group, librdkafka properties.
@@ -77,6 +81,7 @@ impl Default for Config {
             time: TimeConfig::default(),
             journey: JourneyConfig::default(),
             churn: ChurnConfig::default(),
+            consent: ConsentConfig::default(),
             limits: LimitsConfig::default(),
             kafka: KafkaConfig::default(),
             inputs: vec![InputConfig::default()],

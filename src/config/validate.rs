@@ -15,7 +15,7 @@ mod topics;
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::{Config, ConfigError, LimitsConfig, TimeConfig, TimeMode};
+use super::{Config, ConfigError, ConsentConfig, ConsentMode, LimitsConfig, TimeConfig, TimeMode};
 use crate::model::Channel;
 
 impl Config {
@@ -28,6 +28,7 @@ impl Config {
         time(&self.time, &mut problems);
         journey::check(&self.journey, &mut problems);
         churn::check(&self.churn, &mut problems);
+        consent(&self.consent, &self.limits, &mut problems);
         limits(&self.limits, &mut problems);
         kafka::check(&self.kafka, &mut problems);
         topics::check(self, &mut problems);
@@ -222,6 +223,59 @@ pub(crate) fn problems_of(config: &Config) -> Vec<String> {
         .err()
         .map(|e| e.problems)
         .unwrap_or_default()
+}
+
+/// `[consent]`, unless it is off: names that a touchpoint can carry
+/// (non-empty, within the field limits, or they would never match), and
+/// two distinct actions.
+fn consent(consent: &ConsentConfig, limits: &LimitsConfig, problems: &mut Problems) {
+    if consent.mode == ConsentMode::Off {
+        return;
+    }
+    let names = [
+        (
+            "consent.purpose",
+            &consent.purpose,
+            limits.max_attribute_value_length,
+        ),
+        (
+            "consent.purpose_attribute",
+            &consent.purpose_attribute,
+            limits.max_attribute_key_length,
+        ),
+        (
+            "consent.granted_action",
+            &consent.granted_action,
+            limits.max_action_length,
+        ),
+        (
+            "consent.withdrawn_action",
+            &consent.withdrawn_action,
+            limits.max_action_length,
+        ),
+    ];
+    for (key, name, limit) in names {
+        if name.is_empty() {
+            problems.add(key, "must not be empty");
+        } else if name.len() > limit {
+            problems.add(
+                key,
+                format!(
+                    "{} bytes, longer than a touchpoint may carry ({limit})",
+                    name.len()
+                ),
+            );
+        }
+    }
+    if consent.granted_action == consent.withdrawn_action {
+        problems.add(
+            "consent.withdrawn_action",
+            format!(
+                "{:?} is also consent.granted_action; the two must differ",
+                consent.withdrawn_action
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

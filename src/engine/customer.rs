@@ -52,6 +52,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use super::consent::ConsentState;
 use super::dedupe::{self, Verdict};
 use super::rules::{SlotLayout, StageIdx, Window};
 use crate::model::{Band, EventTime};
@@ -112,6 +113,11 @@ pub struct Customer {
     pub latest_scores: [u8; 3],
     /// Event time of the journey's first touchpoint; `MIN` if unknown.
     pub first_seen: EventTime,
+    /// Consent for `consent.purpose` ([`super::consent`]); kept when a
+    /// withdrawal erases the rest.
+    pub consent: ConsentState,
+    /// Event time of the latest consent change; `MIN` if none.
+    pub consent_at: EventTime,
 }
 
 /// A latest score the customer never gave.
@@ -141,7 +147,15 @@ impl Customer {
             timer_at: EventTime::MAX,
             latest_scores: [NO_SCORE; 3],
             first_seen: EventTime::MIN,
+            consent: ConsentState::Unknown,
+            consent_at: EventTime::MIN,
         }
+    }
+
+    /// The customer's latest sign of life: their latest touchpoint, or a
+    /// later consent change; `state_ttl` runs from it.
+    pub fn seen(&self) -> EventTime {
+        self.last_seen.max(self.consent_at)
     }
 
     /// Heap bytes owned by this customer (an id longer than 24 bytes).

@@ -402,7 +402,7 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
     if let Some(due) = lapse_due(c, cx.rules, cx.settings).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);
     }
-    if c.last_seen.plus_ms(cx.settings.state_ttl_ms) <= now {
+    if c.seen().plus_ms(cx.settings.state_ttl_ms) <= now {
         if c.purchases > 0 {
             assess_churn(c, now, None, cx);
         }
@@ -453,14 +453,19 @@ fn lapse_due(c: &Customer, rules: &Rules, settings: &Settings) -> Option<EventTi
 /// timer is derived rather than persisted.
 pub fn next_due(c: &Customer, rules: &Rules, settings: &Settings) -> EventTime {
     if c.stage == NO_STAGE {
-        return EventTime::MAX;
+        // Only a consent (a grant before any journey, or what a withdrawal
+        // left) lives on, for `state_ttl` after it changed.
+        return match c.consent_at {
+            EventTime::MIN => EventTime::MAX,
+            at => at.plus_ms(settings.state_ttl_ms),
+        };
     }
     let churn = if c.purchases > 0 {
         c.churn_due
     } else {
         EventTime::MAX
     };
-    let ttl = c.last_seen.plus_ms(settings.state_ttl_ms);
+    let ttl = c.seen().plus_ms(settings.state_ttl_ms);
     [conversion_deadline(c, rules), lapse_due(c, rules, settings)]
         .into_iter()
         .flatten()

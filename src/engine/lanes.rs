@@ -386,6 +386,7 @@ mod tests {
             value: None,
             event_id: CompactString::const_new("e"),
             action_name: CompactString::const_new("page_view"),
+            consent: Default::default(),
         }
     }
 

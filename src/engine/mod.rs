@@ -47,7 +47,8 @@
 //! until it has caught up.
 //!
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
-//! state), [`dedupe`] (which event ids were applied), [`journey`] (the
+//! state), [`consent`] (whose touchpoints are processed, and what a consent
+//! touchpoint does), [`dedupe`] (which event ids were applied), [`journey`] (the
 //! stage machine), [`reorder`], [`timers`],
 //! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
 //! [`funnel`] and [`churn`]; [`clv`] (lifetime value) and [`fit`] (fitting
@@ -58,6 +59,7 @@
 pub mod changelog;
 pub mod churn;
 pub mod clv;
+pub mod consent;
 pub mod customer;
 pub mod dedupe;
 pub mod fit;
@@ -75,11 +77,12 @@ pub mod watermark;
 
 use std::hash::BuildHasher;
 
-use crate::config::{Config, ConfigError};
-use crate::model::{CustomerEvicted, EventTime, Output, Touchpoint};
+use crate::config::{Config, ConfigError, ConsentMode};
+use crate::model::{CustomerErased, CustomerEvicted, ErasureSource, EventTime, Output, Touchpoint};
 pub use changelog::{Change, Checkpoint, RecordKey, RestoreError};
 use changelog::{ChangeTracker, ReplayLists, Scratch};
 use churn::ChurnModel;
+use consent::{Consent, ConsentState, Decision};
 use customer::{Customer, Customers, Slot};
 use funnel::{Funnel, FunnelTotals};
 use journey::{Ctx, Fired, Settings};
@@ -134,6 +137,8 @@ const FINGERPRINT_SEED: u64 = 0x6a6f_7572_6e65_7964;
 pub struct Engine {
     rules: Rules,
     churn: ChurnModel,
+    /// `[consent]`: which touchpoints customers' consent lets through.
+    consent: Consent,
     settings: Settings,
     max_buffered: usize,
     /// `limits.max_buffered_bytes`: the reorder buffer's bound in bytes.
@@ -176,6 +181,7 @@ impl Engine {
         };
         Ok(Engine {
             churn: ChurnModel::new(&config.churn),
+            consent: Consent::new(config),
             settings,
             max_buffered: config.limits.max_buffered_events.max(1),
             max_buffered_bytes: config.limits.max_buffered_bytes,
@@ -257,6 +263,7 @@ impl Engine {
             value: tp.value,
             event_id: tp.event_id.as_ref().into(),
             action_name: tp.action.as_ref().into(),
+            consent: self.consent.classify(tp),
         };
         let outcome = if event.at < self.lanes.frontier(partition) {
             self.apply_late(event, out)
@@ -271,6 +278,11 @@ impl Engine {
     /// Applies a touchpoint older than its partition's time at once, unless
     /// it was applied before or cannot be verified as new.
     fn apply_late(&mut self, event: PendingEvent, out: &mut impl Emit) -> Ingested {
+        let decision = self.decide(&event);
+        if decision != Decision::Process {
+            self.apply_consent(decision, event, out);
+            return Ingested::Late;
+        }
         if let Some(refused) = self.verify(&event) {
             return refused;
         }
@@ -412,10 +424,86 @@ impl Engine {
             self.offsets.release(event.partition, event.offset);
             let mut customer = self.customers.get_mut(event.slot);
             customer.pending = customer.pending.saturating_sub(1);
-            if self.verify(&event).is_none() {
-                self.process(event, out);
+            match self.decide(&event) {
+                Decision::Process => {
+                    if self.verify(&event).is_none() {
+                        self.process(event, out);
+                    }
+                }
+                decision => self.apply_consent(decision, event, out),
             }
         }
+    }
+
+    /// What the customer's consent makes of `event` now ([`consent`]).
+    #[inline]
+    fn decide(&self, event: &PendingEvent) -> Decision {
+        let c = self.customers.get(event.slot);
+        (self.consent).decide(event.consent, event.at, c.consent, c.consent_at)
+    }
+
+    /// Carries out a consent decision other than processing the touchpoint.
+    fn apply_consent(&mut self, decision: Decision, event: PendingEvent, out: &mut impl Emit) {
+        match decision {
+            Decision::Process => self.process(event, out),
+            Decision::Ignore => self.ignore(event.slot),
+            Decision::Grant => self.set_consent(event.slot, ConsentState::Granted, event.at),
+            Decision::Withdraw => self.withdraw(event.slot, event.at, out),
+        }
+    }
+
+    /// A touchpoint without consent: counted, nothing kept. A customer it
+    /// created, who has nothing else (no journey, no consent, nothing
+    /// buffered), goes again; their changelog record, if a drain wrote one
+    /// while the touchpoint waited, is tombstoned.
+    fn ignore(&mut self, slot: Slot) {
+        self.stats.without_consent += 1;
+        let c = self.customers.get(slot);
+        let empty = c.stage == customer::NO_STAGE
+            && c.consent == ConsentState::Unknown
+            && c.pending == 0
+            && c.timer_at == EventTime::MAX;
+        if empty {
+            let gone = self.customers.remove(slot);
+            self.stats.record_removal(gone.stage, gone.band);
+            self.changes.removed(&gone.id, u32::from(gone.partition));
+            self.replay.forget(slot);
+        }
+    }
+
+    /// Records the customer's consent as `state` since `at`; their state
+    /// lives on for `state_ttl` after it.
+    fn set_consent(&mut self, slot: Slot, state: ConsentState, at: EventTime) {
+        let mut c = self.customers.get_mut(slot);
+        c.consent = state;
+        c.consent_at = at;
+        self.changes.mark(slot);
+        self.file_timer(slot);
+    }
+
+    /// A withdrawal of consent at `at`: the customer is erased as an
+    /// erasure request does (journey, timers, de-duplication memory), all
+    /// but their consent, which is now withdrawn; `CustomerErased` with
+    /// source `consent` confirms it. Their touchpoints still buffered stay,
+    /// to be judged in their turn (see [`consent`]), as do the offsets a
+    /// restore awaits. Their next record in the changelog holds only the
+    /// consent.
+    fn withdraw(&mut self, slot: Slot, at: EventTime, out: &mut impl Emit) {
+        let c = self.customers.get(slot);
+        let state_found = c.stage != customer::NO_STAGE || c.consent != ConsentState::Unknown;
+        self.set_timer(slot, EventTime::MAX);
+        let gone = self.customers.reset(slot);
+        self.customers.reset_words(slot);
+        self.stats.record_removal(gone.stage, gone.band);
+        self.stats.consent_erasures[usize::from(!state_found)] += 1;
+        self.set_consent(slot, ConsentState::Withdrawn, at);
+        out.emit(Output::CustomerErased(CustomerErased {
+            customer_id: gone.id,
+            requested_at: at.0,
+            completed_at: self.detected_at.0,
+            source: ErasureSource::Consent,
+            state_found,
+        }));
     }
 
     /// Lends out what a customer update needs, beside the customers and
@@ -564,6 +652,11 @@ impl Engine {
         &self.stats
     }
 
+    /// `consent.mode`.
+    pub fn consent_mode(&self) -> ConsentMode {
+        self.consent.mode()
+    }
+
     /// The compiled journey model.
     pub fn rules(&self) -> &Rules {
         &self.rules
@@ -692,8 +785,8 @@ impl Engine {
 fn announce_eviction<E: Emit>(customer: &Customer, cx: &mut Ctx<'_, E>) {
     cx.out.emit(Output::CustomerEvicted(CustomerEvicted {
         customer_id: customer.id.clone(),
-        last_seen: customer.last_seen.0,
-        evicted_at: customer.last_seen.plus_ms(cx.settings.state_ttl_ms).0,
+        last_seen: customer.seen().0,
+        evicted_at: customer.seen().plus_ms(cx.settings.state_ttl_ms).0,
         detected_at: cx.detected_at.0,
         last_stage_sequence: u64::from(customer.stage_seq),
         last_churn_sequence: u64::from(customer.churn_seq),

@@ -18,6 +18,7 @@ use std::collections::BinaryHeap;
 
 use compact_str::CompactString;
 
+use super::consent::Signal;
 use super::customer::Slot;
 use super::rules::ActionId;
 use crate::model::{Channel, EventTime};
@@ -37,6 +38,8 @@ pub struct PendingEvent {
     pub value: Option<f64>,
     pub event_id: CompactString,
     pub action_name: CompactString,
+    /// What it is for consent ([`super::consent`]).
+    pub consent: Signal,
 }
 
 impl PendingEvent {
@@ -147,6 +150,7 @@ mod tests {
             value: None,
             event_id: CompactString::const_new("e"),
             action_name: CompactString::const_new("page_view"),
+            consent: Signal::None,
         }
     }
 

@@ -51,6 +51,12 @@ pub struct EngineStats {
     pub restored: u64,
     /// Customers erased on request.
     pub erased: u64,
+    /// Consent withdrawals carried out (each erases the customer but for
+    /// their consent): `[held before, not held]`.
+    pub consent_erasures: [u64; 2],
+    /// Touchpoints not processed for lack of consent (`consent.mode`), and
+    /// consent touchpoints older than the customer's latest consent change.
+    pub without_consent: u64,
     /// Touchpoints a restored customer had buffered that were not read
     /// again (the input resumed past them): their effect is lost.
     pub replay_missed: u64,

@@ -38,6 +38,19 @@ pub struct CustomerView {
     pub sequences: Sequences,
     /// The customer's latest experience-score responses.
     pub scores: LatestScores,
+    /// Their consent for `consent.purpose`.
+    pub consent: ConsentView,
+}
+
+/// A customer's consent (docs/personal-data.md#consent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsentView {
+    /// `consent.mode`: `off`, `opt_out` or `opt_in`, to read the state by.
+    pub mode: &'static str,
+    /// `unknown` (never granted nor withdrawn), `granted` or `withdrawn`.
+    pub state: &'static str,
+    /// Event time of the latest grant or withdrawal.
+    pub changed_at: Option<String>,
 }
 
 /// The latest response to each experience score (`journey.scores`);
@@ -97,6 +110,11 @@ impl CustomerView {
             scores: {
                 let [nps, csat, ces] = customer.latest_scores.map(|s| (s != NO_SCORE).then_some(s));
                 LatestScores { nps, csat, ces }
+            },
+            consent: ConsentView {
+                mode: engine.consent_mode().as_str(),
+                state: customer.consent.as_str(),
+                changed_at: rfc3339(customer.consent_at),
             },
         })
     }

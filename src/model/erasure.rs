@@ -13,17 +13,25 @@ pub enum ErasureSource {
     Http,
     /// A record produced to the erasure topic by another system.
     Topic,
+    /// A touchpoint withdrawing the customer's consent (`consent.mode`):
+    /// the customer is erased but for their consent.
+    Consent,
 }
 
 impl ErasureSource {
     /// Every source, for metric label pre-resolution.
-    pub const ALL: [ErasureSource; 2] = [ErasureSource::Http, ErasureSource::Topic];
+    pub const ALL: [ErasureSource; 3] = [
+        ErasureSource::Http,
+        ErasureSource::Topic,
+        ErasureSource::Consent,
+    ];
 
     /// The wire name, also a metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
             ErasureSource::Http => "http",
             ErasureSource::Topic => "topic",
+            ErasureSource::Consent => "consent",
         }
     }
 
@@ -37,7 +45,10 @@ impl ErasureSource {
 ///
 /// Published by the instance that owns the customer's partition once the
 /// customer is gone from its memory, de-duplication memory and timers;
-/// derived events published before are not rewritten.
+/// derived events published before are not rewritten. An erasure request
+/// is confirmed by the pipeline; a consent withdrawal by the engine, as
+/// one of its outputs ([`crate::model::Output::CustomerErased`]), with the
+/// withdrawal's event time as `requested_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CustomerErased {
     /// The customer erased (also the Kafka key).

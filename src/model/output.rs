@@ -7,7 +7,7 @@
 use compact_str::CompactString;
 use serde::Serialize;
 
-use super::EventTime;
+use super::{CustomerErased, EventTime};
 
 /// How a stage change moved the customer through the journey.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -279,6 +279,10 @@ pub enum Output {
     FunnelWindow(FunnelWindow),
     /// On the audit topic, beside the erasure confirmations.
     CustomerEvicted(CustomerEvicted),
+    /// On the audit topic: a consent withdrawal erased the customer
+    /// (`source = consent`); the same record as an erasure request's
+    /// confirmation.
+    CustomerErased(CustomerErased),
 }
 
 /// Which output topic (and Avro schema) an output belongs to: **the one
@@ -300,8 +304,9 @@ pub enum OutputKind {
     ChurnRisk,
     /// `FunnelWindow`, on `[outputs] funnel`.
     Funnel,
-    /// `CustomerEvicted`, on `[outputs] audit` beside the erasure
-    /// confirmations; its schema id is not among `output_schema_ids`.
+    /// `CustomerEvicted`, and `CustomerErased` of a consent withdrawal, on
+    /// `[outputs] audit` beside the erasure confirmations; their schema ids
+    /// are not among `output_schema_ids`.
     Audit,
 }
 
@@ -366,7 +371,7 @@ impl Output {
             Output::StageChanged(_) => OutputKind::StageChanges,
             Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
             Output::FunnelWindow(_) => OutputKind::Funnel,
-            Output::CustomerEvicted(_) => OutputKind::Audit,
+            Output::CustomerEvicted(_) | Output::CustomerErased(_) => OutputKind::Audit,
         }
     }
 
@@ -377,6 +382,7 @@ impl Output {
             Output::ChurnRiskChanged(c) => c.event_time,
             Output::FunnelWindow(w) => w.window_start,
             Output::CustomerEvicted(e) => e.evicted_at,
+            Output::CustomerErased(e) => e.requested_at,
         })
     }
 }

@@ -20,7 +20,7 @@ use super::funnel::FunnelMetrics;
 use super::metrics::{InputMetrics, JourneyMetrics, Metrics, gauge_value};
 use crate::engine::funnel::FunnelTotals;
 use crate::engine::{Engine, EngineStats, Rules};
-use crate::model::EventTime;
+use crate::model::{ErasureSource, EventTime};
 
 /// Label of the `from` stage when a customer enters the journey.
 pub const ENTRY_LABEL: &str = "none";
@@ -133,10 +133,19 @@ impl EngineObserver {
             s.unverified_memory,
         );
         bump(&input.forced_early, p.forced_early, s.forced_early);
+        bump(&input.without_consent, p.without_consent, s.without_consent);
         for (i, counter) in journey.band_changes.iter().enumerate() {
             bump(counter, p.band_entries[i], s.band_entries[i]);
         }
         bump(&journey.evicted, p.evicted, s.evicted);
+        let consent = ErasureSource::ALL
+            .iter()
+            .position(|&s| s == ErasureSource::Consent);
+        if let Some(counters) = consent.and_then(|i| journey.erasures.get(i)) {
+            for (i, counter) in counters.iter().enumerate() {
+                bump(counter, p.consent_erasures[i], s.consent_erasures[i]);
+            }
+        }
         bump_all(&self.transitions, &p.transitions, &s.transitions);
         for (gauge, &n) in self.customers.iter().zip(&s.customers_per_stage) {
             gauge.set(gauge_value(n));

@@ -66,6 +66,8 @@ pub(super) struct InputMetrics {
     pub processed: IntCounter,
     pub forced_early: IntCounter,
     pub scores_off_scale: IntCounter,
+    /// `journeyd_touchpoints_without_consent_total`.
+    pub without_consent: IntCounter,
 }
 
 impl InputMetrics {
@@ -119,6 +121,12 @@ impl InputMetrics {
             forced_early: r.counter(
                 "journeyd_events_forced_early_total",
                 "Touchpoints processed before the watermark because the reorder buffer was full.",
+            )?,
+            without_consent: r.counter(
+                "journeyd_touchpoints_without_consent_total",
+                "Touchpoints neither kept nor derived from because their customer had no consent \
+                 for consent.purpose (consent.mode), and consent touchpoints superseded by a \
+                 later change of the same customer's consent.",
             )?,
         })
     }

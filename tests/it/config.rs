@@ -874,3 +874,39 @@ fn journeyd_run_refuses_event_time_mode_before_touching_the_network() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn a_bad_consent_mode_is_a_start_up_error_naming_the_key() {
+    let found = problems("[consent]\nmode = \"opt-in\"\n", &[]);
+    assert_eq!(
+        found,
+        ["consent.mode: unknown variant `opt-in`, expected one of `off`, `opt_out`, `opt_in`"]
+    );
+}
+
+#[test]
+fn consent_names_must_be_carryable_and_the_actions_distinct() {
+    let text = r#"
+        [consent]
+        mode = "opt_in"
+        purpose = ""
+        granted_action = "consent"
+        withdrawn_action = "consent"
+        [limits]
+        max_attribute_key_length = 4
+    "#;
+    let found = problems(text, &[]);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert_has(&found, "consent.purpose: must not be empty");
+    assert_has(
+        &found,
+        "consent.purpose_attribute: 7 bytes, longer than a touchpoint may carry (4)",
+    );
+    assert_has(
+        &found,
+        "consent.withdrawn_action: \"consent\" is also consent.granted_action; the two must differ",
+    );
+    let ok = "[consent]\nmode = \"opt_out\"\npurpose = \"marketing\"\n";
+    let config = Config::from_toml_str(ok, env(&[])).unwrap();
+    assert_eq!(config.consent.mode, journeyd::config::ConsentMode::OptOut);
+}

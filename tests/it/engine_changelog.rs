@@ -10,6 +10,7 @@ use common::restore::*;
 use common::streams::Read;
 use common::*;
 use journeyd::config::{Config, TimeMode};
+use journeyd::engine::consent::ConsentState;
 use journeyd::engine::snapshot::{self, CustomerState, WindowState};
 use journeyd::engine::{Engine, Ingested};
 use journeyd::model::{Band, Direction, EventTime, Output};
@@ -549,6 +550,8 @@ fn golden_v1() -> CustomerState {
         awaiting: vec![1006],
         latest_scores: [None; 3],
         first_seen: EventTime::MIN,
+        consent: ConsentState::Unknown,
+        consent_at: EventTime::MIN,
     }
 }
 
@@ -724,4 +727,33 @@ fn the_checked_in_version_3_value_decodes_forever() {
         (Some(9), None, Some(3)),
         "the latest scores come back with the customer"
     );
+}
+
+/// The version-4 value in `tests/golden/state-v4.bin` (described beside it).
+fn golden_v4() -> CustomerState {
+    CustomerState {
+        consent: ConsentState::Granted,
+        // 2026-03-01 08:59:00, a minute before evt-1000.
+        consent_at: EventTime(1_772_355_540_000),
+        ..golden_v3()
+    }
+}
+
+#[test]
+fn the_checked_in_version_4_value_decodes_forever() {
+    let bytes = include_bytes!("../golden/state-v4.bin");
+    assert_eq!(snapshot::decode(bytes), Ok(golden_v4()));
+    let mut encoded = Vec::new();
+    snapshot::encode(&golden_v4(), &mut encoded);
+    assert_eq!(encoded, bytes, "version 4 is the format written today");
+    let mut config = event_config();
+    config.consent.mode = journeyd::config::ConsentMode::OptIn;
+    let mut engine = Engine::new(&config).unwrap();
+    engine.restore(0, "golden-1", Some(bytes)).unwrap();
+    let view = journeyd::http::CustomerView::from_engine(&engine, "golden-1").unwrap();
+    assert_eq!(
+        (view.consent.state, view.consent.changed_at.as_deref()),
+        ("granted", Some("2026-03-01T08:59:00Z"))
+    );
+    assert_eq!(engine.customer("golden-1").unwrap().touchpoints, 6);
 }

@@ -93,7 +93,7 @@ proptest! {
                 Output::StageChanged(s) => stage.entry(s.customer_id.to_string()).or_default().push(s.sequence),
                 Output::ChurnRiskChanged(c) => churn.entry(c.customer_id.to_string()).or_default().push(c.sequence),
                 Output::FunnelWindow(w) => windows.push(w.sequence),
-                Output::CustomerEvicted(_) => {}
+                Output::CustomerEvicted(_) | Output::CustomerErased(_) => {}
             }
         }
         for seqs in stage.values().chain(churn.values()).chain(std::iter::once(&windows)) {

@@ -20,6 +20,7 @@ mod doc_links;
 mod engine_capacity;
 mod engine_changelog;
 mod engine_clock;
+mod engine_consent;
 mod engine_dedupe;
 mod engine_funnel;
 mod engine_partitions;

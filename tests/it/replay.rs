@@ -103,6 +103,49 @@ fn golden_journeys() {
 }
 
 #[test]
+fn golden_consent_opt_in() {
+    let (output, summary) = check_golden("consent");
+    let moved = |id: &str| -> Vec<String> {
+        lines_of_type(&output, "stage_changed")
+            .into_iter()
+            .filter(|v| v["customer_id"] == id)
+            .map(|v| format!("{} {}", v["sequence"], v["to_stage"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        moved("p1"),
+        ["1 awareness", "2 consideration", "3 purchase"]
+    );
+    assert!(moved("p2").is_empty(), "no consent for analytics");
+    // Erased on day 3; the purchase of day 4 waits for no one; a new
+    // journey from the grant of day 5.
+    assert_eq!(
+        moved("p3"),
+        ["1 awareness", "2 consideration", "1 purchase"]
+    );
+    // The withdrawal (+10 s) comes before the view (+20 s) in event time.
+    assert_eq!(moved("p4"), ["1 awareness"]);
+    let erased: Vec<_> = lines_of_type(&output, "customer_erased")
+        .into_iter()
+        .map(|v| {
+            (
+                v["customer_id"].as_str().unwrap().to_owned(),
+                v["source"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        erased,
+        [
+            ("p3".to_owned(), "consent".into()),
+            ("p4".to_owned(), "consent".into())
+        ]
+    );
+    // p2's three, p3's purchase of day 4, p4's view.
+    assert_eq!(summary.stats.without_consent, 5);
+}
+
+#[test]
 fn golden_regress_rule_and_hourly_windows() {
     let (output, summary) = check_golden("regress");
     let regress = lines_of_type(&output, "stage_changed")

@@ -428,6 +428,35 @@ fn customer_erased_json_is_tagged() {
     );
 }
 
+#[test]
+fn a_consent_withdrawal_is_confirmed_like_an_erasure_request() {
+    // The engine's output: the same bytes under the same schema id, on
+    // the same topic, as the pipeline's confirmation of a request.
+    let record = erased(ErasureSource::Consent, true);
+    let output = Output::CustomerErased(record.clone());
+    assert_eq!(topic_kind(&output), OutputKind::Audit);
+    for encoder in [
+        OutputEncoder::json(),
+        avro()
+            .with_audit_schema_id(0x0a0b_0c0d)
+            .with_evicted_schema_id(0x0102_0305),
+    ] {
+        let (mut as_output, mut as_request, mut key) = (Vec::new(), Vec::new(), Vec::new());
+        encoder.encode(&output, &mut as_output);
+        encoder.encode_erased(&record, &mut as_request);
+        assert_eq!(as_output, as_request);
+        encoder.key(&output, &mut key);
+        assert_eq!(key, "cust-ü".as_bytes());
+    }
+    let mut json = Vec::new();
+    OutputEncoder::json().encode(&output, &mut json);
+    assert!(
+        std::str::from_utf8(&json)
+            .unwrap()
+            .contains(r#""source":"consent""#)
+    );
+}
+
 // ---- the eviction announcement ----
 
 fn evicted() -> Output {

@@ -38,6 +38,8 @@ pub fn capture(
     state.churn_due = c.churn_due;
     state.latest_scores = c.latest_scores.map(|s| (s != NO_SCORE).then_some(s));
     state.first_seen = c.first_seen;
+    state.consent = c.consent;
+    state.consent_at = c.consent_at;
     state
         .windows
         .resize_with(rules.windows().count(), WindowState::default);
@@ -98,6 +100,8 @@ pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, 
     c.churn_due = state.churn_due;
     c.latest_scores = state.latest_scores.map(|s| s.unwrap_or(NO_SCORE));
     c.first_seen = state.first_seen;
+    c.consent = state.consent;
+    c.consent_at = state.consent_at;
     c.fence = state.fence.unwrap_or(-1);
     c.timer_at = EventTime::MAX;
     install_windows(c, state, rules);

@@ -238,7 +238,7 @@ impl Engine {
     /// Files the customer's timer at its next due time in their
     /// partition's lane, to fire on the next call if that is behind the
     /// lane's frontier.
-    fn file_timer(&mut self, slot: Slot) {
+    pub(in crate::engine) fn file_timer(&mut self, slot: Slot) {
         let due = journey::next_due(self.customers.get(slot), &self.rules, &self.settings);
         self.set_timer(slot, due);
     }
@@ -247,7 +247,7 @@ impl Engine {
         self.set_timer(slot, EventTime::MAX);
     }
 
-    fn set_timer(&mut self, slot: Slot, due: EventTime) {
+    pub(in crate::engine) fn set_timer(&mut self, slot: Slot, due: EventTime) {
         let key = self.customers.timer_key(slot);
         let mut c = self.customers.get_mut(slot);
         let lane = u32::from(c.partition);

@@ -7,7 +7,7 @@
 //! other kind of value, one partition's funnel windows ([`FunnelState`]),
 //! has a format of its own, in [`funnel`].
 //!
-//! # Format, version 3
+//! # Format, version 4
 //!
 //! Byte 0 is the format version. The rest is hand-written and little-endian:
 //! `varint` is unsigned LEB128, `zz` a zigzag varint, a mask has one bit per
@@ -15,7 +15,7 @@
 //! a base (`last_seen`, or 0 when it is absent), so most take 2 to 5 bytes.
 //!
 //! ```text
-//! u8      version = 3
+//! u8      version = 4
 //! u8      flags: bit 0 conversion_pending, bit 1 cancelled,
 //!                bits 2-3 band (0 none, 1 low, 2 medium, 3 high), others 0
 //! varint  stage ordinal + 1 (0: no stage yet)
@@ -37,6 +37,8 @@
 //! u8      tail present: bit 0 NPS, 1 CSAT, 2 CES (the latest scores), 3
 //!         first_seen, others 0; then one u8 response (< 255) for each
 //!         present score, and zz first_seen - base if present
+//! u8      consent: 0 unknown, 1 granted, 2 withdrawn (`[consent]`); then,
+//!         unless unknown, zz consent_at - base (when it changed)
 //! ```
 //!
 //! A typical customer (a purchase, a few views, six remembered event ids)
@@ -50,10 +52,11 @@
 //!
 //! A later format gets the next version byte and a decoder of its own;
 //! [`decode`] keeps reading every earlier version into the current
-//! [`CustomerState`]. `tests/golden/state-v1.bin`, `state-v2.bin` and `state-v3.bin` are
+//! [`CustomerState`]. `tests/golden/state-v1.bin` to `state-v4.bin` are
 //! values of each version checked in for good, with tests that they decode
 //! to the same state.
 //!
+//! Version 3 is version 4 without the consent section (consent unknown).
 //! Version 2 is version 3 without the tail (no latest scores, first_seen
 //! unknown).
 //! Version 1 differs from version 2 only in its de-duplication memory: a ring of the
@@ -69,12 +72,13 @@ mod wire;
 
 pub use funnel::{FunnelState, decode_funnel, encode_funnel};
 
+use crate::engine::consent::ConsentState;
 use crate::engine::dedupe;
 use crate::model::{Band, EventTime};
 use wire::{Reader, put_mask, put_varint, unzigzag, zigzag};
 
 /// The format version [`encode`] writes.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// One customer's journey state, as persisted.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,6 +132,10 @@ pub struct CustomerState {
     /// Event time of the journey's first touchpoint; `MIN` if unknown
     /// (none yet, or restored from a version that did not keep it).
     pub first_seen: EventTime,
+    /// Consent for `consent.purpose` (`Unknown` before version 4).
+    pub consent: ConsentState,
+    /// When it last changed; `MIN` with `Unknown`.
+    pub consent_at: EventTime,
 }
 
 /// The recent timestamps of one windowed entry signal.
@@ -209,6 +217,32 @@ pub fn encode(state: &CustomerState, out: &mut Vec<u8>) {
     if first_seen {
         put_varint(out, zigzag(state.first_seen.0.wrapping_sub(base)));
     }
+    put_consent(state, base, out);
+}
+
+/// The consent section (version 4): the state, then when it changed.
+fn put_consent(state: &CustomerState, base: i64, out: &mut Vec<u8>) {
+    out.push(state.consent as u8);
+    if state.consent != ConsentState::Unknown {
+        put_varint(out, zigzag(state.consent_at.0.wrapping_sub(base)));
+    }
+}
+
+/// Reads the consent section of version 4.
+fn read_consent(
+    r: &mut Reader<'_>,
+    base: i64,
+    state: &mut CustomerState,
+) -> Result<(), DecodeError> {
+    let byte = r.byte("consent")?;
+    state.consent = ConsentState::from_byte(byte).ok_or(DecodeError::Invalid("consent"))?;
+    if state.consent != ConsentState::Unknown {
+        state.consent_at = EventTime(unzigzag(r.varint("consent")?).wrapping_add(base));
+        if state.consent_at == EventTime::MIN {
+            return Err(DecodeError::Invalid("consent"));
+        }
+    }
+    Ok(())
 }
 
 /// The bit of the tail's presence byte that says `first_seen` follows.
@@ -308,7 +342,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1..=3 => decode_body(&mut r, version)?,
+        1..=4 => decode_body(&mut r, version)?,
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     match r.remaining() {
@@ -317,7 +351,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     }
 }
 
-/// Versions 1 to 3 (see the module docs for how they differ).
+/// Versions 1 to 4 (see the module docs for how they differ).
 fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeError> {
     let flags = r.byte("flags")?;
     if flags & !KNOWN_FLAGS != 0 {
@@ -338,6 +372,7 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
         purchases: r.varint_u32("purchases")?,
         active_window: r.varint_u32("active_window")?.wrapping_sub(1),
         first_seen: EventTime::MIN,
+        consent_at: EventTime::MIN,
         ..CustomerState::default()
     };
     let base = read_times(r, &mut state)?;
@@ -369,6 +404,9 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
                 return Err(DecodeError::Invalid("first_seen"));
             }
         }
+    }
+    if version >= 4 {
+        read_consent(r, base, &mut state)?;
     }
     Ok(state)
 }

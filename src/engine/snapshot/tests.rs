@@ -39,6 +39,8 @@ fn sample() -> CustomerState {
         awaiting: vec![81_230, 81_234],
         latest_scores: [Some(9), None, Some(2)],
         first_seen: EventTime(T0 - 30 * DAY),
+        consent: ConsentState::Granted,
+        consent_at: EventTime(T0 - 31 * DAY),
     }
 }
 
@@ -54,8 +56,9 @@ fn a_customer_round_trips_in_few_bytes() {
     let mut bytes = Vec::new();
     encode(&state, &mut bytes);
     assert_eq!(bytes[0], FORMAT_VERSION);
-    // 18 of them for two de-duplication entries, 9 for the floor.
-    assert!(bytes.len() < 110, "{} bytes", bytes.len());
+    // 18 of them for two de-duplication entries, 9 for the floor, 6 for
+    // the consent.
+    assert!(bytes.len() < 116, "{} bytes", bytes.len());
     assert_eq!(decode(&bytes), Ok(state));
 }
 
@@ -69,6 +72,7 @@ fn a_fresh_customer_round_trips() {
         first_purchase: EventTime::MIN,
         last_purchase: EventTime::MIN,
         dedupe: vec![0; 4],
+        consent_at: EventTime::MIN,
         ..CustomerState::default()
     };
     assert_eq!(round_trip(&fresh), Ok(fresh));
@@ -78,7 +82,7 @@ fn a_fresh_customer_round_trips() {
 fn unknown_versions_are_refused() {
     let mut bytes = Vec::new();
     encode(&sample(), &mut bytes);
-    for version in [0, 4, 0xff] {
+    for version in [0, 5, 0xff] {
         bytes[0] = version;
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(version)));
     }
@@ -113,22 +117,50 @@ fn stray_bits_and_impossible_values_are_invalid() {
         awaiting: Vec::new(),
         latest_scores: [None; 3],
         first_seen: EventTime::MIN,
+        consent: ConsentState::Unknown,
+        consent_at: EventTime::MIN,
         ..sample()
     };
     let mut bytes = Vec::new();
     encode(&no_fence, &mut bytes);
-    // The fence, then the latest scores' mask (0).
-    let fence = bytes.len() - 2;
+    // The fence, then the latest scores' mask (0), then the consent (0).
+    let fence = bytes.len() - 3;
     bytes[fence] = 1;
     bytes.insert(fence + 1, 0);
     assert_eq!(decode(&bytes), Err(DecodeError::Invalid("awaiting")));
     let mut scores = Vec::new();
     encode(&no_fence, &mut scores);
-    *scores.last_mut().unwrap() = 0b1_0000;
+    let mask = scores.len() - 2;
+    scores[mask] = 0b1_0000;
     assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
-    *scores.last_mut().unwrap() = 0b1;
-    scores.push(u8::MAX);
+    scores[mask] = 0b1;
+    scores.insert(mask + 1, u8::MAX);
     assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
+    let mut consent = Vec::new();
+    encode(&no_fence, &mut consent);
+    *consent.last_mut().unwrap() = 3;
+    assert_eq!(decode(&consent), Err(DecodeError::Invalid("consent")));
+}
+
+#[test]
+fn the_consent_section_is_the_only_difference_from_version_3() {
+    let v3_state = CustomerState {
+        consent: ConsentState::Unknown,
+        consent_at: EventTime::MIN,
+        ..sample()
+    };
+    let mut bytes = Vec::new();
+    encode(&v3_state, &mut bytes);
+    assert_eq!(bytes.pop(), Some(0), "unknown consent: one byte");
+    bytes[0] = 3;
+    assert_eq!(decode(&bytes), Ok(v3_state));
+    let mut withdrawn = Vec::new();
+    let state = CustomerState {
+        consent: ConsentState::Withdrawn,
+        ..sample()
+    };
+    encode(&state, &mut withdrawn);
+    assert_eq!(round_trip(&state), Ok(state));
 }
 
 #[test]
@@ -196,6 +228,7 @@ prop_compose! {
         (fence, awaiting) in awaiting(),
         latest_scores in any::<[Option<u8>; 3]>().prop_map(|s| s.map(|v| v.filter(|&v| v < u8::MAX))),
         first_seen in prop::option::of(time()),
+        consent in prop::option::of((prop_oneof![Just(ConsentState::Granted), Just(ConsentState::Withdrawn)], time().prop_filter("present", |t| *t != EventTime::MIN))),
     ) -> CustomerState {
         let pick = |i: usize, t: EventTime, none: EventTime| if absent[i] { none } else { t };
         CustomerState {
@@ -221,6 +254,8 @@ prop_compose! {
             awaiting,
             latest_scores,
             first_seen: first_seen.unwrap_or(EventTime::MIN),
+            consent: consent.map_or(ConsentState::Unknown, |c| c.0),
+            consent_at: consent.map_or(EventTime::MIN, |c| c.1),
         }
     }
 }

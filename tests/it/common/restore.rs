@@ -213,6 +213,9 @@ pub fn customer_outputs(outputs: &[Output]) -> Vec<(OutputKey, String)> {
                 Output::CustomerEvicted(e) => {
                     ("evicted", e.customer_id.to_string(), e.evicted_at as u64)
                 }
+                Output::CustomerErased(e) => {
+                    ("erased", e.customer_id.to_string(), e.requested_at as u64)
+                }
             };
             Some((key, serde_json::to_string(o).unwrap()))
         })

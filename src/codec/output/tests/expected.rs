@@ -187,6 +187,13 @@ pub(super) fn expected(output: &Output) -> Value {
             ("last_stage_sequence", long(o.last_stage_sequence)),
             ("last_churn_sequence", long(o.last_churn_sequence)),
         ]),
+        Output::CustomerErased(o) => record(vec![
+            ("customer_id", string(&o.customer_id)),
+            ("requested_at", Value::TimestampMillis(o.requested_at)),
+            ("completed_at", Value::TimestampMillis(o.completed_at)),
+            ("source", symbol(source_index(o.source), o.source)),
+            ("state_found", Value::Boolean(o.state_found)),
+        ]),
     }
 }
 
