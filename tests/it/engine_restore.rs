@@ -363,3 +363,84 @@ proptest! {
         engine.finish(&mut out);
     }
 }
+
+/// A workload where some touchpoints are consent touchpoints: per event,
+/// 0 leaves it, 1 makes it a grant, 2 a withdrawal (for the purpose).
+fn consent_workload() -> impl Strategy<Value = (Vec<Read>, usize, usize)> {
+    (
+        stream(80),
+        prop::collection::vec(arrival(), 80),
+        prop::collection::vec(
+            prop_oneof![6 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8)],
+            80,
+        ),
+    )
+        .prop_flat_map(|(mut events, arrivals, consent)| {
+            for (ev, kind) in events.iter_mut().zip(consent) {
+                let action = match kind {
+                    1 => "consent_granted",
+                    2 => "consent_withdrawn",
+                    _ => continue,
+                };
+                ev.action = action.to_owned();
+                ev.purpose = Some("analytics".to_owned());
+            }
+            let reads = reads(&events, &arrivals);
+            let n = reads.len();
+            (Just(reads), 0..=n, 1..12usize)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// With consent on, a restore at a commit continues exactly: the
+    /// consent goes through the changelog with the rest of the state, so
+    /// B's outputs (erasure confirmations included) then C's are A's.
+    #[test]
+    fn with_consent_a_restore_at_a_commit_continues_exactly(
+        (reads, cut, every) in consent_workload(),
+        opt_in in any::<bool>(),
+    ) {
+        let mut config = event_config();
+        config.consent.mode = match opt_in {
+            true => journeyd::config::ConsentMode::OptIn,
+            false => journeyd::config::ConsentMode::OptOut,
+        };
+        let (a_out, a) = straight(&config, &reads);
+
+        let mut b = Engine::new(&config).unwrap();
+        b.track_changes(true);
+        let (mut b_out, mut changelog) = (Vec::new(), Changelog::new());
+        for (i, read) in reads[..cut].iter().enumerate() {
+            ingest(&mut b, read, &mut b_out);
+            if i % every == 0 {
+                drain(&mut b, &mut changelog);
+            }
+        }
+        drain(&mut b, &mut changelog);
+        let commits = checkpoint(&b, &reads[..cut]);
+        let evicted = b.stats().evicted;
+
+        let (c_out, c) = resumed(&config, &changelog, &commits, &reads);
+        let mut joined = customer_outputs(&b_out);
+        joined.extend(customer_outputs(&c_out));
+        joined.sort();
+        let mut expected = customer_outputs(&a_out);
+        expected.sort();
+        prop_assert_eq!(joined, expected);
+        prop_assert_eq!(summary(&c), summary(&a));
+        let consent = |e: &Engine| -> Vec<(String, &'static str, i64)> {
+            e.customers().map(|c| (c.id.to_string(), c.consent.as_str(), c.consent_at.millis())).collect()
+        };
+        let (mut in_c, mut in_a) = (consent(&c), consent(&a));
+        in_c.sort();
+        in_a.sort();
+        prop_assert_eq!(in_c, in_a);
+        prop_assert!(c.stats().without_consent + b.stats().without_consent >= a.stats().without_consent);
+        if evicted == 0 {
+            let windows = funnel_windows([&b_out[..], &c_out[..]]);
+            prop_assert_eq!(windows, funnel_windows([&a_out[..]]));
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub struct Ev {
     pub action: String,
     pub channel: Channel,
     pub value: Option<f64>,
+    /// `attributes.purpose`, kept where a configuration with consent on
+    /// keeps it (the first kept attribute).
+    pub purpose: Option<String>,
 }
 
 impl Ev {
@@ -50,6 +53,7 @@ impl Ev {
             action: action.into(),
             channel: Channel::Web,
             value: None,
+            purpose: None,
         }
     }
 
@@ -59,6 +63,10 @@ impl Ev {
     }
 
     pub fn touchpoint(&self) -> Touchpoint<'_> {
+        let mut attributes = journeyd::model::KeptAttributes::default();
+        if let Some(purpose) = &self.purpose {
+            attributes.set(0, Cow::Borrowed(purpose));
+        }
         Touchpoint {
             event_id: Cow::Borrowed(&self.id),
             customer_id: Cow::Borrowed(&self.customer),
@@ -67,7 +75,7 @@ impl Ev {
             action: Cow::Borrowed(&self.action),
             value: self.value,
             session_id: None,
-            attributes: Default::default(),
+            attributes,
         }
     }
 }
