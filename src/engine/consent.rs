@@ -15,6 +15,7 @@
 //! | touchpoint | decision |
 //! |---|---|
 //! | older than the customer's latest consent change | ignored: the consent at its time is not known (a consent signal: superseded) |
+//! | the same grant or withdrawal as the latest change, at its time | ignored: a retry |
 //! | grant | consent granted from its time on |
 //! | withdrawal | the customer is erased but for their consent, withdrawn from its time on |
 //! | ordinary, `opt_in` | processed if consent is granted, else ignored |
@@ -163,6 +164,14 @@ impl Consent {
             return Decision::Ignore;
         }
         match (signal, state, self.mode) {
+            // The same change at the same time: a producer's retry (the
+            // de-duplication memory does not see consent touchpoints).
+            (Signal::Grant, ConsentState::Granted, _)
+            | (Signal::Withdraw, ConsentState::Withdrawn, _)
+                if at == since =>
+            {
+                Decision::Ignore
+            }
             (Signal::Grant, _, _) => Decision::Grant,
             (Signal::Withdraw, _, _) => Decision::Withdraw,
             (Signal::None, ConsentState::Granted, _) => Decision::Process,
@@ -241,6 +250,14 @@ mod tests {
         }
         assert_eq!(opt_in.decide(Signal::Grant, later, Withdrawn, t), Grant);
         assert_eq!(opt_out.decide(Signal::Withdraw, t, Granted, t), Withdraw);
+        // A retry of the latest change changes nothing (and erases nothing
+        // twice); a withdrawal later than a withdrawal erases again.
+        assert_eq!(opt_out.decide(Signal::Withdraw, t, Withdrawn, t), Ignore);
+        assert_eq!(opt_in.decide(Signal::Grant, t, Granted, t), Ignore);
+        assert_eq!(
+            opt_out.decide(Signal::Withdraw, later, Withdrawn, t),
+            Withdraw
+        );
         // Older than the latest change: not known, not applied.
         assert_eq!(opt_in.decide(Signal::Grant, t, Withdrawn, later), Ignore);
         assert_eq!(opt_out.decide(Signal::None, t, Granted, later), Ignore);
