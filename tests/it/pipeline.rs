@@ -533,6 +533,55 @@ fn an_eviction_is_announced_on_the_audit_topic() {
 }
 
 #[test]
+fn a_consent_withdrawal_is_confirmed_on_the_audit_topic() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let consent = |id: &str, at: i64, action: &str| {
+        let mut v = touchpoint(id, "ann", at, action);
+        v["attributes"] = json!({"purpose": "analytics"});
+        v
+    };
+    let records = [
+        touchpoint("c0", "ann", BASE - DAY, "purchase"),
+        consent("c1", BASE, "consent_granted"),
+        touchpoint("c2", "ann", BASE + DAY, "ad_click"),
+        consent("c3", BASE + 2 * DAY, "consent_withdrawn"),
+        touchpoint("c4", "ann", BASE + 3 * DAY, "purchase"),
+    ];
+    let records: Vec<_> = (records.iter())
+        .map(|v| ("ann".to_owned(), v.to_string().into_bytes()))
+        .collect();
+    produce(&brokers, &records);
+    clocks(&brokers);
+    let extra = "[consent]\nmode = \"opt_in\"\n";
+    let mut journeyd = Journeyd::start(&write_config_with(dir.path(), &brokers, "200ms", extra));
+
+    let audit = read_topic(&brokers, "journey.audit", 1, Duration::from_secs(30));
+    let erased = &audit[0].0;
+    assert_eq!(erased["type"], "customer_erased", "{audit:?}");
+    assert_eq!(erased["customer_id"], "ann");
+    assert_eq!(erased["source"], "consent");
+    assert_eq!(erased["requested_at"], BASE + 2 * DAY);
+    assert_eq!(erased["state_found"], true);
+    let stages = read_topic(
+        &brokers,
+        "journey.stage-changes",
+        4,
+        Duration::from_secs(30),
+    );
+    let ann: Vec<_> = (stages.iter())
+        .filter(|(v, _)| v["customer_id"] == "ann")
+        .map(|(v, _)| v["trigger_event_id"].clone())
+        .collect();
+    // Only the ad click had consent: not the purchase before the grant,
+    // nor the one after the withdrawal.
+    assert_eq!(ann, [json!("c2")]);
+    journeyd.signal("-TERM");
+    assert!(journeyd.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
 fn a_crash_between_output_and_commit_reprocesses_and_never_skips() {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();
