@@ -495,6 +495,7 @@ impl Engine {
         let gone = self.customers.reset(slot);
         self.customers.reset_words(slot);
         self.stats.record_removal(gone.stage, gone.band);
+        journey::count_in_flight(&mut self.funnel, &self.rules, &gone, -1, Some(at));
         self.stats.consent_erasures[usize::from(!state_found)] += 1;
         self.set_consent(slot, ConsentState::Withdrawn, at);
         out.emit(Output::CustomerErased(CustomerErased {

@@ -73,6 +73,7 @@ fn engine() -> Engine {
             action: Cow::Borrowed(action),
             value: None,
             session_id: None,
+            attributes: Default::default(),
         };
         engine.ingest(0, &tp, EventTime(0), &mut out);
     }

@@ -256,15 +256,26 @@ pub fn http_request(
     path: &str,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    http_request_with(address, method, path, &auth)
+}
+
+/// `method path` over HTTP/1.0 with `headers` (each line ending in
+/// `\r\n`): the status and the body.
+pub fn http_request_with(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
@@ -420,6 +431,14 @@ impl Journeyd {
     /// 0 when it does not answer).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.http, path).unwrap_or((0, String::new()))
+    }
+
+    /// `GET path` answered by this instance alone: marked as forwarded
+    /// already, so it is not forwarded to the owner of a customer it does
+    /// not hold (503 `not_owner` instead).
+    pub fn get_here(&self, path: &str) -> (u16, String) {
+        let headers = "Journeyd-Forwarded-From: test\r\n";
+        http_request_with(self.http, "GET", path, headers).unwrap_or((0, String::new()))
     }
 
     /// Kills journeyd with SIGKILL (`kill -9`) and reaps it.
