@@ -747,6 +747,9 @@ impl Engine {
                 "in flight counted {counted:?}, customers with a running deadline {running:?}"
             ));
         }
+        if !self.funnel.check_open_in_flight() {
+            return Err("the open windows' moves in flight are not their sum".into());
+        }
         Ok(())
     }
 

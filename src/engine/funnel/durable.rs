@@ -198,7 +198,7 @@ impl Funnel {
             for (start, counts) in &state.windows {
                 let mut acc = Accumulator::new(stages, pairs);
                 columns.fit(counts, &mut acc);
-                part.open.insert(*start, acc);
+                part.insert(*start, acc);
             }
         }
         let durability = &mut self.durability;

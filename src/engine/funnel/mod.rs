@@ -281,6 +281,7 @@ impl Funnel {
         part.pending[pair] += delta;
         if let Some(w) = t.and_then(|t| self.open_window(partition, t)) {
             w.in_flight[pair] += delta;
+            self.parts[partition as usize].moved_in_flight_on(pair, delta, pairs);
         }
     }
 
@@ -363,14 +364,14 @@ impl Funnel {
             self.scratch.clear();
             self.in_flight.fill(0);
             for part in self.parts.iter_mut().filter(|p| p.floor >= from) {
-                if let Some(counts) = part.open.remove(&start) {
+                if let Some(counts) = part.remove(start) {
                     self.scratch.add(&counts);
                     part.changed |= self.durability.tracking;
                 }
                 // A part ahead emitted this window before, with its
                 // customers in flight.
                 if part.floor <= start {
-                    part.add_in_flight(start, &mut self.in_flight);
+                    part.add_in_flight(&mut self.in_flight);
                 }
             }
             self.sequence += 1;
@@ -421,13 +422,9 @@ impl Funnel {
         if part.floor >= target {
             return;
         }
-        while let Some(entry) = part.open.first_entry() {
-            if entry.key().saturating_add(size) > target {
-                break;
-            }
-            let (start, counts) = entry.remove_entry();
+        while let Some((start, counts)) = part.remove_first_until(target, size) {
             self.in_flight.fill(0);
-            part.add_in_flight(start, &mut self.in_flight);
+            part.add_in_flight(&mut self.in_flight);
             self.sequence += 1;
             out(render(
                 rules,
@@ -490,6 +487,12 @@ impl Funnel {
                 None => part.pending.clear(),
             }
         }
+    }
+
+    /// Whether every part's sum of its open windows' moves in flight is
+    /// theirs.
+    pub fn check_open_in_flight(&self) -> bool {
+        self.parts.iter().all(Part::check_open_in_flight)
     }
 
     /// Per `(partition, pair)`, the customers whose deadline is running,

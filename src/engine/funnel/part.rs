@@ -168,6 +168,11 @@ pub struct Part {
     /// running now (empty until the first). Not persisted: a restore
     /// counts it again from the customers it restores.
     pub pending: Vec<i64>,
+    /// Per conversion pair, what the open windows moved the number in
+    /// flight by, summed ([`Accumulator::in_flight`]; empty: nothing).
+    /// Kept with every change to `open`, so that the number in flight at
+    /// the end of the window just emitted is one subtraction.
+    pub(super) open_in_flight: Vec<i64>,
 }
 
 impl Part {
@@ -195,24 +200,90 @@ impl Part {
     /// the floor if it is higher. Returns whether a window was dropped.
     pub fn raise_floor(&mut self, floor: i64, size_ms: i64) -> bool {
         self.floor = self.floor.max(floor);
-        let before = self.open.len();
         let floor = self.floor;
-        self.open
-            .retain(|&start, _| start.saturating_add(size_ms) > floor);
-        before != self.open.len()
+        let mut dropped = false;
+        while let Some(entry) = self.open.first_entry() {
+            if entry.key().saturating_add(size_ms) > floor {
+                break;
+            }
+            let counts = entry.remove();
+            self.moved_in_flight(&counts.in_flight, -1);
+            dropped = true;
+        }
+        dropped
     }
 
-    /// Per pair, this part's customers in flight at the end of the window
-    /// starting at `start`, added to `into`: those running now, less the
-    /// deadlines the windows after it moved the count by.
-    pub fn add_in_flight(&self, start: i64, into: &mut [i64]) {
+    /// Opens the window starting at `start` with `counts` (replacing one
+    /// open there).
+    pub fn insert(&mut self, start: i64, counts: Accumulator) {
+        self.moved_in_flight(&counts.in_flight, 1);
+        if let Some(old) = self.open.insert(start, counts) {
+            self.moved_in_flight(&old.in_flight, -1);
+        }
+    }
+
+    /// Closes the window starting at `start`, returning its counts.
+    pub fn remove(&mut self, start: i64) -> Option<Accumulator> {
+        let counts = self.open.remove(&start)?;
+        self.moved_in_flight(&counts.in_flight, -1);
+        Some(counts)
+    }
+
+    /// Closes the earliest open window if it ends at or before `target`.
+    pub fn remove_first_until(&mut self, target: i64, size_ms: i64) -> Option<(i64, Accumulator)> {
+        let entry = self.open.first_entry()?;
+        if entry.key().saturating_add(size_ms) > target {
+            return None;
+        }
+        let (start, counts) = entry.remove_entry();
+        self.moved_in_flight(&counts.in_flight, -1);
+        Some((start, counts))
+    }
+
+    /// An open window's count in flight on `pair` moved by `delta`.
+    pub fn moved_in_flight_on(&mut self, pair: usize, delta: i64, pairs: usize) {
+        if self.open_in_flight.len() < pairs {
+            self.open_in_flight.resize(pairs, 0);
+        }
+        self.open_in_flight[pair] += delta;
+    }
+
+    fn moved_in_flight(&mut self, by: &[i64], sign: i64) {
+        if by.iter().all(|&n| n == 0) {
+            return;
+        }
+        if self.open_in_flight.len() < by.len() {
+            self.open_in_flight.resize(by.len(), 0);
+        }
+        for (sum, n) in self.open_in_flight.iter_mut().zip(by) {
+            *sum += sign * n;
+        }
+    }
+
+    /// Per pair, this part's customers in flight at the end of its last
+    /// window closed, every open window being later: those running now,
+    /// less what the open windows moved the count by. Added to `into`.
+    pub fn add_in_flight(&self, into: &mut [i64]) {
         for (pair, total) in into.iter_mut().enumerate() {
             let now = self.pending.get(pair).copied().unwrap_or(0);
-            let later: i64 = (self.open.range(start.saturating_add(1)..))
-                .map(|(_, w)| w.in_flight.get(pair).copied().unwrap_or(0))
-                .sum();
+            let later = self.open_in_flight.get(pair).copied().unwrap_or(0);
             *total += now - later;
         }
+    }
+
+    /// Whether the sum kept of the open windows' moves is theirs.
+    pub fn check_open_in_flight(&self) -> bool {
+        let pairs = self.open_in_flight.len();
+        let mut sums = vec![0; pairs];
+        for counts in self.open.values() {
+            for (sum, n) in sums.iter_mut().zip(&counts.in_flight) {
+                *sum += n;
+            }
+            if counts.in_flight.len() > pairs && counts.in_flight[pairs..].iter().any(|&n| n != 0) {
+                return false;
+            }
+        }
+        sums == self.open_in_flight
     }
 }
 
@@ -252,7 +323,7 @@ mod tests {
     fn raising_the_floor_drops_the_windows_below_it() {
         let mut part = Part::new(0);
         for start in [0, 60, 120] {
-            part.open.insert(start, Accumulator::new(1, 1));
+            part.insert(start, Accumulator::new(1, 1));
         }
         assert!(part.raise_floor(120, 60));
         assert_eq!(part.open.keys().copied().collect::<Vec<_>>(), [120]);
