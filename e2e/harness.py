@@ -28,7 +28,7 @@ SCHEMAS = ROOT / "schemas"
 JOURNEYD = Path(os.environ.get("JOURNEYD_BIN", ROOT / "target" / "debug" / "journeyd"))
 KAFKA = ROOT / "scripts" / "kafka"
 
-OUTPUTS = ("stage_changes", "churn_risk", "funnel", "dlq", "audit", "erasure")
+OUTPUTS = ("stage_changes", "churn_risk", "funnel", "moments", "dlq", "audit", "erasure")
 
 
 def free_port() -> int:

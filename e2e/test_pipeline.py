@@ -175,7 +175,7 @@ def test_json_and_avro_in_derived_events_and_dead_letters_out(broker, topics, tm
         assert journeyd.stop() == 0
 
 
-OUTPUT_IDS = {"stage_changes": 101, "churn_risk": 102, "funnel": 103}
+OUTPUT_IDS = {"stage_changes": 101, "churn_risk": 102, "funnel": 103, "moments": 105}
 
 
 def test_two_instances_split_the_partitions_and_publish_what_one_would(broker, topics, tmp_path):

@@ -185,6 +185,8 @@ pub struct ReplaySummary {
     /// `(from, to, conversions, drop-offs)` per conversion pair.
     pub pairs: Vec<(String, String, u64, u64)>,
     pub revenue: f64,
+    /// `(moment, [started, completed, abandoned])` per journey moment.
+    pub moments: Vec<(String, [u64; 3])>,
     pub tracked_customers: usize,
     pub elapsed: Duration,
 }
@@ -214,6 +216,9 @@ impl ReplaySummary {
             })
             .collect();
         self.revenue = totals.revenue;
+        self.moments = (rules.moments.iter().zip(&stats.moments))
+            .map(|(m, &counts)| (m.name.to_string(), counts))
+            .collect();
         self.stats = stats.clone();
         self.tracked_customers = engine.tracked_customers();
     }
@@ -270,6 +275,21 @@ impl fmt::Display for ReplaySummary {
             )?;
         }
         writeln!(f, "  revenue {:.2}", self.revenue)?;
+        if !self.moments.is_empty() {
+            writeln!(f, "\nJourney moments:")?;
+        }
+        for (moment, [started, completed, abandoned]) in &self.moments {
+            let ended = completed + abandoned;
+            let rate = if ended > 0 {
+                format!("{:.1}%", 100.0 * *abandoned as f64 / ended as f64)
+            } else {
+                "-".into()
+            };
+            writeln!(
+                f,
+                "  {moment:<16} started {started:>9}  completed {completed:>9}  abandoned {abandoned:>9}  abandonment {rate:>6}"
+            )?;
+        }
         writeln!(f, "\nChurn bands:")?;
         for band in Band::ALL {
             writeln!(

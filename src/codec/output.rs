@@ -6,8 +6,9 @@
 //!   writes as one NDJSON line, with its `type` tag, without the newline.
 //! - **Avro** (`format = "avro"`): the Confluent wire format (magic byte 0,
 //!   the 4-byte big-endian schema id, then the Avro binary datum) of
-//!   `schemas/stage_changed.avsc`, `churn_risk_changed.avsc` or
-//!   `funnel_window.avsc`, written by hand in the schemas' field order.
+//!   `schemas/stage_changed.avsc`, `churn_risk_changed.avsc`,
+//!   `funnel_window.avsc` or `moment_ended.avsc` (both moment outputs),
+//!   written by hand in the schemas' field order.
 //!
 //! The audit topic carries two kinds of record, each Avro under its own
 //! schema id so that a consumer tells them apart by it (or by the JSON
@@ -31,7 +32,7 @@
 //! use journeyd::codec::output::{OutputEncoder, OutputFormat, OutputSchemaIds};
 //! use journeyd::model::{FunnelWindow, Output};
 //!
-//! let ids = OutputSchemaIds { stage_changes: 1, churn_risk: 2, funnel: 3 };
+//! let ids = OutputSchemaIds { stage_changes: 1, churn_risk: 2, funnel: 3, moments: 4 };
 //! let encoder = OutputEncoder::new(OutputFormat::Avro, ids);
 //! let window = Output::FunnelWindow(FunnelWindow {
 //!     sequence: 1,
@@ -63,7 +64,8 @@ pub use crate::config::{OutputFormat, OutputSchemaIds};
 pub use crate::model::OutputKind;
 use crate::model::{
     Band, CesScore, ChurnCause, ChurnRiskChanged, CsatScore, CustomerErased, CustomerEvicted,
-    Direction, ErasureSource, FunnelWindow, NpsScore, Output, PairCount, StageChanged, StageCount,
+    Direction, ErasureSource, FunnelWindow, MomentEnded, MomentOutcome, NpsScore, Output,
+    PairCount, StageChanged, StageCount,
 };
 
 /// The encoding side of the table of output types ([`OutputKind`]).
@@ -79,6 +81,7 @@ impl OutputKind {
             OutputKind::StageChanges => schemas::STAGE_CHANGED,
             OutputKind::ChurnRisk => schemas::CHURN_RISK_CHANGED,
             OutputKind::Funnel => schemas::FUNNEL_WINDOW,
+            OutputKind::Moments => schemas::MOMENT_ENDED,
             OutputKind::Audit => schemas::CUSTOMER_EVICTED,
         }
     }
@@ -154,6 +157,7 @@ impl OutputEncoder {
             stage_changes: 0,
             churn_risk: 0,
             funnel: 0,
+            moments: 0,
         };
         OutputEncoder::new(OutputFormat::Json, unused)
     }
@@ -205,6 +209,9 @@ impl OutputEncoder {
             Output::ChurnRiskChanged(c) => buf.extend_from_slice(c.customer_id.as_bytes()),
             Output::CustomerEvicted(e) => buf.extend_from_slice(e.customer_id.as_bytes()),
             Output::CustomerErased(e) => buf.extend_from_slice(e.customer_id.as_bytes()),
+            Output::MomentCompleted(m) | Output::MomentAbandoned(m) => {
+                buf.extend_from_slice(m.customer_id.as_bytes());
+            }
             Output::FunnelWindow(w) => {
                 buf.extend_from_slice(Decimal::new(w.window_start).as_str().as_bytes());
             }
@@ -263,8 +270,30 @@ pub fn encode_avro_datum(output: &Output, buf: &mut Vec<u8>) {
         Output::StageChanged(s) => stage_changed(s, buf),
         Output::ChurnRiskChanged(c) => churn_risk_changed(c, buf),
         Output::FunnelWindow(w) => funnel_window(w, buf),
+        Output::MomentCompleted(m) | Output::MomentAbandoned(m) => moment_ended(m, buf),
         Output::CustomerEvicted(e) => customer_evicted(e, buf),
         Output::CustomerErased(e) => customer_erased(e, buf),
+    }
+}
+
+/// `schemas/moment_ended.avsc`, field by field.
+fn moment_ended(m: &MomentEnded, buf: &mut Vec<u8>) {
+    put_str(buf, &m.customer_id);
+    put_count(buf, m.sequence);
+    put_str(buf, &m.moment);
+    put_long(buf, outcome_index(m.outcome));
+    put_long(buf, m.started_at);
+    put_long(buf, m.event_time);
+    put_long(buf, m.duration_ms);
+    put_opt_str(buf, m.trigger_event_id.as_deref());
+    put_long(buf, m.detected_at);
+}
+
+/// The position of `o` among the symbols of the Avro enum `MomentOutcome`.
+const fn outcome_index(o: MomentOutcome) -> i64 {
+    match o {
+        MomentOutcome::Completed => 0,
+        MomentOutcome::Abandoned => 1,
     }
 }
 

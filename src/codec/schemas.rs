@@ -13,17 +13,20 @@ pub const STAGE_CHANGED: &str = include_str!("../../schemas/stage_changed.avsc")
 pub const CHURN_RISK_CHANGED: &str = include_str!("../../schemas/churn_risk_changed.avsc");
 /// Output `journey.funnel`: `schemas/funnel_window.avsc`.
 pub const FUNNEL_WINDOW: &str = include_str!("../../schemas/funnel_window.avsc");
+/// Output `journey.moments`: `schemas/moment_ended.avsc`.
+pub const MOMENT_ENDED: &str = include_str!("../../schemas/moment_ended.avsc");
 /// Output `journey.audit`: `schemas/customer_erased.avsc`.
 pub const CUSTOMER_ERASED: &str = include_str!("../../schemas/customer_erased.avsc");
 /// Output `journey.audit`: `schemas/customer_evicted.avsc`.
 pub const CUSTOMER_EVICTED: &str = include_str!("../../schemas/customer_evicted.avsc");
 
 /// Every shipped schema with its file name.
-pub const ALL: [(&str, &str); 6] = [
+pub const ALL: [(&str, &str); 7] = [
     ("touchpoint.avsc", TOUCHPOINT),
     ("stage_changed.avsc", STAGE_CHANGED),
     ("churn_risk_changed.avsc", CHURN_RISK_CHANGED),
     ("funnel_window.avsc", FUNNEL_WINDOW),
+    ("moment_ended.avsc", MOMENT_ENDED),
     ("customer_erased.avsc", CUSTOMER_ERASED),
     ("customer_evicted.avsc", CUSTOMER_EVICTED),
 ];
@@ -48,7 +51,7 @@ mod tests {
     use crate::model::{
         Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, ConversionTimes, CsatScore,
         CustomerErased, CustomerEvicted, Direction, ErasureSource, ExperienceScores, FunnelWindow,
-        NpsScore, PairCount, StageChanged, StageCount, StageScores,
+        MomentEnded, MomentOutcome, NpsScore, PairCount, StageChanged, StageCount, StageScores,
     };
 
     #[test]
@@ -235,6 +238,25 @@ mod tests {
             last_churn_sequence: 2,
         };
         assert_matches(CUSTOMER_EVICTED, &sample);
+    }
+
+    #[test]
+    fn moment_ended_matches_the_model() {
+        for outcome in MomentOutcome::ALL {
+            let completed = outcome == MomentOutcome::Completed;
+            let sample = MomentEnded {
+                customer_id: s("c1"),
+                sequence: 2,
+                moment: s("cart"),
+                outcome,
+                started_at: 1_700_000_000_000,
+                event_time: 1_700_003_600_000,
+                duration_ms: 3_600_000,
+                trigger_event_id: completed.then(|| s("e7")),
+                detected_at: 1_700_003_600_250,
+            };
+            assert_matches(MOMENT_ENDED, &sample);
+        }
     }
 
     fn nested_fields(schema: &Schema, array_field: &str) -> Vec<String> {

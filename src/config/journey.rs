@@ -26,6 +26,32 @@ pub struct JourneyConfig {
     pub revenue_actions: Vec<String>,
     /// Experience scores: NPS, CSAT and CES responses.
     pub scores: ScoresConfig,
+    /// Journey moments (`[[journey.moments]]`): a start action opens one,
+    /// a completion action within `within` completes it, otherwise it is
+    /// abandoned (docs/journey-model.md#journey-moments).
+    pub moments: Vec<MomentConfig>,
+}
+
+/// The most moments `journey.moments` may list: each costs every
+/// customer 16 bytes of state and every funnel window a row.
+pub const MAX_MOMENTS: usize = 16;
+
+/// One journey moment: `start` opens it for a customer, `complete` within
+/// `within` of the latest start completes it; when `within` passes first,
+/// it is abandoned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentConfig {
+    /// The name on outputs and metrics (`cart`): lowercase letters,
+    /// digits and `_`, at most 32 characters.
+    pub name: String,
+    /// Actions that open the moment (or extend an open one's deadline).
+    pub start: Vec<String>,
+    /// Actions that complete an open moment.
+    pub complete: Vec<String>,
+    /// How long after its latest start an open moment may complete.
+    #[serde(with = "humantime_serde")]
+    pub within: Duration,
 }
 
 /// Experience-score responses (`[journey.scores]`): which action carries
@@ -168,6 +194,15 @@ fn signal(stage: &str, actions: &[&str]) -> EntrySignal {
     }
 }
 
+fn moment(name: &str, start: &str, complete: &str, minutes: u64) -> MomentConfig {
+    MomentConfig {
+        name: name.to_owned(),
+        start: strings(&[start]),
+        complete: strings(&[complete]),
+        within: Duration::from_secs(minutes * 60),
+    }
+}
+
 fn conversion(from: &str, to: &str, days: u64) -> ConversionConfig {
     ConversionConfig {
         from: from.to_owned(),
@@ -249,6 +284,10 @@ impl Default for JourneyConfig {
             ],
             revenue_actions: strings(&["purchase"]),
             scores: ScoresConfig::default(),
+            moments: vec![
+                moment("cart", "add_to_cart", "purchase", 60),
+                moment("checkout", "checkout_started", "purchase", 30),
+            ],
         }
     }
 }

@@ -35,8 +35,8 @@ use crate::codec::FieldLimits;
 pub use churn::{BandConfig, ChurnConfig, ChurnModelKind, ChurnParams, ChurnSignalConfig};
 pub use consent::{ConsentConfig, ConsentMode};
 pub use journey::{
-    ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, RegressRule, ScoresConfig,
-    StageConfig,
+    ConversionConfig, EntrySignal, JourneyConfig, LapseConfig, MAX_MOMENTS, MomentConfig,
+    RegressRule, ScoresConfig, StageConfig,
 };
 pub use kafka::{KafkaConfig, KafkaProperties};
 pub use load::{ConfigError, ENV_PREFIX};

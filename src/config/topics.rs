@@ -81,6 +81,8 @@ pub struct OutputsConfig {
     pub churn_risk: String,
     /// `FunnelWindow` summaries, one per closed window.
     pub funnel: String,
+    /// `MomentCompleted` and `MomentAbandoned`: journey moments that ended.
+    pub moments: String,
     /// Rejected input: the original bytes, with the source and the reason
     /// in headers.
     pub dlq: String,
@@ -114,6 +116,7 @@ impl Default for OutputsConfig {
             stage_changes: "journey.stage-changes".to_owned(),
             churn_risk: "journey.churn-risk".to_owned(),
             funnel: "journey.funnel".to_owned(),
+            moments: "journey.moments".to_owned(),
             dlq: "journey.dlq".to_owned(),
             audit: "journey.audit".to_owned(),
             erasure: "journey.erasure".to_owned(),
@@ -132,6 +135,7 @@ impl OutputsConfig {
             OutputKind::StageChanges => &self.stage_changes,
             OutputKind::ChurnRisk => &self.churn_risk,
             OutputKind::Funnel => &self.funnel,
+            OutputKind::Moments => &self.moments,
             OutputKind::Audit => &self.audit,
         }
     }
@@ -269,6 +273,8 @@ pub struct OutputSchemaIds {
     pub churn_risk: u32,
     /// The id of `schemas/funnel_window.avsc`.
     pub funnel: u32,
+    /// The id of `schemas/moment_ended.avsc`.
+    pub moments: u32,
 }
 
 impl OutputSchemaIds {
@@ -279,6 +285,7 @@ impl OutputSchemaIds {
             OutputKind::StageChanges => Some(self.stage_changes),
             OutputKind::ChurnRisk => Some(self.churn_risk),
             OutputKind::Funnel => Some(self.funnel),
+            OutputKind::Moments => Some(self.moments),
             OutputKind::Audit => None,
         }
     }
@@ -290,12 +297,14 @@ impl OutputSchemaIds {
             stage_changes: 0,
             churn_risk: 0,
             funnel: 0,
+            moments: 0,
         };
         for kind in OutputKind::ALL {
             let slot = match kind {
                 OutputKind::StageChanges => &mut ids.stage_changes,
                 OutputKind::ChurnRisk => &mut ids.churn_risk,
                 OutputKind::Funnel => &mut ids.funnel,
+                OutputKind::Moments => &mut ids.moments,
                 OutputKind::Audit => continue,
             };
             *slot = id(kind)?;

@@ -9,6 +9,7 @@
 mod churn;
 mod journey;
 mod kafka;
+mod moments;
 mod service;
 mod topics;
 
@@ -27,6 +28,7 @@ impl Config {
         let mut problems = Problems::default();
         time(&self.time, &mut problems);
         journey::check(&self.journey, &mut problems);
+        moments::check(&self.journey.moments, self.time.state_ttl, &mut problems);
         churn::check(&self.churn, &mut problems);
         consent(&self.consent, &self.limits, &mut problems);
         limits(&self.limits, &mut problems);

@@ -4,11 +4,12 @@
 //! scalar fields plus `layout.len` words (`i64`) laid out by [`SlotLayout`]:
 //!
 //! ```text
-//! [ windowed-signal timestamps | churn-signal times | de-dup floor, entries ]
-//!   count per windowed signal    one per signal      1 + limits.dedupe_per_customer
+//! [ windowed-signal timestamps | churn-signal times | open moments | de-dup floor, entries ]
+//!   count per windowed signal    one per signal      two per moment 1 + limits.dedupe_per_customer
 //! ```
 //!
-//! (the de-duplication words are described in [`super::dedupe`]).
+//! (the de-duplication words are described in [`super::dedupe`], the
+//! moments' in [`super::moments`]).
 //!
 //! Customers live in a slab ([`Customers`]) addressed by a `u32` slot. Their
 //! words live in one flat vector at `slot * layout.len`, so a customer costs
@@ -86,6 +87,8 @@ pub struct Customer {
     pub stage_seq: u32,
     /// Sequence of the last `ChurnRiskChanged` emitted.
     pub churn_seq: u32,
+    /// Sequence of the last `MomentCompleted` or `MomentAbandoned` emitted.
+    pub moment_seq: u32,
     /// Offset of the newest touchpoint ingested from `partition`; negative
     /// if none (or offsets are not tracked). A touchpoint read again at or
     /// below it, as after a restore, was ingested before (see
@@ -136,6 +139,7 @@ impl Customer {
             fence: -1,
             stage_seq: 0,
             churn_seq: 0,
+            moment_seq: 0,
             touchpoints: 0,
             purchases: 0,
             active_window: u32::MAX,
@@ -606,6 +610,7 @@ mod tests {
 
     const LAYOUT: SlotLayout = SlotLayout {
         churn: 3,
+        moments: 3,
         dedupe: 3,
         len: 8,
     };

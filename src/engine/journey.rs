@@ -13,14 +13,17 @@
 //! 3. updates the churn inputs (purchases, cancellation, negative signals)
 //!    and re-assesses the band when they changed.
 //!
+//! 4. completes, opens or extends journey moments ([`moments`]).
+//!
 //! A timer fires whatever is due for the customer at that event time: a churn
-//! band crossing, a conversion deadline (drop-off), lapse by inactivity, and
-//! finally eviction after `state_ttl`.
+//! band crossing, a conversion deadline (drop-off), a moment's deadline
+//! (abandoned), lapse by inactivity, and finally eviction after `state_ttl`.
 
 use super::Emit;
 use super::churn::{ChurnModel, PurchaseHistory};
 use super::customer::{Customer, CustomerMut, NO_STAGE};
 use super::funnel::{Counted, Funnel, Touch};
+use super::moments;
 use super::reorder::PendingEvent;
 use super::rules::{Rules, StageIdx};
 use super::stats::EngineStats;
@@ -70,6 +73,7 @@ pub fn apply_event<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut
     let signalled = signalled_stage(c, ev, cx.rules);
     move_stage(c, ev, signalled, cx);
     update_churn_inputs(c, ev, cx);
+    moments::apply(c, ev, cx);
 }
 
 fn count_activity<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'_, E>) {
@@ -399,6 +403,7 @@ pub fn fire<E: Emit>(c: &mut CustomerMut<'_>, now: EventTime, cx: &mut Ctx<'_, E
             .dropoff(u32::from(c.partition), deadline, conv.index);
         count_late(counted, cx.stats);
     }
+    moments::expire(c, now, cx);
     if let Some(due) = lapse_due(c, cx.rules, cx.settings).filter(|&d| d <= now) {
         transition(c, cx.rules.lapse_stage, due, None, cx);
     }
@@ -451,7 +456,7 @@ fn lapse_due(c: &Customer, rules: &Rules, settings: &Settings) -> Option<EventTi
 /// The earliest time anything is due for this customer; `MAX` if nothing.
 /// A function of the customer's state alone, so that a restored customer's
 /// timer is derived rather than persisted.
-pub fn next_due(c: &Customer, rules: &Rules, settings: &Settings) -> EventTime {
+pub fn next_due(c: &Customer, words: &[i64], rules: &Rules, settings: &Settings) -> EventTime {
     if c.stage == NO_STAGE {
         // Only a consent (a grant before any journey, or what a withdrawal
         // left) lives on, for `state_ttl` after it changed.
@@ -466,8 +471,9 @@ pub fn next_due(c: &Customer, rules: &Rules, settings: &Settings) -> EventTime {
         EventTime::MAX
     };
     let ttl = c.seen().plus_ms(settings.state_ttl_ms);
+    let moment = moments::next_deadline(words, rules);
     [conversion_deadline(c, rules), lapse_due(c, rules, settings)]
         .into_iter()
         .flatten()
-        .fold(churn.min(ttl), EventTime::min)
+        .fold(churn.min(ttl).min(moment), EventTime::min)
 }

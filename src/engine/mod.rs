@@ -49,7 +49,7 @@
 //! Parts: [`rules`] (the compiled model), [`customer`] (bounded per-customer
 //! state), [`consent`] (whose touchpoints are processed, and what a consent
 //! touchpoint does), [`dedupe`] (which event ids were applied), [`journey`] (the
-//! stage machine), [`reorder`], [`timers`],
+//! stage machine), [`moments`] (journey moments), [`reorder`], [`timers`],
 //! [`lanes`] (a partition's buffer, timers and frontier), [`watermark`],
 //! [`funnel`] and [`churn`]; [`clv`] (lifetime value) and [`fit`] (fitting
 //! the churn and spend models to purchase summaries); [`snapshot`] (a customer's state, and a
@@ -66,6 +66,7 @@ pub mod fit;
 pub mod funnel;
 pub mod journey;
 pub mod lanes;
+pub mod moments;
 pub mod offsets;
 pub mod reorder;
 pub mod rewind;
@@ -195,7 +196,7 @@ impl Engine {
             detected_at: EventTime::MIN,
             fingerprints: foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED),
             dedupe_horizon_ms: ms(config.time.dedupe_horizon).max(1) as u64,
-            stats: EngineStats::new(rules.stages.len()),
+            stats: EngineStats::new(rules.stages.len(), rules.moments.len()),
             changes: ChangeTracker::default(),
             replay: ReplayLists::default(),
             scratch: Scratch::default(),
@@ -532,7 +533,7 @@ impl Engine {
         let (mut cx, customers, lanes) = self.split(out);
         let mut customer = customers.get_mut(slot);
         journey::apply_event(&mut customer, &event, &mut cx);
-        let due = journey::next_due(&customer, cx.rules, cx.settings);
+        let due = journey::next_due(&customer, customer.words(), cx.rules, cx.settings);
         let (current, lane) = (customer.timer_at, u32::from(customer.partition));
         // An entry may stay early (it re-files itself when it fires); it
         // only moves when something is now due sooner. A late touchpoint's
@@ -551,7 +552,7 @@ impl Engine {
         customer.timer_at = EventTime::MAX;
         match journey::fire(&mut customer, now, &mut cx) {
             Fired::Keep => {
-                let due = journey::next_due(&customer, cx.rules, cx.settings);
+                let due = journey::next_due(&customer, customer.words(), cx.rules, cx.settings);
                 let lane = u32::from(customer.partition);
                 let key = customers.timer_key(slot);
                 customers.get_mut(slot).timer_at =

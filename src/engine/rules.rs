@@ -103,6 +103,15 @@ pub struct ChurnSignal {
     pub slot: usize,
 }
 
+/// A journey moment; its open instance is kept in the customer's words at
+/// `layout.moments + 2 * index`.
+#[derive(Clone, Debug)]
+pub struct Moment {
+    pub name: CompactString,
+    /// How long after its latest start it may complete.
+    pub within_ms: i64,
+}
+
 /// A conversion deadline for one stage pair; `index` is its funnel row.
 #[derive(Clone, Copy, Debug)]
 pub struct Conversion {
@@ -124,6 +133,10 @@ pub struct ActionRules {
     pub revenue: bool,
     /// The experience score its `value` answers.
     pub score: Option<ScoreKind>,
+    /// Bit `i` set: opens (or extends) moment `i`.
+    pub moment_start: u32,
+    /// Bit `i` set: completes moment `i` when it is open.
+    pub moment_complete: u32,
 }
 
 /// Where each part of a customer's flat slot array starts.
@@ -131,6 +144,9 @@ pub struct ActionRules {
 pub struct SlotLayout {
     /// Windowed-signal timestamps start at 0; churn-signal times here.
     pub churn: usize,
+    /// Open moments here: two words per moment, its first and latest
+    /// start (`i64::MIN` when not open; see [`super::moments`]).
+    pub moments: usize,
     /// De-duplication memory here: its floor, then its entries.
     pub dedupe: usize,
     /// Total slots per customer.
@@ -149,6 +165,8 @@ pub struct Rules {
     pub conversions: Vec<Conversion>,
     /// Per stage, the conversion that starts when a customer enters it.
     pub conversion_from: Vec<Option<Conversion>>,
+    /// The journey moments, in config order.
+    pub moments: Vec<Moment>,
     pub layout: SlotLayout,
     /// The experience-score scales.
     pub scales: Scales,
@@ -165,6 +183,7 @@ impl Rules {
         builder.add_regress(config);
         builder.add_churn(config);
         builder.add_flags(config);
+        builder.add_moments(config);
         builder.finish(config)
     }
 
@@ -237,8 +256,10 @@ impl Builder {
             regress: Vec::new(),
             churn_signals: Vec::new(),
             conversions: Vec::new(),
+            moments: Vec::new(),
             layout: SlotLayout {
                 churn: 0,
+                moments: 0,
                 dedupe: 0,
                 len: 0,
             },
@@ -392,6 +413,30 @@ impl Builder {
         }
     }
 
+    fn add_moments(&mut self, config: &Config) {
+        let moments = &config.journey.moments;
+        if moments.len() > crate::config::MAX_MOMENTS {
+            let max = crate::config::MAX_MOMENTS;
+            self.problems
+                .push(format!("journey.moments: at most {max} moments"));
+            return;
+        }
+        for (i, m) in moments.iter().enumerate() {
+            self.rules.moments.push(Moment {
+                name: m.name.as_str().into(),
+                within_ms: duration_ms(m.within),
+            });
+            for action in &m.start {
+                let a = self.intern(action);
+                self.rules.per_action[a].moment_start |= 1 << i;
+            }
+            for action in &m.complete {
+                let a = self.intern(action);
+                self.rules.per_action[a].moment_complete |= 1 << i;
+            }
+        }
+    }
+
     fn push_index(&mut self, len: usize) -> u16 {
         u16::try_from(len).unwrap_or_else(|_| {
             self.problems
@@ -402,9 +447,11 @@ impl Builder {
 
     fn finish(mut self, config: &Config) -> Result<Rules, ConfigError> {
         let churn = self.window_slots;
-        let dedupe = churn + self.rules.churn_signals.len();
+        let moments = churn + self.rules.churn_signals.len();
+        let dedupe = moments + 2 * self.rules.moments.len();
         self.rules.layout = SlotLayout {
             churn,
+            moments,
             dedupe,
             // The floor, then the entries (see `dedupe`).
             len: dedupe + 1 + config.limits.dedupe_per_customer.max(1),
@@ -462,12 +509,16 @@ mod tests {
             "purchase enters purchase and counts toward retention"
         );
         assert_eq!(rules.action_id("page_view"), ActionId::OTHER);
-        // 3 product views + 2 purchases, 4 churn signals, the de-dup
-        // floor and 8 entries.
+        // 3 product views + 2 purchases, 4 churn signals, 2 words for
+        // each of the 2 moments, the de-dup floor and 8 entries.
+        let layout = rules.layout;
         assert_eq!(
-            (rules.layout.churn, rules.layout.dedupe, rules.layout.len),
-            (5, 9, 18)
+            (layout.churn, layout.moments, layout.dedupe, layout.len),
+            (5, 9, 13, 22)
         );
+        let (cart, purchase) = (rules.action_id("add_to_cart"), rules.action_id("purchase"));
+        assert_eq!(rules.action(cart).moment_start, 0b01);
+        assert_eq!(rules.action(purchase).moment_complete, 0b11);
     }
 
     #[test]

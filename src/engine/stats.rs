@@ -41,6 +41,8 @@ pub struct EngineStats {
     pub band_entries: [u64; 3],
     pub conversions: u64,
     pub dropoffs: u64,
+    /// Per journey moment (config order): started, completed, abandoned.
+    pub moments: Vec<[u64; 3]>,
     /// Timer index entries that fired (some find nothing due and re-file).
     pub timers_fired: u64,
     /// Customers evicted after `state_ttl`.
@@ -69,9 +71,10 @@ pub struct EngineStats {
 }
 
 impl EngineStats {
-    /// Zeroed stats for `stages` stages.
-    pub fn new(stages: usize) -> Self {
+    /// Zeroed stats for `stages` stages and `moments` journey moments.
+    pub fn new(stages: usize, moments: usize) -> Self {
         EngineStats {
+            moments: vec![[0; 3]; moments],
             customers_per_stage: vec![0; stages],
             transitions: vec![0; (stages + 1) * (stages + 1)],
             ..EngineStats::default()
@@ -142,7 +145,7 @@ mod tests {
 
     #[test]
     fn band_changes_count_the_band_entered_and_restores_count_none() {
-        let mut stats = EngineStats::new(3);
+        let mut stats = EngineStats::new(3, 0);
         stats.record_band(None, Some(Band::Low));
         stats.record_band(Some(Band::Low), Some(Band::High));
         stats.record_band(Some(Band::High), Some(Band::Medium));

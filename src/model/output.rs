@@ -130,6 +130,54 @@ pub struct ChurnRiskChanged {
     pub detected_at: i64,
 }
 
+/// How a journey moment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MomentOutcome {
+    /// A completion action came before the deadline.
+    Completed,
+    /// The deadline passed first.
+    Abandoned,
+}
+
+impl MomentOutcome {
+    /// Both outcomes, in the order of the Avro enum.
+    pub const ALL: [MomentOutcome; 2] = [MomentOutcome::Completed, MomentOutcome::Abandoned];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MomentOutcome::Completed => "completed",
+            MomentOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// `journey.moments`: a customer's journey moment (`cart`, `checkout`)
+/// ended, completed ([`Output::MomentCompleted`]) or abandoned
+/// ([`Output::MomentAbandoned`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MomentEnded {
+    pub customer_id: CompactString,
+    /// Per-customer, dense: 1, 2, 3, ... on this output.
+    pub sequence: u64,
+    /// The moment's configured name.
+    pub moment: CompactString,
+    /// Also told by the JSON `type` tag; the Avro record's way to tell.
+    pub outcome: MomentOutcome,
+    /// Event time of the start that opened it.
+    pub started_at: i64,
+    /// The completing touchpoint's `occurred_at`, or the deadline.
+    pub event_time: i64,
+    /// `event_time - started_at`: how long it took to complete, or how
+    /// long it was open before it was abandoned.
+    pub duration_ms: i64,
+    /// The completing touchpoint; `None` when abandoned.
+    pub trigger_event_id: Option<CompactString>,
+    /// When journeyd detected it (the driver's processing time).
+    pub detected_at: i64,
+}
+
 /// Entries into one stage within a funnel window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageCount {
@@ -277,6 +325,10 @@ pub enum Output {
     StageChanged(StageChanged),
     ChurnRiskChanged(ChurnRiskChanged),
     FunnelWindow(FunnelWindow),
+    /// A journey moment completed before its deadline.
+    MomentCompleted(MomentEnded),
+    /// A journey moment's deadline passed first.
+    MomentAbandoned(MomentEnded),
     /// On the audit topic, beside the erasure confirmations.
     CustomerEvicted(CustomerEvicted),
     /// On the audit topic: a consent withdrawal erased the customer
@@ -304,6 +356,8 @@ pub enum OutputKind {
     ChurnRisk,
     /// `FunnelWindow`, on `[outputs] funnel`.
     Funnel,
+    /// `MomentCompleted` and `MomentAbandoned`, on `[outputs] moments`.
+    Moments,
     /// `CustomerEvicted`, and `CustomerErased` of a consent withdrawal, on
     /// `[outputs] audit` beside the erasure confirmations; their schema ids
     /// are not among `output_schema_ids`.
@@ -312,18 +366,20 @@ pub enum OutputKind {
 
 impl OutputKind {
     /// Every kind with a schema id in `output_schema_ids`.
-    pub const ALL: [OutputKind; 3] = [
+    pub const ALL: [OutputKind; 4] = [
         OutputKind::StageChanges,
         OutputKind::ChurnRisk,
         OutputKind::Funnel,
+        OutputKind::Moments,
     ];
 
     /// Every kind, [`OutputKind::Audit`] included, indexed by
     /// [`OutputKind::index`].
-    pub const EVERY: [OutputKind; 4] = [
+    pub const EVERY: [OutputKind; 5] = [
         OutputKind::StageChanges,
         OutputKind::ChurnRisk,
         OutputKind::Funnel,
+        OutputKind::Moments,
         OutputKind::Audit,
     ];
 
@@ -337,6 +393,7 @@ impl OutputKind {
             OutputKind::StageChanges => "stage_changes",
             OutputKind::ChurnRisk => "churn_risk",
             OutputKind::Funnel => "funnel",
+            OutputKind::Moments => "moments",
             OutputKind::Audit => "audit",
         }
     }
@@ -344,9 +401,10 @@ impl OutputKind {
     /// The kind in words, for people (`journeyd demo`).
     pub const fn title(self) -> &'static str {
         match self {
-            OutputKind::StageChanges => "stage changes",
-            OutputKind::ChurnRisk => "churn risk",
+            OutputKind::StageChanges => "stages",
+            OutputKind::ChurnRisk => "churn",
             OutputKind::Funnel => "funnel",
+            OutputKind::Moments => "moments",
             OutputKind::Audit => "audit",
         }
     }
@@ -355,7 +413,10 @@ impl OutputKind {
     /// id (the high-volume topics); funnel windows and audit records are
     /// few.
     pub const fn per_customer(self) -> bool {
-        matches!(self, OutputKind::StageChanges | OutputKind::ChurnRisk)
+        matches!(
+            self,
+            OutputKind::StageChanges | OutputKind::ChurnRisk | OutputKind::Moments
+        )
     }
 
     /// Its place in [`OutputKind::EVERY`], for tables indexed by kind.
@@ -371,6 +432,7 @@ impl Output {
             Output::StageChanged(_) => OutputKind::StageChanges,
             Output::ChurnRiskChanged(_) => OutputKind::ChurnRisk,
             Output::FunnelWindow(_) => OutputKind::Funnel,
+            Output::MomentCompleted(_) | Output::MomentAbandoned(_) => OutputKind::Moments,
             Output::CustomerEvicted(_) | Output::CustomerErased(_) => OutputKind::Audit,
         }
     }
@@ -381,6 +443,7 @@ impl Output {
             Output::StageChanged(s) => s.event_time,
             Output::ChurnRiskChanged(c) => c.event_time,
             Output::FunnelWindow(w) => w.window_start,
+            Output::MomentCompleted(m) | Output::MomentAbandoned(m) => m.event_time,
             Output::CustomerEvicted(e) => e.evicted_at,
             Output::CustomerErased(e) => e.requested_at,
         })

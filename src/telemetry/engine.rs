@@ -101,7 +101,7 @@ impl EngineObserver {
             transitions: transition_counters(&metrics.journey, &names),
             customers,
             pairs,
-            prev: EngineStats::new(names.len()),
+            prev: EngineStats::new(names.len(), 0),
             prev_funnel: FunnelTotals::default(),
         }
     }

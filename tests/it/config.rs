@@ -500,6 +500,7 @@ audit_schema_id = 104
 stage_changes = 101
 churn_risk = 102
 funnel = 103
+moments = 105
 
 [http]
 listen = "[::]:9000"
@@ -565,6 +566,7 @@ fn the_service_sections_parse() {
             stage_changes: 101,
             churn_risk: 102,
             funnel: 103,
+            moments: 105,
         })
     );
     assert_eq!(registry.audit_schema_id, Some(104));
@@ -697,6 +699,7 @@ fn service_type_errors_name_their_keys() {
             "outputs.format: unknown variant `xml`, expected `json` or `avro`",
             "runtime.exactly_once: invalid type: string \"yes\", expected true or false",
             "schema_registry.output_schema_ids.churn_risk: missing (this key is required)",
+            "schema_registry.output_schema_ids.moments: missing (this key is required)",
         ]
     );
 }

@@ -552,6 +552,8 @@ fn golden_v1() -> CustomerState {
         first_seen: EventTime::MIN,
         consent: ConsentState::Unknown,
         consent_at: EventTime::MIN,
+        moment_seq: 0,
+        moments: vec![],
     }
 }
 
@@ -745,7 +747,7 @@ fn the_checked_in_version_4_value_decodes_forever() {
     assert_eq!(snapshot::decode(bytes), Ok(golden_v4()));
     let mut encoded = Vec::new();
     snapshot::encode(&golden_v4(), &mut encoded);
-    assert_eq!(encoded, bytes, "version 4 is the format written today");
+    assert_eq!(encoded[0], 5, "version 5 is the format written today");
     let mut config = event_config();
     config.consent.mode = journeyd::config::ConsentMode::OptIn;
     let mut engine = Engine::new(&config).unwrap();
@@ -756,4 +758,62 @@ fn the_checked_in_version_4_value_decodes_forever() {
         ("granted", Some("2026-03-01T08:59:00Z"))
     );
     assert_eq!(engine.customer("golden-1").unwrap().touchpoints, 6);
+}
+
+/// The version-5 value in `tests/golden/state-v5.bin` (described beside it).
+fn golden_v5() -> CustomerState {
+    let last_seen = golden_v4().last_seen;
+    CustomerState {
+        moment_seq: 1,
+        moments: vec![
+            None,
+            Some(snapshot::OpenMoment {
+                first: last_seen.minus_ms(5 * MINUTE),
+                latest: last_seen.minus_ms(MINUTE),
+            }),
+        ],
+        ..golden_v4()
+    }
+}
+
+#[test]
+fn the_checked_in_version_5_value_decodes_forever() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state-v5.bin");
+    let mut encoded = Vec::new();
+    snapshot::encode(&golden_v5(), &mut encoded);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && !path.exists() {
+        std::fs::write(&path, &encoded).unwrap();
+    }
+    let bytes = std::fs::read(&path).expect("tests/golden/state-v5.bin");
+    assert_eq!(snapshot::decode(&bytes), Ok(golden_v5()));
+    assert_eq!(encoded, bytes, "version 5 is the format written today");
+    let v3 = include_bytes!("../golden/state-v3.bin");
+    assert_eq!(
+        snapshot::decode(v3).map(|s| (s.moment_seq, s.moments)),
+        Ok((0, vec![])),
+        "an older value has no moments"
+    );
+}
+
+#[test]
+fn the_version_5_value_restores_its_open_checkout() {
+    let mut engine = Engine::new(&event_config()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state-v5.bin");
+    let bytes = std::fs::read(path).expect("tests/golden/state-v5.bin");
+    engine.restore(0, "golden-1", Some(&bytes)).unwrap();
+    let last_seen = golden_v5().last_seen;
+    let mut out = Vec::new();
+    // The checkout's latest start was a minute before last_seen: its
+    // deadline is 29 minutes after last_seen; the clock passes it.
+    let clock = Ev::new("k1", "clock", last_seen.plus_ms(HOUR), "page_view");
+    engine.ingest_at(0, 2000, &clock.touchpoint(), EventTime(0), &mut out);
+    engine.finish(&mut out);
+    let ended: Vec<_> = (out.iter())
+        .filter_map(|o| match o {
+            Output::MomentAbandoned(m) => Some((m.moment.to_string(), m.sequence, m.event_time)),
+            _ => None,
+        })
+        .collect();
+    let deadline = last_seen.plus_ms(29 * MINUTE).0;
+    assert_eq!(ended, [("checkout".to_owned(), 2, deadline)]);
 }

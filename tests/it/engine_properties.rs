@@ -87,16 +87,19 @@ proptest! {
         config.time.state_ttl = std::time::Duration::from_secs(100_000 * 86_400);
         let mut stage: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut churn: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut moments: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut windows = Vec::new();
         for output in run_with(config, &events) {
             match output {
                 Output::StageChanged(s) => stage.entry(s.customer_id.to_string()).or_default().push(s.sequence),
                 Output::ChurnRiskChanged(c) => churn.entry(c.customer_id.to_string()).or_default().push(c.sequence),
                 Output::FunnelWindow(w) => windows.push(w.sequence),
+                Output::MomentCompleted(m) | Output::MomentAbandoned(m) => moments.entry(m.customer_id.to_string()).or_default().push(m.sequence),
                 Output::CustomerEvicted(_) | Output::CustomerErased(_) => {}
             }
         }
-        for seqs in stage.values().chain(churn.values()).chain(std::iter::once(&windows)) {
+        let per_customer = stage.values().chain(churn.values()).chain(moments.values());
+        for seqs in per_customer.chain(std::iter::once(&windows)) {
             let dense: Vec<u64> = (1..=seqs.len() as u64).collect();
             prop_assert_eq!(seqs, &dense);
         }

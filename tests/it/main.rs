@@ -23,6 +23,7 @@ mod engine_clock;
 mod engine_consent;
 mod engine_dedupe;
 mod engine_funnel;
+mod engine_moments;
 mod engine_partitions;
 mod engine_properties;
 mod engine_restore;

@@ -104,6 +104,7 @@ fn cluster() -> MockCluster<'static, DefaultProducerContext> {
         "journey.stage-changes",
         "journey.churn-risk",
         "journey.funnel",
+        "journey.moments",
         "journey.dlq",
         "journey.audit",
     ] {
@@ -856,9 +857,10 @@ fn missing_output_topics_stop_start_up_naming_each() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &cluster.bootstrap_servers(), "1s");
     let stderr = start_up_error(&config);
-    assert!(stderr.contains("4 output topics are missing"), "{stderr}");
+    assert!(stderr.contains("5 output topics are missing"), "{stderr}");
     for (key, topic) in [
         ("churn_risk", "journey.churn-risk"),
+        ("moments", "journey.moments"),
         ("dlq", "journey.dlq"),
         ("audit", "journey.audit"),
         ("erasure", "journey.erasure"),
@@ -882,6 +884,7 @@ fn an_erasure_topic_not_co_partitioned_with_the_input_stops_start_up() {
         "journey.stage-changes",
         "journey.churn-risk",
         "journey.funnel",
+        "journey.moments",
         "journey.dlq",
         "journey.audit",
     ]

@@ -81,6 +81,24 @@ fn lines_of_type(output: &str, kind: &str) -> Vec<serde_json::Value> {
 fn golden_journeys() {
     let (output, summary) = check_golden("journeys");
     assert_eq!(summary.stats.duplicates, 1);
+    // Ana adds to her cart on day 4 at 00:00 and buys at 02:24: the cart
+    // was abandoned at 01:00, and the purchase completes nothing.
+    let carts = lines_of_type(&output, "moment_abandoned");
+    assert_eq!(carts.len(), 1);
+    let day4 = 1_767_225_600_000_i64 + 3 * 86_400_000;
+    assert_eq!(
+        (&carts[0]["customer_id"], &carts[0]["moment"]),
+        (&serde_json::json!("ana"), &serde_json::json!("cart"))
+    );
+    assert_eq!(carts[0]["started_at"], day4);
+    assert_eq!(carts[0]["event_time"], day4 + 3_600_000);
+    assert!(lines_of_type(&output, "moment_completed").is_empty());
+    let moments: Vec<_> = summary
+        .moments
+        .iter()
+        .map(|(m, n)| (m.as_str(), *n))
+        .collect();
+    assert_eq!(moments, [("cart", [1, 0, 1]), ("checkout", [0, 0, 0])]);
     let ana: Vec<_> = lines_of_type(&output, "stage_changed")
         .into_iter()
         .filter(|v| v["customer_id"] == "ana")

@@ -25,6 +25,7 @@ const IDS: OutputSchemaIds = OutputSchemaIds {
     stage_changes: 7,
     churn_risk: 0x0102_0304,
     funnel: u32::MAX,
+    moments: 0x00ab_cdef,
 };
 
 fn avro() -> OutputEncoder {
@@ -129,6 +130,21 @@ fn pair(ratio: Option<f64>) -> PairCount {
     }
 }
 
+fn moment(outcome: MomentOutcome) -> MomentEnded {
+    let completed = outcome == MomentOutcome::Completed;
+    MomentEnded {
+        customer_id: s("c-7"),
+        sequence: 2,
+        moment: s("cart"),
+        outcome,
+        started_at: 1_700_000_000_000,
+        event_time: 1_700_003_599_999,
+        duration_ms: 3_599_999,
+        trigger_event_id: completed.then(|| s("e-42")),
+        detected_at: 1_700_003_600_500,
+    }
+}
+
 fn samples() -> Vec<Output> {
     let entry = StageCount {
         stage: s("awareness"),
@@ -141,6 +157,8 @@ fn samples() -> Vec<Output> {
         Output::ChurnRiskChanged(churn(Some(Band::Low), &["support_ticket", "nps"])),
         Output::FunnelWindow(funnel(vec![], vec![])),
         Output::FunnelWindow(funnel(vec![entry], vec![pair(Some(0.25)), pair(None)])),
+        Output::MomentCompleted(moment(MomentOutcome::Completed)),
+        Output::MomentAbandoned(moment(MomentOutcome::Abandoned)),
     ]
 }
 
@@ -192,13 +210,17 @@ fn avro_decodes_to_every_field_value() {
 #[test]
 fn avro_header_carries_the_schema_id_of_the_kind() {
     let mut buf = Vec::new();
-    let [stage, _, churn, _, funnel, _] = samples().try_into().unwrap();
+    let [stage, _, churn, _, funnel, _, completed, abandoned] = samples().try_into().unwrap();
     avro().encode(&stage, &mut buf);
     assert_eq!(buf[..5], [0, 0, 0, 0, 7]);
     avro().encode(&churn, &mut buf);
     assert_eq!(buf[..5], [0, 1, 2, 3, 4]);
     avro().encode(&funnel, &mut buf);
     assert_eq!(buf[..5], [0, 0xff, 0xff, 0xff, 0xff]);
+    for moment in [completed, abandoned] {
+        avro().encode(&moment, &mut buf);
+        assert_eq!(buf[..5], [0, 0, 0xab, 0xcd, 0xef]);
+    }
 }
 
 #[test]
@@ -253,6 +275,11 @@ fn avro_enum_symbols_are_in_the_rust_order_and_index() {
         assert_eq!(causes[cause_index(c) as usize], name.as_str().unwrap());
     }
     assert_eq!(causes.len(), 2);
+    let outcomes = enum_symbols(&schema(OutputKind::Moments), "outcome");
+    assert_eq!(outcomes, MomentOutcome::ALL.map(MomentOutcome::as_str));
+    for o in MomentOutcome::ALL {
+        assert_eq!(outcomes[outcome_index(o) as usize], o.as_str());
+    }
 }
 
 // ---- JSON ----
@@ -265,6 +292,21 @@ fn json_is_the_tagged_object_without_newline() {
     assert_eq!(
         std::str::from_utf8(&buf).unwrap(),
         r#"{"type":"stage_changed","customer_id":"cust-ü","sequence":3,"from_stage":null,"to_stage":"purchase","direction":"return","trigger_event_id":null,"trigger_action":null,"trigger_channel":null,"event_time":1700000000000,"detected_at":1700000000500,"time_in_previous_stage_ms":-1,"touchpoint_count":200,"time_since_first_touchpoint_ms":null}"#
+    );
+    let completed = Output::MomentCompleted(moment(MomentOutcome::Completed));
+    OutputEncoder::json().encode(&completed, &mut buf);
+    assert_eq!(
+        std::str::from_utf8(&buf).unwrap(),
+        r#"{"type":"moment_completed","customer_id":"c-7","sequence":2,"moment":"cart","outcome":"completed","started_at":1700000000000,"event_time":1700003599999,"duration_ms":3599999,"trigger_event_id":"e-42","detected_at":1700003600500}"#
+    );
+    let abandoned = Output::MomentAbandoned(moment(MomentOutcome::Abandoned));
+    OutputEncoder::json().encode(&abandoned, &mut buf);
+    assert!(
+        std::str::from_utf8(&buf).unwrap().starts_with(
+            r#"{"type":"moment_abandoned","customer_id":"c-7","sequence":2,"moment":"cart","outcome":"abandoned","#
+        ),
+        "{}",
+        String::from_utf8_lossy(&buf)
     );
     for output in samples() {
         OutputEncoder::json().encode(&output, &mut buf);
@@ -326,11 +368,13 @@ fn json_equals_the_replay_ndjson_lines_and_avro_reads_back() {
 fn keys_are_the_customer_id_or_the_decimal_window_start() {
     let mut key = b"stale".to_vec();
     for encoder in [avro(), OutputEncoder::json()] {
-        let [stage, _, churn, _, funnel, _] = samples().try_into().unwrap();
+        let [stage, _, churn, _, funnel, _, moment, _] = samples().try_into().unwrap();
         encoder.key(&stage, &mut key);
         assert_eq!(key, "cust-ü".as_bytes());
         encoder.key(&churn, &mut key);
         assert_eq!(key, b"c1");
+        encoder.key(&moment, &mut key);
+        assert_eq!(key, b"c-7");
         encoder.key(&funnel, &mut key);
         assert_eq!(key, b"1700000040000");
     }
@@ -353,11 +397,23 @@ fn kinds_name_their_config_keys_topics_and_schemas() {
     );
     assert_eq!(OutputKind::ChurnRisk.topic(&outputs), "journey.churn-risk");
     assert_eq!(OutputKind::Funnel.topic(&outputs), "journey.funnel");
+    assert_eq!(OutputKind::Moments.topic(&outputs), "journey.moments");
     let kinds = samples().iter().map(topic_kind).collect::<Vec<_>>();
-    let [stage, churn, funnel] = OutputKind::ALL;
-    assert_eq!(kinds, [stage, stage, churn, churn, funnel, funnel]);
+    let [stage, churn, funnel, moments] = OutputKind::ALL;
+    assert_eq!(
+        kinds,
+        [stage, stage, churn, churn, funnel, funnel, moments, moments]
+    );
     let names = OutputKind::ALL.map(|k| schema(k).name().unwrap().name().to_owned());
-    assert_eq!(names, ["StageChanged", "ChurnRiskChanged", "FunnelWindow"]);
+    assert_eq!(
+        names,
+        [
+            "StageChanged",
+            "ChurnRiskChanged",
+            "FunnelWindow",
+            "MomentEnded"
+        ]
+    );
 }
 
 #[test]

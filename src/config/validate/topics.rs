@@ -276,6 +276,7 @@ mod tests {
             stage_changes: 1,
             churn_risk: 2,
             funnel: 3,
+            moments: 4,
         });
         assert_eq!(problems(&config), Vec::<String>::new());
 

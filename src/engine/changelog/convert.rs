@@ -8,8 +8,9 @@
 //! [`install`]).
 
 use crate::engine::customer::{Customer, CustomerMut, NO_SCORE, NO_STAGE};
+use crate::engine::moments;
 use crate::engine::rules::{Rules, StageIdx};
-use crate::engine::snapshot::{CustomerState, WindowState};
+use crate::engine::snapshot::{CustomerState, OpenMoment, WindowState};
 use crate::model::EventTime;
 
 /// Fills `state` from a customer and its words; `awaiting` are the offsets
@@ -40,6 +41,14 @@ pub fn capture(
     state.first_seen = c.first_seen;
     state.consent = c.consent;
     state.consent_at = c.consent_at;
+    state.moment_seq = c.moment_seq;
+    state.moments.clear();
+    state.moments.extend((0..rules.moments.len()).map(|i| {
+        moments::open(words, rules, i).map(|o| OpenMoment {
+            first: o.first,
+            latest: o.latest,
+        })
+    }));
     state
         .windows
         .resize_with(rules.windows().count(), WindowState::default);
@@ -56,7 +65,7 @@ pub fn capture(
     }
     state.churn_signals.clear();
     state.churn_signals.extend(
-        words[layout.churn..layout.dedupe]
+        words[layout.churn..layout.moments]
             .iter()
             .map(|&t| (t != i64::MIN).then_some(EventTime(t))),
     );
@@ -81,7 +90,8 @@ pub fn capture(
 /// the caller's. Word sections written under another layout are fitted:
 /// windowed-signal times are kept per signal (the latest that fit) when
 /// the number of windowed signals is unchanged and dropped otherwise;
-/// churn-signal times are kept by position; the de-duplication memory
+/// churn-signal times and open moments are kept by position (those past
+/// the configured ones are dropped); the de-duplication memory
 /// keeps its newest entries, the others raising its floor.
 pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, rules: &Rules) {
     c.stage = stage;
@@ -102,16 +112,24 @@ pub fn install(c: &mut CustomerMut<'_>, state: &CustomerState, stage: StageIdx, 
     c.first_seen = state.first_seen;
     c.consent = state.consent;
     c.consent_at = state.consent_at;
+    c.moment_seq = state.moment_seq;
     c.fence = state.fence.unwrap_or(-1);
     c.timer_at = EventTime::MAX;
     install_windows(c, state, rules);
     let layout = rules.layout;
     let words = c.words_mut();
-    for (word, t) in words[layout.churn..layout.dedupe]
+    for (word, t) in words[layout.churn..layout.moments]
         .iter_mut()
         .zip(&state.churn_signals)
     {
         *word = t.map_or(i64::MIN, |t| t.0);
+    }
+    for (i, open) in state.moments.iter().take(rules.moments.len()).enumerate() {
+        let open = open.map(|o| moments::Open {
+            first: o.first,
+            latest: o.latest,
+        });
+        moments::set_open(words, rules, i, open);
     }
     install_dedupe(&mut words[layout.dedupe..], state);
 }
@@ -187,6 +205,12 @@ mod tests {
             let window = rules.windows().next().copied().unwrap();
             c.count_in_window(&window, EventTime(4_000));
             c.set_churn_signal(&rules.layout, 1, EventTime(4_500));
+            c.moment_seq = 4;
+            let open = moments::Open {
+                first: EventTime(4_200),
+                latest: EventTime(4_800),
+            };
+            moments::set_open(c.words_mut(), &rules, 1, Some(open));
         }
         let mut state = CustomerState::default();
         let c = customers.get(slot).clone();
@@ -198,6 +222,14 @@ mod tests {
             [40, 41].into_iter(),
         );
         assert_eq!(state.awaiting, [40, 41]);
+        let open = OpenMoment {
+            first: EventTime(4_200),
+            latest: EventTime(4_800),
+        };
+        assert_eq!(
+            (state.moment_seq, &state.moments[..]),
+            (4, &[None, Some(open)][..])
+        );
         let (copy, _) = customers.find_or_insert("copy");
         install(&mut customers.get_mut(copy), &state, 2, &rules);
         assert_eq!(customers.words(copy), customers.words(slot));
@@ -206,6 +238,7 @@ mod tests {
             (installed.stage, installed.stage_seq, installed.fence),
             (2, 3, 41)
         );
+        assert_eq!(installed.moment_seq, 4);
         assert_ne!(state.dedupe_floor, 0, "one entry forgotten");
     }
 

@@ -239,7 +239,12 @@ impl Engine {
     /// partition's lane, to fire on the next call if that is behind the
     /// lane's frontier.
     pub(in crate::engine) fn file_timer(&mut self, slot: Slot) {
-        let due = journey::next_due(self.customers.get(slot), &self.rules, &self.settings);
+        let due = journey::next_due(
+            self.customers.get(slot),
+            self.customers.words(slot),
+            &self.rules,
+            &self.settings,
+        );
         self.set_timer(slot, due);
     }
 

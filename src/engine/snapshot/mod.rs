@@ -7,7 +7,7 @@
 //! other kind of value, one partition's funnel windows ([`FunnelState`]),
 //! has a format of its own, in [`funnel`].
 //!
-//! # Format, version 4
+//! # Format, version 5
 //!
 //! Byte 0 is the format version. The rest is hand-written and little-endian:
 //! `varint` is unsigned LEB128, `zz` a zigzag varint, a mask has one bit per
@@ -15,7 +15,7 @@
 //! a base (`last_seen`, or 0 when it is absent), so most take 2 to 5 bytes.
 //!
 //! ```text
-//! u8      version = 4
+//! u8      version = 5
 //! u8      flags: bit 0 conversion_pending, bit 1 cancelled,
 //!                bits 2-3 band (0 none, 1 low, 2 medium, 3 high), others 0
 //! varint  stage ordinal + 1 (0: no stage yet)
@@ -39,7 +39,15 @@
 //!         present score, and zz first_seen - base if present
 //! u8      consent: 0 unknown, 1 granted, 2 withdrawn (`[consent]`); then,
 //!         unless unknown, zz consent_at - base (when it changed)
+//! varint  moment_seq (the last journey-moment output's sequence)
+//! varint  moments n; mask(n) open; for each open moment: zz first
+//!         start - base, varint latest start - first start
 //! ```
+//!
+//! The consent and the journey moments are tail sections of their own,
+//! after the scores' tail: version 4 appends the consent to version 3, and
+//! version 5 the moments to version 4; the decoder reads each only for the
+//! versions that have it.
 //!
 //! A typical customer (a purchase, a few views, six remembered event ids)
 //! takes about 100 bytes (`tests/golden/state-v2.bin`: 103), against ~260
@@ -56,7 +64,8 @@
 //! values of each version checked in for good, with tests that they decode
 //! to the same state.
 //!
-//! Version 3 is version 4 without the consent section (consent unknown).
+//! Version 4 is version 5 without the moments (none open, `moment_seq`
+//! 0). Version 3 is version 4 without the consent section (consent unknown).
 //! Version 2 is version 3 without the tail (no latest scores, first_seen
 //! unknown).
 //! Version 1 differs from version 2 only in its de-duplication memory: a ring of the
@@ -78,7 +87,7 @@ use crate::model::{Band, EventTime};
 use wire::{Reader, put_mask, put_varint, unzigzag, zigzag};
 
 /// The format version [`encode`] writes.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// One customer's journey state, as persisted.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -136,6 +145,19 @@ pub struct CustomerState {
     pub consent: ConsentState,
     /// When it last changed; `MIN` with `Unknown`.
     pub consent_at: EventTime,
+    /// Sequence of the last `MomentCompleted` or `MomentAbandoned`.
+    pub moment_seq: u32,
+    /// Per journey moment, in config order, its open instance.
+    pub moments: Vec<Option<OpenMoment>>,
+}
+
+/// A journey moment open for the customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenMoment {
+    /// The start that opened it.
+    pub first: EventTime,
+    /// Its latest start (its deadline runs from here); `>= first`.
+    pub latest: EventTime,
 }
 
 /// The recent timestamps of one windowed entry signal.
@@ -218,6 +240,7 @@ pub fn encode(state: &CustomerState, out: &mut Vec<u8>) {
         put_varint(out, zigzag(state.first_seen.0.wrapping_sub(base)));
     }
     put_consent(state, base, out);
+    put_moments(state, base, out);
 }
 
 /// The consent section (version 4): the state, then when it changed.
@@ -225,6 +248,17 @@ fn put_consent(state: &CustomerState, base: i64, out: &mut Vec<u8>) {
     out.push(state.consent as u8);
     if state.consent != ConsentState::Unknown {
         put_varint(out, zigzag(state.consent_at.0.wrapping_sub(base)));
+    }
+}
+
+/// The moments section (version 5): the moments' sequence and the open moments.
+fn put_moments(state: &CustomerState, base: i64, out: &mut Vec<u8>) {
+    put_varint(out, u64::from(state.moment_seq));
+    put_varint(out, state.moments.len() as u64);
+    put_mask(out, state.moments.iter().map(Option::is_some));
+    for open in state.moments.iter().flatten() {
+        put_varint(out, zigzag(open.first.0.wrapping_sub(base)));
+        put_varint(out, open.latest.0.wrapping_sub(open.first.0) as u64);
     }
 }
 
@@ -242,6 +276,40 @@ fn read_consent(
             return Err(DecodeError::Invalid("consent"));
         }
     }
+    Ok(())
+}
+
+/// Reads the moments section of version 5.
+fn read_moments(
+    r: &mut Reader<'_>,
+    base: i64,
+    state: &mut CustomerState,
+) -> Result<(), DecodeError> {
+    state.moment_seq = r.varint_u32("moment_seq")?;
+    let n = r.count(0, "moments")?;
+    if n > r.remaining().saturating_mul(8) {
+        return Err(DecodeError::Truncated("moments"));
+    }
+    let open = r.mask(n, "moments")?;
+    state.moments = (0..n)
+        .map(|i| {
+            if !open.get(i) {
+                return Ok(None);
+            }
+            let first = unzigzag(r.varint("moments")?).wrapping_add(base);
+            let latest = i64::try_from(r.varint("moments")?)
+                .ok()
+                .and_then(|step| first.checked_add(step))
+                .ok_or(DecodeError::Invalid("moments"))?;
+            if first == i64::MIN {
+                return Err(DecodeError::Invalid("moments"));
+            }
+            Ok(Some(OpenMoment {
+                first: EventTime(first),
+                latest: EventTime(latest),
+            }))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(())
 }
 
@@ -342,7 +410,7 @@ pub fn decode(bytes: &[u8]) -> Result<CustomerState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1..=4 => decode_body(&mut r, version)?,
+        1..=5 => decode_body(&mut r, version)?,
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     match r.remaining() {
@@ -407,6 +475,9 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<CustomerState, DecodeE
     }
     if version >= 4 {
         read_consent(r, base, &mut state)?;
+    }
+    if version >= 5 {
+        read_moments(r, base, &mut state)?;
     }
     Ok(state)
 }

@@ -41,6 +41,14 @@ fn sample() -> CustomerState {
         first_seen: EventTime(T0 - 30 * DAY),
         consent: ConsentState::Granted,
         consent_at: EventTime(T0 - 31 * DAY),
+        moment_seq: 3,
+        moments: vec![
+            Some(OpenMoment {
+                first: EventTime(T0 - 600_000),
+                latest: EventTime(T0 - 300_000),
+            }),
+            None,
+        ],
     }
 }
 
@@ -57,8 +65,8 @@ fn a_customer_round_trips_in_few_bytes() {
     encode(&state, &mut bytes);
     assert_eq!(bytes[0], FORMAT_VERSION);
     // 18 of them for two de-duplication entries, 9 for the floor, 6 for
-    // the consent.
-    assert!(bytes.len() < 116, "{} bytes", bytes.len());
+    // the consent, 9 for the moments.
+    assert!(bytes.len() < 126, "{} bytes", bytes.len());
     assert_eq!(decode(&bytes), Ok(state));
 }
 
@@ -82,7 +90,7 @@ fn a_fresh_customer_round_trips() {
 fn unknown_versions_are_refused() {
     let mut bytes = Vec::new();
     encode(&sample(), &mut bytes);
-    for version in [0, 5, 0xff] {
+    for version in [0, 6, 0xff] {
         bytes[0] = version;
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(version)));
     }
@@ -119,18 +127,21 @@ fn stray_bits_and_impossible_values_are_invalid() {
         first_seen: EventTime::MIN,
         consent: ConsentState::Unknown,
         consent_at: EventTime::MIN,
+        moment_seq: 0,
+        moments: Vec::new(),
         ..sample()
     };
     let mut bytes = Vec::new();
     encode(&no_fence, &mut bytes);
-    // The fence, then the latest scores' mask (0), then the consent (0).
-    let fence = bytes.len() - 3;
+    // The fence, the latest scores' mask (0), the consent (0), then the
+    // moments (0, 0).
+    let fence = bytes.len() - 5;
     bytes[fence] = 1;
     bytes.insert(fence + 1, 0);
     assert_eq!(decode(&bytes), Err(DecodeError::Invalid("awaiting")));
     let mut scores = Vec::new();
     encode(&no_fence, &mut scores);
-    let mask = scores.len() - 2;
+    let mask = scores.len() - 4;
     scores[mask] = 0b1_0000;
     assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
     scores[mask] = 0b1;
@@ -138,22 +149,52 @@ fn stray_bits_and_impossible_values_are_invalid() {
     assert_eq!(decode(&scores), Err(DecodeError::Invalid("latest scores")));
     let mut consent = Vec::new();
     encode(&no_fence, &mut consent);
-    *consent.last_mut().unwrap() = 3;
+    let at = consent.len() - 3;
+    consent[at] = 3;
     assert_eq!(decode(&consent), Err(DecodeError::Invalid("consent")));
+    let mut moments = Vec::new();
+    encode(&no_fence, &mut moments);
+    let n = moments.len() - 1;
+    moments[n] = 1;
+    moments.push(0b10);
+    assert_eq!(decode(&moments), Err(DecodeError::Invalid("moments")));
+    moments[n + 1] = 0b1;
+    moments.extend([0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    assert_eq!(
+        decode(&moments),
+        Err(DecodeError::Invalid("moments")),
+        "a latest start that overflows"
+    );
 }
 
 #[test]
-fn the_consent_section_is_the_only_difference_from_version_3() {
+fn the_consent_and_moments_sections_are_the_only_differences_from_version_3() {
     let v3_state = CustomerState {
         consent: ConsentState::Unknown,
         consent_at: EventTime::MIN,
+        moment_seq: 0,
+        moments: Vec::new(),
         ..sample()
     };
     let mut bytes = Vec::new();
     encode(&v3_state, &mut bytes);
-    assert_eq!(bytes.pop(), Some(0), "unknown consent: one byte");
+    assert_eq!(
+        bytes.split_off(bytes.len() - 3),
+        [0, 0, 0],
+        "unknown consent, no moments"
+    );
     bytes[0] = 3;
     assert_eq!(decode(&bytes), Ok(v3_state));
+    let v4_state = CustomerState {
+        moment_seq: 0,
+        moments: Vec::new(),
+        ..sample()
+    };
+    let mut bytes = Vec::new();
+    encode(&v4_state, &mut bytes);
+    assert_eq!(bytes.split_off(bytes.len() - 2), [0, 0], "no moments");
+    bytes[0] = 4;
+    assert_eq!(decode(&bytes), Ok(v4_state));
     let mut withdrawn = Vec::new();
     let state = CustomerState {
         consent: ConsentState::Withdrawn,
@@ -229,6 +270,8 @@ prop_compose! {
         latest_scores in any::<[Option<u8>; 3]>().prop_map(|s| s.map(|v| v.filter(|&v| v < u8::MAX))),
         first_seen in prop::option::of(time()),
         consent in prop::option::of((prop_oneof![Just(ConsentState::Granted), Just(ConsentState::Withdrawn)], time().prop_filter("present", |t| *t != EventTime::MIN))),
+        moment_seq in any::<u32>(),
+        moments in prop::collection::vec(prop::option::of((time(), 0i64..1 << 40)), 0..20),
     ) -> CustomerState {
         let pick = |i: usize, t: EventTime, none: EventTime| if absent[i] { none } else { t };
         CustomerState {
@@ -256,6 +299,16 @@ prop_compose! {
             first_seen: first_seen.unwrap_or(EventTime::MIN),
             consent: consent.map_or(ConsentState::Unknown, |c| c.0),
             consent_at: consent.map_or(EventTime::MIN, |c| c.1),
+            moment_seq,
+            moments: (moments.into_iter())
+                .map(|m| {
+                    m.filter(|(first, step)| first.0 != i64::MIN && first.0.checked_add(*step).is_some())
+                        .map(|(first, step)| OpenMoment {
+                            first,
+                            latest: EventTime(first.0 + step),
+                        })
+                })
+                .collect(),
         }
     }
 }

@@ -118,6 +118,7 @@ mod tests {
                 "journey.stage-changes",
                 "journey.churn-risk",
                 "journey.funnel",
+                "journey.moments",
                 "journey.dlq",
                 "journey.audit",
                 "journey.erasure",
@@ -126,7 +127,7 @@ mod tests {
         );
         assert_eq!(topics[0].partitions, 6);
         assert_eq!(
-            topics[6].partitions, 6,
+            topics[7].partitions, 6,
             "the erasure topic follows the input"
         );
     }

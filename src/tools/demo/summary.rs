@@ -257,7 +257,7 @@ mod tests {
                 PairReading::default(),
             ],
             lag: 1_234,
-            published: [2_345_678, 123_456, 600, 24_690],
+            published: [2_345_678, 123_456, 600, 1_234, 24_690],
             watermark_lag: 1.5,
             scores: [
                 Some(ScoreReading {

@@ -58,7 +58,7 @@ pub fn compress(d: Duration) -> Duration {
 
 /// Divides every event-time duration of the journey model by [`SPEEDUP`]:
 /// lapse and eviction, the de-duplication horizon, conversion deadlines,
-/// windowed entry signals, the churn model's time unit and signal window. The funnel window becomes one
+/// journey moments' deadlines, windowed entry signals, the churn model's time unit and signal window. The funnel window becomes one
 /// simulated day. Of the wall-clock settings, the lateness and idle timeout
 /// fit a live, ordered stream; the rest (future skew, runtime intervals)
 /// stay as they are.
@@ -75,6 +75,9 @@ pub fn compress_model(config: &mut Config) {
     }
     for conversion in &mut config.journey.conversions {
         conversion.timeout = compress(conversion.timeout);
+    }
+    for moment in &mut config.journey.moments {
+        moment.within = compress(moment.within);
     }
     let churn = &mut config.churn;
     churn.time_unit = compress(churn.time_unit);

@@ -210,6 +210,9 @@ pub fn customer_outputs(outputs: &[Output]) -> Vec<(OutputKey, String)> {
                 Output::StageChanged(s) => ("stage", s.customer_id.to_string(), s.sequence),
                 Output::ChurnRiskChanged(c) => ("churn", c.customer_id.to_string(), c.sequence),
                 Output::FunnelWindow(_) => return None,
+                Output::MomentCompleted(m) | Output::MomentAbandoned(m) => {
+                    ("moment", m.customer_id.to_string(), m.sequence)
+                }
                 Output::CustomerEvicted(e) => {
                     ("evicted", e.customer_id.to_string(), e.evicted_at as u64)
                 }

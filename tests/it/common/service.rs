@@ -30,10 +30,11 @@ pub const INPUT: &str = "touchpoints";
 pub const GROUP: &str = "journeyd-under-test";
 
 /// The output topics of the default configuration.
-pub const OUTPUTS: [&str; 5] = [
+pub const OUTPUTS: [&str; 6] = [
     "journey.stage-changes",
     "journey.churn-risk",
     "journey.funnel",
+    "journey.moments",
     "journey.dlq",
     "journey.audit",
 ];

@@ -179,6 +179,17 @@ pub(super) fn expected(output: &Output) -> Value {
                 ),
             ),
         ]),
+        Output::MomentCompleted(o) | Output::MomentAbandoned(o) => record(vec![
+            ("customer_id", string(&o.customer_id)),
+            ("sequence", long(o.sequence)),
+            ("moment", string(&o.moment)),
+            ("outcome", symbol(outcome_index(o.outcome), o.outcome)),
+            ("started_at", Value::TimestampMillis(o.started_at)),
+            ("event_time", Value::TimestampMillis(o.event_time)),
+            ("duration_ms", Value::Long(o.duration_ms)),
+            ("trigger_event_id", opt_str(o.trigger_event_id.as_deref())),
+            ("detected_at", Value::TimestampMillis(o.detected_at)),
+        ]),
         Output::CustomerEvicted(o) => record(vec![
             ("customer_id", string(&o.customer_id)),
             ("last_seen", Value::TimestampMillis(o.last_seen)),
