@@ -124,6 +124,12 @@ fn every_action_of_the_default_model_appears() {
         .chain(churn.signals.iter().map(|s| s.action.clone()))
         .chain(churn.purchase_actions.iter().cloned())
         .chain(churn.cancel_actions.iter().cloned())
+        .chain(
+            journey
+                .moments
+                .iter()
+                .flat_map(|m| m.start.iter().chain(&m.complete).cloned()),
+        )
         .collect();
     expected.insert("subscription_downgraded".to_owned());
 

@@ -376,6 +376,8 @@ fn replay_twice_is_byte_identical_and_prints_a_summary() {
         "Funnel (all windows)",
         "Churn bands",
         "drop-off",
+        "Journey moments",
+        "abandonment",
     ] {
         assert!(
             summaries[0].contains(heading),

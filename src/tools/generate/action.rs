@@ -47,6 +47,7 @@ actions! {
     ComparisonView => "comparison_view",
     DemoRequest => "demo_request",
     AddToCart => "add_to_cart",
+    CheckoutStarted => "checkout_started",
     Purchase => "purchase",
     SubscriptionRenewed => "subscription_renewed",
     SubscriptionDowngraded => "subscription_downgraded",

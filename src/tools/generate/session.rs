@@ -19,7 +19,7 @@ pub(super) enum Session {
     Browse,
     /// Two or three product views and a pricing/review/comparison/demo page.
     Research,
-    /// A cart filled and abandoned.
+    /// A cart filled and abandoned, a third of the time at the checkout.
     Cart,
     /// A purchase online, or in a store.
     Buy,
@@ -159,11 +159,14 @@ fn research(p: &mut Plan, home: Channel, rng: &mut Pcg64Mcg) -> Channel {
     home
 }
 
-/// A product added to the cart, and left there.
+/// A product added to the cart, and left there (the abandoned carts of
+/// the `cart` journey moment), a third of the time after starting the
+/// checkout (an abandoned `checkout`).
 fn cart(p: &mut Plan, home: Channel, rng: &mut Pcg64Mcg) -> Channel {
     p.push_n(A::PricingView, u8::from(rng.random_bool(0.3)));
     p.push(A::ProductView);
     p.push(A::AddToCart);
+    p.push_n(A::CheckoutStarted, u8::from(rng.random_bool(0.33)));
     home
 }
 
@@ -175,6 +178,7 @@ fn buy(p: &mut Plan, home: Channel, rng: &mut Pcg64Mcg) -> Channel {
     }
     p.push_n(A::ProductView, rng.random_range(0..=1));
     p.push(A::AddToCart);
+    p.push(A::CheckoutStarted);
     p.push(A::Purchase);
     home
 }
