@@ -34,6 +34,7 @@
 
 use super::Emit;
 use super::customer::CustomerMut;
+use super::funnel::convert_time;
 use super::journey::Ctx;
 use super::reorder::PendingEvent;
 use super::rules::Rules;
@@ -135,6 +136,11 @@ fn end<E: Emit>(
         None => MomentOutcome::Abandoned,
     };
     cx.stats.moments[i][1 + outcome as usize] += 1;
+    let duration_ms = at.since(first).max(0);
+    if outcome == MomentOutcome::Completed {
+        cx.stats.moment_times[i][convert_time::bucket(duration_ms)] += 1;
+        cx.stats.moment_ms[i] = cx.stats.moment_ms[i].saturating_add(duration_ms);
+    }
     c.moment_seq = c.moment_seq.saturating_add(1);
     let ended = MomentEnded {
         customer_id: c.id.clone(),
@@ -143,7 +149,7 @@ fn end<E: Emit>(
         outcome,
         started_at: first.0,
         event_time: at.0,
-        duration_ms: at.since(first).max(0),
+        duration_ms,
         trigger_event_id: trigger.map(|t| t.event_id.clone()),
         detected_at: cx.detected_at.0,
     };

@@ -4,6 +4,7 @@
 //! Nothing here has a label that grows with the data (no customer ids).
 
 use super::customer::NO_STAGE;
+use super::funnel::convert_time::Buckets;
 use super::rules::StageIdx;
 use crate::model::Band;
 
@@ -43,6 +44,10 @@ pub struct EngineStats {
     pub dropoffs: u64,
     /// Per journey moment (config order): started, completed, abandoned.
     pub moments: Vec<[u64; 3]>,
+    /// Per journey moment, completed moments per duration bucket (the
+    /// time-to-convert buckets) and the sum of their durations, ms.
+    pub moment_times: Vec<Buckets>,
+    pub moment_ms: Vec<i64>,
     /// Timer index entries that fired (some find nothing due and re-file).
     pub timers_fired: u64,
     /// Customers evicted after `state_ttl`.
@@ -75,6 +80,8 @@ impl EngineStats {
     pub fn new(stages: usize, moments: usize) -> Self {
         EngineStats {
             moments: vec![[0; 3]; moments],
+            moment_times: vec![Buckets::default(); moments],
+            moment_ms: vec![0; moments],
             customers_per_stage: vec![0; stages],
             transitions: vec![0; (stages + 1) * (stages + 1)],
             ..EngineStats::default()

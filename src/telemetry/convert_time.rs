@@ -2,7 +2,10 @@
 //! how long conversions took, from the engine's own buckets
 //! ([`crate::engine::funnel::convert_time`]) rather than observed one by
 //! one: the engine counts, and each metrics observation copies its totals
-//! here (a few hundred numbers, every `runtime.metrics_interval`).
+//! here (a few hundred numbers, every `runtime.metrics_interval`). The
+//! same collector, named otherwise, is
+//! `journeyd_moment_duration_seconds{moment}`: how long completed journey
+//! moments took, in the same buckets.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,10 +19,16 @@ const NAME: &str = "journeyd_time_to_convert_seconds";
 const HELP: &str = "Time from entering a stage to entering the next one of its conversion pair, \
                     for every conversion counted.";
 
+const MOMENT_NAME: &str = "journeyd_moment_duration_seconds";
+const MOMENT_HELP: &str = "Time from a journey moment's first start to its completion, for every \
+                           completed moment.";
+
 /// The histogram family; cheap to clone (shared state).
 #[derive(Clone)]
 pub(super) struct ConvertTimes {
     desc: Arc<Desc>,
+    name: &'static str,
+    help: &'static str,
     pairs: Arc<Mutex<Vec<PairTimes>>>,
 }
 
@@ -33,12 +42,46 @@ struct PairTimes {
 
 impl ConvertTimes {
     pub fn new() -> prometheus::Result<ConvertTimes> {
-        let labels = vec!["from".to_owned(), "to".to_owned()];
-        let desc = Desc::new(NAME.to_owned(), HELP.to_owned(), labels, Default::default())?;
+        ConvertTimes::named(NAME, HELP, &["from", "to"])
+    }
+
+    /// `journeyd_moment_duration_seconds{moment}`.
+    pub fn moments() -> prometheus::Result<ConvertTimes> {
+        ConvertTimes::named(MOMENT_NAME, MOMENT_HELP, &["moment"])
+    }
+
+    fn named(
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> prometheus::Result<ConvertTimes> {
+        let labels = labels.iter().map(|&l| l.to_owned()).collect();
+        let desc = Desc::new(name.to_owned(), help.to_owned(), labels, Default::default())?;
         Ok(ConvertTimes {
             desc: Arc::new(desc),
+            name,
+            help,
             pairs: Arc::default(),
         })
+    }
+
+    /// The moments' names, in config order: their series start at zero.
+    pub fn set_moments(&self, names: &[&str]) {
+        *self.pairs() = (names.iter())
+            .map(|moment| PairTimes {
+                labels: vec![label_pair("moment", moment)],
+                ..PairTimes::default()
+            })
+            .collect();
+    }
+
+    /// Takes per-series cumulative buckets and sums, in series order.
+    pub fn observe_series(&self, buckets: &[Buckets], sums_ms: &[i64]) {
+        let mut series = self.pairs();
+        for ((s, b), &sum) in series.iter_mut().zip(buckets).zip(sums_ms) {
+            s.buckets = *b;
+            s.sum_ms = sum;
+        }
     }
 
     fn pairs(&self) -> MutexGuard<'_, Vec<PairTimes>> {
@@ -48,12 +91,7 @@ impl ConvertTimes {
     /// The model's pairs, `(from, to)`, in config order: their series
     /// start at zero.
     pub fn set_pairs(&self, names: &[(&str, &str)]) {
-        let label = |name: &str, value: &str| {
-            let mut l = LabelPair::default();
-            l.set_name(name.to_owned());
-            l.set_value(value.to_owned());
-            l
-        };
+        let label = label_pair;
         *self.pairs() = (names.iter())
             .map(|(from, to)| PairTimes {
                 labels: vec![label("from", from), label("to", to)],
@@ -104,10 +142,17 @@ impl Collector for ConvertTimes {
             })
             .collect();
         let mut family = proto::MetricFamily::default();
-        family.set_name(NAME.to_owned());
-        family.set_help(HELP.to_owned());
+        family.set_name(self.name.to_owned());
+        family.set_help(self.help.to_owned());
         family.set_field_type(proto::MetricType::HISTOGRAM);
         family.set_metric(metrics);
         vec![family]
     }
+}
+
+fn label_pair(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_owned());
+    l.set_value(value.to_owned());
+    l
 }

@@ -78,6 +78,9 @@ pub(crate) struct EngineObserver {
     transitions: Vec<Option<IntCounter>>,
     customers: Vec<prometheus::IntGauge>,
     pairs: Vec<PairCounters>,
+    /// Per journey moment, `journeyd_moments_total` by outcome: started,
+    /// completed, abandoned (like [`EngineStats::moments`]).
+    moments: Vec<[IntCounter; 3]>,
     prev: EngineStats,
     prev_funnel: FunnelTotals,
 }
@@ -96,19 +99,30 @@ impl EngineObserver {
             .map(|(from, to)| pair_counters(&metrics.funnel, from, to))
             .collect();
         metrics.funnel.convert_times.set_pairs(&pair_names);
+        let moment_names: Vec<&str> = rules.moments.iter().map(|m| m.name.as_str()).collect();
+        metrics.funnel.moment_times.set_moments(&moment_names);
+        let moments = (moment_names.iter())
+            .map(|m| {
+                ["started", "completed", "abandoned"]
+                    .map(|outcome| metrics.journey.moments.with_label_values(&[m, outcome]))
+            })
+            .collect();
         EngineObserver {
             stages: names.len(),
             transitions: transition_counters(&metrics.journey, &names),
             customers,
             pairs,
-            prev: EngineStats::new(names.len(), 0),
+            moments,
+            prev: EngineStats::new(names.len(), moment_names.len()),
             prev_funnel: FunnelTotals::default(),
         }
     }
 
     /// Whether these handles were made for the snapshot's model.
     fn fits(&self, snap: &EngineSnapshot<'_>) -> bool {
-        self.stages == snap.rules.stages.len() && self.pairs.len() == snap.rules.conversions.len()
+        self.stages == snap.rules.stages.len()
+            && self.pairs.len() == snap.rules.conversions.len()
+            && self.moments.len() == snap.rules.moments.len()
     }
 
     fn observe(&mut self, input: &InputMetrics, journey: &JourneyMetrics, s: &EngineStats) {
@@ -144,6 +158,12 @@ impl EngineObserver {
         if let Some(counters) = consent.and_then(|i| journey.erasures.get(i)) {
             for (i, counter) in counters.iter().enumerate() {
                 bump(counter, p.consent_erasures[i], s.consent_erasures[i]);
+            }
+        }
+        for (i, counters) in self.moments.iter().enumerate() {
+            let at = |v: &[[u64; 3]], k: usize| v.get(i).map_or(0, |n| n[k]);
+            for (k, counter) in counters.iter().enumerate() {
+                bump(counter, at(&p.moments, k), at(&s.moments, k));
             }
         }
         bump_all(&self.transitions, &p.transitions, &s.transitions);
@@ -237,6 +257,8 @@ impl Metrics {
                 observer.observe(&self.input, &self.journey, snap.stats);
                 observer.observe_funnel(snap.funnel);
                 self.funnel.convert_times.observe(snap.funnel);
+                let stats = snap.stats;
+                (self.funnel.moment_times).observe_series(&stats.moment_times, &stats.moment_ms);
             }
         }
         let s = &self.state;

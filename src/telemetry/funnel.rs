@@ -37,6 +37,8 @@ pub(super) struct FunnelMetrics {
     pub score_responses: [IntCounter; 3],
     /// `journeyd_time_to_convert_seconds{from,to}`.
     pub convert_times: ConvertTimes,
+    /// `journeyd_moment_duration_seconds{moment}`.
+    pub moment_times: ConvertTimes,
 }
 
 /// The `score` label values, in [`FunnelMetrics::score`] order.
@@ -111,6 +113,7 @@ impl FunnelMetrics {
                 SCORES.map(|name| vec.with_label_values(&[name]))
             },
             convert_times: r.collector(ConvertTimes::new()?)?,
+            moment_times: r.collector(ConvertTimes::moments()?)?,
         })
     }
 }

@@ -142,6 +142,10 @@ pub(super) struct JourneyMetrics {
     /// indexed like [`Band::ALL`].
     pub band_changes: Vec<IntCounter>,
     pub evicted: IntCounter,
+    /// `journeyd_moments_total{moment,outcome}`: journey moments started,
+    /// completed, abandoned (labelled by the observer, which knows the
+    /// moments' names).
+    pub moments: IntCounterVec,
     /// `journeyd_erasures_total{source,state}`: per [`ErasureSource::ALL`],
     /// `[erased, unknown]`.
     pub erasures: Vec<[IntCounter; 2]>,
@@ -187,6 +191,12 @@ impl JourneyMetrics {
             evicted: r.counter(
                 "journeyd_customers_evicted_total",
                 "Customers evicted from memory after state_ttl.",
+            )?,
+            moments: r.counter_vec(
+                "journeyd_moments_total",
+                "Journey moments, by moment and outcome: started, completed (before the \
+                 deadline), abandoned (the deadline passed first).",
+                &["moment", "outcome"],
             )?,
             erasures: ErasureSource::ALL
                 .iter()

@@ -290,3 +290,54 @@ fn time_to_convert_is_a_histogram_of_the_engines_buckets() {
     let sum = "journeyd_time_to_convert_seconds_sum{from=\"consideration\",to=\"purchase\"}";
     assert_eq!(sample(&text, sum), Some(80_070.0));
 }
+
+#[test]
+fn journey_moments_are_counted_by_outcome_and_their_durations_histogrammed() {
+    let mut config = Config::default();
+    config.time.mode = TimeMode::Event;
+    let mut engine = Engine::new(&config).expect("default config");
+    let mut out = Vec::new();
+    const MINUTE: i64 = 60_000;
+    // Ann's cart completes after 2 minutes; Bo's is abandoned an hour
+    // after it opened, while the clock runs on to 3 hours.
+    let events = [
+        ("ann", 0, "add_to_cart"),
+        ("bo", MINUTE, "add_to_cart"),
+        ("ann", 2 * MINUTE, "purchase"),
+        ("clock", 180 * MINUTE, "page_view"),
+    ];
+    for (i, (customer, at, action)) in events.into_iter().enumerate() {
+        let tp = Touchpoint {
+            event_id: Cow::Owned(format!("m{i}")),
+            customer_id: Cow::Borrowed(customer),
+            occurred_at: BASE.plus_ms(at),
+            channel: Channel::Web,
+            action: Cow::Borrowed(action),
+            value: None,
+            session_id: None,
+        };
+        engine.ingest(0, &tp, EventTime(0), &mut out);
+    }
+    engine.finish(&mut out);
+    let metrics = Metrics::new().expect("metrics");
+    metrics.observe_engine(&EngineSnapshot::of(&engine, BASE.plus_ms(DAY)));
+    let text = metrics.encode_text();
+    let moments = |moment: &str, outcome: &str| {
+        let series = format!("journeyd_moments_total{{moment=\"{moment}\",outcome=\"{outcome}\"}}");
+        sample(&text, &series)
+    };
+    assert_eq!(moments("cart", "started"), Some(2.0));
+    assert_eq!(moments("cart", "completed"), Some(1.0));
+    assert_eq!(moments("cart", "abandoned"), Some(1.0));
+    assert_eq!(moments("checkout", "abandoned"), Some(0.0));
+    let bucket = |le: &str| {
+        let series =
+            format!("journeyd_moment_duration_seconds_bucket{{moment=\"cart\",le=\"{le}\"}}");
+        sample(&text, &series)
+    };
+    assert_eq!(bucket("60"), Some(0.0));
+    assert_eq!(bucket("300"), Some(1.0), "2 minutes, completed only");
+    assert_eq!(bucket("+Inf"), Some(1.0));
+    let sum = "journeyd_moment_duration_seconds_sum{moment=\"cart\"}";
+    assert_eq!(sample(&text, sum), Some(120.0));
+}

@@ -21,6 +21,8 @@ pub struct Layout {
     /// The output topics: the derived outputs ([`OutputKind::ALL`]), then
     /// the dead letters.
     pub outputs: [String; OUTPUTS],
+    /// Journey moment names, in config order.
+    pub moments: Vec<String>,
 }
 
 impl Layout {
@@ -41,6 +43,7 @@ impl Layout {
                 Some(&kind) => outputs.topic(kind).to_owned(),
                 None => outputs.dlq.clone(),
             }),
+            moments: journey.moments.iter().map(|m| m.name.clone()).collect(),
         }
     }
 }
@@ -85,6 +88,9 @@ pub struct Reading {
     /// NPS, CSAT and CES of the last closed window with responses, and the
     /// responses counted so far; `None` before the first.
     pub scores: [Option<ScoreReading>; 3],
+    /// Per journey moment, in [`Layout::moments`] order: started,
+    /// completed, abandoned.
+    pub moments: Vec<[u64; 3]>,
 }
 
 /// One experience score ([`Reading::scores`]).
@@ -140,6 +146,14 @@ impl Reading {
                 let responses = count(m.sum_where("journeyd_score_responses_total", &labels));
                 (score.is_finite() && responses > 0).then_some(ScoreReading { score, responses })
             }),
+            moments: (layout.moments.iter())
+                .map(|moment| {
+                    ["started", "completed", "abandoned"].map(|outcome| {
+                        let labels = [("moment", moment.as_str()), ("outcome", outcome)];
+                        count(m.sum_where("journeyd_moments_total", &labels))
+                    })
+                })
+                .collect(),
         }
     }
 }

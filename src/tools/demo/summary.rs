@@ -96,6 +96,7 @@ pub fn render(f: &Frame<'_>) -> String {
         n(high)
     );
     score_row(&mut out, &r.scores);
+    moments_row(&mut out, f.layout, &r.moments);
     stage_rows(&mut out, f.layout, &r.stages);
     out.push_str("drop-off in the last closed window (one simulated day)\n");
     for ((from, to), pair) in f.layout.pairs.iter().zip(&r.pairs) {
@@ -124,6 +125,30 @@ pub fn line(f: &Frame<'_>) -> String {
         r.invalid,
         r.lag
     )
+}
+
+/// Abandoned journey moments (abandoned carts first, by default): how
+/// many of those that ended were abandoned; nothing without moments.
+fn moments_row(out: &mut String, layout: &Layout, moments: &[[u64; 3]]) {
+    if moments.is_empty() {
+        return;
+    }
+    let cells: Vec<String> = (layout.moments.iter().zip(moments))
+        .map(|(name, &[_, completed, abandoned])| {
+            let ended = completed + abandoned;
+            let share = match ended {
+                0 => "-".to_owned(),
+                _ => format!("{:.0}%", 100.0 * abandoned as f64 / ended as f64),
+            };
+            format!(
+                "{} {} of {} ({share})",
+                cut(name, NAME),
+                n(abandoned),
+                n(ended)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "abandoned    {}", cells.join("   "));
 }
 
 /// NPS, CSAT and CES of the last closed window with responses.
@@ -246,6 +271,7 @@ mod tests {
             tracked: 1_234_567,
             stages: vec![400_000, 300_000, 200_000, 100_000, 50_000, 184_567],
             bands: [900_000, 200_000, 100_000],
+            moments: vec![[12_000, 7_600, 2_400], [5_000, 3_700, 300]],
             pairs: vec![
                 PairReading {
                     conversions: 120,
@@ -310,6 +336,10 @@ mod tests {
         assert!(text.contains("r12-c-0000000001         (new) > purchase"));
         assert!(text.contains("(timer)"));
         assert!(text.contains("scores       NPS 23.5 (1,234 answers)   CES 3.2 (56 answers)\n"));
+        assert!(
+            text.contains("abandoned    cart 2,400 of 10,000 (24%)   checkout 300 of 4,000 (8%)\n"),
+            "{text}"
+        );
     }
 
     #[test]

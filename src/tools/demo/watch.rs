@@ -19,7 +19,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 /// How many stage changes the ring keeps.
-pub const RECENT: usize = 7;
+pub const RECENT: usize = 6;
 
 /// The longest a poll waits, which bounds how late a stop is noticed.
 const POLL: Duration = Duration::from_millis(100);
