@@ -47,6 +47,7 @@
 //!     scores: Default::default(),
 //!     scores_by_stage: vec![],
 //!     time_to_convert: vec![],
+//!     moments: vec![],
 //! });
 //! let (mut key, mut value) = (Vec::new(), Vec::new());
 //! encoder.key(&window, &mut key);
@@ -371,6 +372,16 @@ fn funnel_window(w: &FunnelWindow, buf: &mut Vec<u8>) {
         put_array(buf, &t.buckets, |buf, &n| put_count(buf, n));
         put_opt(buf, t.p50_ms, put_long);
         put_opt(buf, t.p90_ms, put_long);
+    });
+    put_array(buf, &w.moments, |buf, m| {
+        put_str(buf, &m.moment);
+        for n in [m.started, m.completed, m.abandoned] {
+            put_count(buf, n);
+        }
+        put_opt(buf, m.abandonment_rate, put_double);
+        put_array(buf, &m.buckets, |buf, &n| put_count(buf, n));
+        put_opt(buf, m.p50_ms, put_long);
+        put_opt(buf, m.p90_ms, put_long);
     });
 }
 

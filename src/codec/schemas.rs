@@ -51,7 +51,8 @@ mod tests {
     use crate::model::{
         Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, ConversionTimes, CsatScore,
         CustomerErased, CustomerEvicted, Direction, ErasureSource, ExperienceScores, FunnelWindow,
-        MomentEnded, MomentOutcome, NpsScore, PairCount, StageChanged, StageCount, StageScores,
+        MomentCounts, MomentEnded, MomentOutcome, NpsScore, PairCount, StageChanged, StageCount,
+        StageScores,
     };
 
     #[test]
@@ -198,6 +199,16 @@ mod tests {
                 buckets: vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 p50_ms: Some(30_000),
                 p90_ms: Some(54_000),
+            }],
+            moments: vec![MomentCounts {
+                moment: s("cart"),
+                started: 4,
+                completed: 1,
+                abandoned: 1,
+                abandonment_rate: Some(0.5),
+                buckets: vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                p50_ms: Some(180_000),
+                p90_ms: Some(276_000),
             }],
         };
         assert_matches(FUNNEL_WINDOW, &sample);

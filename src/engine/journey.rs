@@ -260,7 +260,7 @@ fn settle_conversion<E: Emit>(
 /// A stage entry, conversion or drop-off fell into a funnel window already
 /// emitted, and its item (a timer firing: a late touchpoint is counted on
 /// arrival and in `count_activity`) is counted as late for it.
-fn count_late(counted: Counted, stats: &mut EngineStats) {
+pub(super) fn count_late(counted: Counted, stats: &mut EngineStats) {
     if counted == Counted::Late {
         stats.late += 1;
     }

@@ -35,7 +35,7 @@
 use super::Emit;
 use super::customer::CustomerMut;
 use super::funnel::convert_time;
-use super::journey::Ctx;
+use super::journey::{Ctx, count_late};
 use super::reorder::PendingEvent;
 use super::rules::Rules;
 use crate::model::{EventTime, MomentEnded, MomentOutcome, Output};
@@ -90,6 +90,8 @@ pub fn apply<E: Emit>(c: &mut CustomerMut<'_>, ev: &PendingEvent, cx: &mut Ctx<'
             },
             None => {
                 cx.stats.moments[i][0] += 1;
+                let counted = cx.funnel.moment(u32::from(c.partition), ev.at, i, 0, 0);
+                count_late(counted, cx.stats);
                 Open {
                     first: ev.at,
                     latest: ev.at,
@@ -137,6 +139,9 @@ fn end<E: Emit>(
     };
     cx.stats.moments[i][1 + outcome as usize] += 1;
     let duration_ms = at.since(first).max(0);
+    let partition = u32::from(c.partition);
+    let counted = (cx.funnel).moment(partition, at, i, 1 + outcome as usize, duration_ms);
+    count_late(counted, cx.stats);
     if outcome == MomentOutcome::Completed {
         cx.stats.moment_times[i][convert_time::bucket(duration_ms)] += 1;
         cx.stats.moment_ms[i] = cx.stats.moment_ms[i].saturating_add(duration_ms);

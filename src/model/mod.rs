@@ -12,8 +12,8 @@ mod touchpoint;
 pub use erasure::{CustomerErased, ErasureSource};
 pub use output::{
     Band, CesScore, ChannelCount, ChurnCause, ChurnRiskChanged, ConversionTimes, CsatScore,
-    CustomerEvicted, Direction, ExperienceScores, FunnelWindow, MomentEnded, MomentOutcome,
-    NpsScore, Output, OutputKind, PairCount, StageChanged, StageCount, StageScores,
+    CustomerEvicted, Direction, ExperienceScores, FunnelWindow, MomentCounts, MomentEnded,
+    MomentOutcome, NpsScore, Output, OutputKind, PairCount, StageChanged, StageCount, StageScores,
 };
 pub use time::EventTime;
 pub use touchpoint::{Channel, KeptAttributes, MAX_KEPT_ATTRIBUTES, Touchpoint};

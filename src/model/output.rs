@@ -229,6 +229,29 @@ pub struct FunnelWindow {
     /// Time to convert per stage pair, in config order; pairs without a
     /// conversion in the window are left out.
     pub time_to_convert: Vec<ConversionTimes>,
+    /// Per journey moment, in config order; moments with nothing in the
+    /// window are left out.
+    pub moments: Vec<MomentCounts>,
+}
+
+/// One journey moment in a funnel window: moments started, completed and
+/// abandoned in it (each counted in the window of its own event time: the
+/// start, the completion, the deadline), and how long the completed ones
+/// took.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MomentCounts {
+    pub moment: CompactString,
+    pub started: u64,
+    pub completed: u64,
+    pub abandoned: u64,
+    /// `abandoned / (abandoned + completed)`; `None` when both are zero.
+    pub abandonment_rate: Option<f64>,
+    /// Completed moments per duration bucket (the time-to-convert
+    /// buckets, 1 min to 180 d and the rest).
+    pub buckets: Vec<u64>,
+    /// Median and 90th percentile duration, ms; `None` without completions.
+    pub p50_ms: Option<i64>,
+    pub p90_ms: Option<i64>,
 }
 
 /// How long one stage pair's conversions in a window took.

@@ -315,6 +315,7 @@ fn journey_moments_are_counted_by_outcome_and_their_durations_histogrammed() {
             action: Cow::Borrowed(action),
             value: None,
             session_id: None,
+            attributes: Default::default(),
         };
         engine.ingest(0, &tp, EventTime(0), &mut out);
     }

@@ -339,3 +339,71 @@ fn the_checked_in_funnel_record_of_format_4_decodes_forever() {
     assert_eq!(bytes[0], 4, "format version");
     assert_eq!(decode_funnel(&bytes), Ok(expected));
 }
+
+/// `tests/golden/funnel-v5.md` says what the bytes hold: the window of
+/// `funnel-v2.bin` with a cart moment row (2 started, 1 completed in
+/// 1 to 5 minutes, 1 abandoned).
+fn golden_funnel_v5() -> journeyd::engine::snapshot::FunnelState {
+    let floor = 1_772_446_500_000;
+    let mut counts = journeyd::engine::funnel::Accumulator::new(6, 4);
+    counts.entries[3] = 1;
+    counts.conversions[1] = 1;
+    counts.active_customers = 1;
+    counts.revenue = 49_900_000;
+    let mut cart = [0; journeyd::engine::funnel::MOMENT_COLUMNS];
+    cart[..3].copy_from_slice(&[2, 1, 1]);
+    cart[3 + 1] = 1;
+    counts.moments = vec![cart];
+    journeyd::engine::snapshot::FunnelState {
+        writer: 0x6a6f_7572_6e65_7964,
+        window_ms: 60_000,
+        floor: Some(floor),
+        stages: vec![0, 1, 2, 3, 4, 5],
+        pairs: vec![(1, 2), (2, 3), (3, 4), (4, 5)],
+        windows: vec![(floor, counts)],
+        claims: vec![(1, floor), (3, floor - MINUTE)],
+    }
+}
+
+#[test]
+fn the_checked_in_version_5_funnel_record_restores_its_moment_counts() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/funnel-v5.bin");
+    let mut encoded = Vec::new();
+    journeyd::engine::snapshot::encode_funnel(&golden_funnel_v5(), &mut encoded);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && !path.exists() {
+        std::fs::write(&path, &encoded).unwrap();
+    }
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        journeyd::engine::snapshot::decode_funnel(&bytes),
+        Ok(golden_funnel_v5())
+    );
+    assert_eq!(encoded, bytes, "version 5 is the current format");
+    let floor = 1_772_446_500_000;
+    let mut engine = Engine::new(&event_config()).unwrap();
+    engine.assign(0, EventTime(0));
+    engine.restore_funnel(0, &bytes).unwrap();
+    engine.resume(None);
+    let mut out = Vec::new();
+    let later = Ev::new(
+        "later",
+        "someone",
+        EventTime(floor + 10 * MINUTE),
+        "page_view",
+    );
+    engine.ingest_at(0, 2000, &later.touchpoint(), EventTime(0), &mut out);
+    let window = *windows(&out)
+        .first()
+        .expect("the restored window is emitted");
+    let cart = &window.moments[0];
+    assert_eq!(
+        (
+            cart.moment.as_str(),
+            cart.started,
+            cart.completed,
+            cart.abandoned
+        ),
+        ("cart", 2, 1, 1)
+    );
+    assert_eq!(cart.abandonment_rate, Some(0.5));
+}

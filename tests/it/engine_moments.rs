@@ -331,3 +331,52 @@ fn the_open_cart_and_the_moment_sequence_are_in_the_snapshot() {
         ]
     );
 }
+
+// ---- in the funnel windows ----
+
+#[test]
+fn windows_count_moments_started_completed_and_abandoned_in_their_own_windows() {
+    // One-minute windows. Lea opens a cart at 00:00:10 and buys at
+    // 00:02:10 (2 minutes: the 1 to 5 minute bucket); Max opens one at
+    // 00:00:20, abandoned at its deadline 01:00:20; Ned opens one at
+    // 00:01:05 and buys at 00:01:30 (25 s: the first bucket).
+    let mut s = Story::new();
+    s.send("lea", BASE.plus_ms(10 * SECOND), "add_to_cart");
+    s.send("max", BASE.plus_ms(20 * SECOND), "add_to_cart");
+    s.send("ned", BASE.plus_ms(65 * SECOND), "add_to_cart");
+    s.send_value("ned", BASE.plus_ms(90 * SECOND), "purchase", 1.0);
+    s.send_value("lea", BASE.plus_ms(130 * SECOND), "purchase", 1.0);
+    s.send("clock", BASE.plus_ms(2 * HOUR), "page_view");
+    s.finish();
+    let row = |t: i64| {
+        let w = s.window_at(BASE.plus_ms(t)).expect("a window");
+        let cart = w
+            .moments
+            .iter()
+            .find(|m| m.moment == "cart")
+            .expect("a cart row");
+        let first_buckets: Vec<u64> = cart.buckets[..3].to_vec();
+        (
+            cart.started,
+            cart.completed,
+            cart.abandoned,
+            cart.abandonment_rate,
+            first_buckets,
+        )
+    };
+    assert_eq!(row(0), (2, 0, 0, None, vec![0, 0, 0]));
+    assert_eq!(row(MINUTE), (1, 1, 0, Some(0.0), vec![1, 0, 0]));
+    assert_eq!(row(2 * MINUTE), (0, 1, 0, Some(0.0), vec![0, 1, 0]));
+    assert_eq!(row(HOUR), (0, 0, 1, Some(1.0), vec![0, 0, 0]));
+    let p50 = s.window_at(BASE.plus_ms(2 * MINUTE)).unwrap().moments[0].p50_ms;
+    assert_eq!(
+        p50,
+        Some(180_000),
+        "half way through the 1 to 5 minute bucket"
+    );
+    let checkout_rows = s
+        .windows()
+        .flat_map(|w| &w.moments)
+        .filter(|m| m.moment == "checkout");
+    assert_eq!(checkout_rows.count(), 0, "no checkout: no rows");
+}

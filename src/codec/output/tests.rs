@@ -17,8 +17,8 @@ use crate::codec::file::RecordReader;
 use crate::config::{Config, TimeMode};
 use crate::engine::Engine;
 use crate::model::{
-    CesScore, ChannelCount, ConversionTimes, CsatScore, EventTime, ExperienceScores, NpsScore,
-    StageScores,
+    CesScore, ChannelCount, ConversionTimes, CsatScore, EventTime, ExperienceScores, MomentCounts,
+    NpsScore, StageScores,
 };
 
 const IDS: OutputSchemaIds = OutputSchemaIds {
@@ -98,6 +98,16 @@ fn funnel(entries: Vec<StageCount>, pairs: Vec<PairCount>) -> FunnelWindow {
             buckets: vec![0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
             p50_ms: Some(240_000),
             p90_ms: None,
+        }],
+        moments: vec![MomentCounts {
+            moment: s("cart"),
+            started: 5,
+            completed: 2,
+            abandoned: 1,
+            abandonment_rate: Some(1.0 / 3.0),
+            buckets: vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            p50_ms: Some(60_000),
+            p90_ms: Some(240_000),
         }],
     }
 }

@@ -254,6 +254,8 @@ struct Columns {
     stages: Vec<Option<usize>>,
     /// Per record pair column, the conversion index.
     pairs: Vec<Option<usize>>,
+    /// Journey moments configured now.
+    moments: usize,
 }
 
 impl Columns {
@@ -268,6 +270,7 @@ impl Columns {
         Columns {
             stages: state.stages.iter().map(|&o| stage(o)).collect(),
             pairs: state.pairs.iter().map(pair).collect(),
+            moments: rules.moments.len(),
         }
     }
 
@@ -304,6 +307,13 @@ impl Columns {
         for (i, row) in from.scores.iter().enumerate() {
             let to = self.stages.get(i).copied().flatten().unwrap_or(no_stage);
             add_counts(into.score_row(to), row);
+        }
+        // Moments by position, as in the customer state; rows past the
+        // moments configured are dropped.
+        for (i, row) in from.moments.iter().enumerate().take(self.moments) {
+            if row.iter().any(|&n| n > 0) {
+                add_counts(into.moment_row(i, self.moments), row);
+            }
         }
     }
 }

@@ -46,10 +46,13 @@ pub mod scores;
 
 use super::rules::{Rules, StageIdx};
 use crate::model::{
-    Channel, ChannelCount, EventTime, ExperienceScores, FunnelWindow, PairCount, StageCount,
-    StageScores,
+    Channel, ChannelCount, EventTime, ExperienceScores, FunnelWindow, MomentCounts, PairCount,
+    StageCount, StageScores,
 };
-pub use part::{Accumulator, CHANNELS, Part, REVENUE_SCALE, add_counts, revenue_units};
+pub use part::{
+    Accumulator, CHANNELS, MOMENT_COLUMNS, MomentRow, Part, REVENUE_SCALE, add_counts,
+    revenue_units,
+};
 use scores::{Scales, ScoreKind, ScoreRow};
 
 /// What a touchpoint adds to its funnel window ([`Funnel::touchpoint`]).
@@ -102,6 +105,8 @@ pub struct Funnel {
     sequence: u64,
     stages: usize,
     pairs: usize,
+    /// Journey moments configured.
+    moments: usize,
     totals: FunnelTotals,
     /// Per engine partition; grown when a new one appears.
     parts: Vec<Part>,
@@ -130,6 +135,7 @@ impl Funnel {
             sequence: 0,
             stages,
             pairs,
+            moments: rules.moments.len(),
             totals: FunnelTotals {
                 entries: vec![0; stages],
                 conversions: vec![0; pairs],
@@ -283,6 +289,31 @@ impl Funnel {
             w.in_flight[pair] += delta;
             self.parts[partition as usize].moved_in_flight_on(pair, delta, pairs);
         }
+    }
+
+    /// Journey moment `moment` of a customer of `partition`, at `t`:
+    /// started (`column` 0), completed (1, after `took_ms`) or abandoned
+    /// (2, `t` being its deadline).
+    pub fn moment(
+        &mut self,
+        partition: u32,
+        t: EventTime,
+        moment: usize,
+        column: usize,
+        took_ms: i64,
+    ) -> Counted {
+        let moments = self.moments;
+        match self.open_window(partition, t) {
+            Some(w) => {
+                let row = w.moment_row(moment, moments);
+                row[column] += 1;
+                if column == 1 {
+                    row[3 + convert_time::bucket(took_ms)] += 1;
+                }
+            }
+            None => return self.excluded(partition, t),
+        }
+        Counted::InWindow
     }
 
     /// Something of the current item fell into a window done for
@@ -575,6 +606,10 @@ fn render(
             })
         })
         .collect();
+    let moments = (rules.moments.iter().zip(&counts.moments))
+        .filter(|(_, row)| row.iter().any(|&n| n > 0))
+        .map(|(m, row)| moment_counts(&m.name, row))
+        .collect();
     FunnelWindow {
         sequence,
         window_start: start,
@@ -588,6 +623,26 @@ fn render(
         scores: scores::render(&overall),
         scores_by_stage,
         time_to_convert,
+        moments,
+    }
+}
+
+/// One journey moment's row of a window, with its abandonment rate and
+/// duration percentiles.
+fn moment_counts(name: &compact_str::CompactString, row: &MomentRow) -> MomentCounts {
+    let [started, completed, abandoned] = [row[0], row[1], row[2]];
+    let mut buckets = convert_time::Buckets::default();
+    buckets.copy_from_slice(&row[3..]);
+    let ended = completed + abandoned;
+    MomentCounts {
+        moment: name.clone(),
+        started,
+        completed,
+        abandoned,
+        abandonment_rate: (ended > 0).then(|| abandoned as f64 / ended as f64),
+        buckets: buckets.to_vec(),
+        p50_ms: convert_time::quantile(&buckets, 0.5),
+        p90_ms: convert_time::quantile(&buckets, 0.9),
     }
 }
 

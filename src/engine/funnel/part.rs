@@ -57,7 +57,17 @@ pub struct Accumulator {
     /// those that ended in it (converted, dropped off or left behind), by
     /// event time: what the window moved the number in flight by.
     pub in_flight: Vec<i64>,
+    /// Per journey moment, by moment index: started, completed, abandoned,
+    /// then the completed ones' durations in the time-to-convert buckets;
+    /// empty until the window's first moment ([`Accumulator::moment_row`]).
+    pub moments: Vec<MomentRow>,
 }
+
+/// The columns of a moment row: started, completed, abandoned, buckets.
+pub const MOMENT_COLUMNS: usize = 3 + super::convert_time::BUCKETS;
+
+/// One journey moment's counts in a window ([`Accumulator::moments`]).
+pub type MomentRow = [u64; MOMENT_COLUMNS];
 
 /// Adds `from` to `into`, count by count.
 pub fn add_counts(into: &mut [u64], from: &[u64]) {
@@ -114,6 +124,7 @@ impl Accumulator {
         for (a, b) in self.in_flight.iter_mut().zip(&other.in_flight) {
             *a += b;
         }
+        add_rows(&mut self.moments, &other.moments);
     }
 
     /// The score row of stage index `row` (the number of stages: no stage
@@ -128,6 +139,11 @@ impl Accumulator {
         row_mut(&mut self.convert_times, self.conversions.len(), pair)
     }
 
+    /// The row of moment `moment` of `moments`, allocated with the first.
+    pub fn moment_row(&mut self, moment: usize, moments: usize) -> &mut MomentRow {
+        row_mut(&mut self.moments, moments, moment)
+    }
+
     /// Sets every count to zero, keeping the shape (and the allocation).
     pub fn clear(&mut self) {
         self.entries.fill(0);
@@ -140,6 +156,7 @@ impl Accumulator {
         self.scores.fill(ScoreRow::default());
         self.convert_times.fill(Buckets::default());
         self.in_flight.fill(0);
+        self.moments.fill([0; MOMENT_COLUMNS]);
     }
 }
 

@@ -2,7 +2,7 @@
 //! bytes: the counts that partition's customers added to the windows that
 //! are still open for it, and its floor ([`crate::engine::funnel`]).
 //!
-//! # Format, version 4
+//! # Format, version 5
 //!
 //! Little-endian and hand-written like the customer state (`varint`, `zz`
 //! as there). Columns are named by the journey model's stable numbers (stage
@@ -10,7 +10,7 @@
 //! model restores what still fits it.
 //!
 //! ```text
-//! u8      version = 4
+//! u8      version = 5
 //! u64 LE  writer: the engine that wrote it (see `Engine::set_writer`)
 //! varint  window size, ms (>= 1)
 //! u8      flags: bit 0 floor present (absent: none yet), others 0
@@ -30,13 +30,17 @@
 //!         responses, satisfied, CES responses, sum); varint time-to-convert
 //!         rows t; per row, ascending: varint pair column (< m), 14 varint
 //!         counts (`crate::engine::funnel::convert_time`); m zz changes of
-//!         the customers in flight (deadlines started less ended)
+//!         the customers in flight (deadlines started less ended); varint moment
+//!         rows u; per row, ascending: varint moment index (< 16, in
+//!         config order), 17 varint counts (started, completed, abandoned,
+//!         then the completed ones' 14 duration buckets)
 //! varint  claims c; per claim, ascending by partition: varint partition,
 //!         zz floor (the writer's other parts and their floors)
 //! ```
 //!
-//! Version 3 is version 4 without the changes in flight (read as none);
-//! version 2 is version 3 without the channel columns, channel counts,
+//! Version 4 is version 5 without the moment rows; version 3 is version 4
+//! without the changes in flight (read as none); version 2 is version 3
+//! without the channel columns, channel counts,
 //! score rows and time-to-convert rows; version 1 is version 2 without the claims.
 //!
 //! A partition with a few open windows takes tens of bytes. Decoding
@@ -45,11 +49,12 @@
 
 use super::DecodeError;
 use super::wire::{Reader, put_varint, unzigzag, zigzag};
+use crate::config::MAX_MOMENTS;
 use crate::engine::funnel::Accumulator;
 use crate::engine::funnel::CHANNELS;
 
 /// The funnel record format version [`encode_funnel`] writes.
-pub const FUNNEL_FORMAT_VERSION: u8 = 4;
+pub const FUNNEL_FORMAT_VERSION: u8 = 5;
 
 const FLOOR_PRESENT: u8 = 1;
 
@@ -130,6 +135,7 @@ fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
     for &n in &counts.in_flight {
         put_varint(out, zigzag(n));
     }
+    put_rows(&counts.moments, out);
 }
 
 /// The rows with a count: how many, then each with its index.
@@ -153,7 +159,7 @@ pub fn decode_funnel(bytes: &[u8]) -> Result<FunnelState, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let mut r = Reader::new(body);
     let state = match version {
-        1..=4 => {
+        1..=5 => {
             let mut state = decode_body(&mut r, version)?;
             if version >= 2 {
                 state.claims = read_claims(&mut r)?;
@@ -248,7 +254,8 @@ fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulato
         + 3
         + shape.h
         + 2 * usize::from(shape.version >= 3)
-        + shape.m * usize::from(shape.version >= 4);
+        + shape.m * usize::from(shape.version >= 4)
+        + usize::from(shape.version >= 5);
     let k = r.count(per_window, "windows")?;
     let mut windows = Vec::with_capacity(k);
     let mut previous: Option<i64> = None;
@@ -287,6 +294,7 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         scores: Vec::new(),
         convert_times: Vec::new(),
         in_flight: vec![0; shape.m],
+        moments: Vec::new(),
     };
     if shape.version < 3 {
         return Ok(counts);
@@ -300,6 +308,15 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
         for n in &mut counts.in_flight {
             *n = unzigzag(r.varint("in flight")?);
         }
+    }
+    if shape.version >= 5 {
+        counts.moments = read_rows(r, MAX_MOMENTS, "moment row")?;
+        // Only as many rows as the last one with a count.
+        let used = counts
+            .moments
+            .iter()
+            .rposition(|row| row.iter().any(|&n| n > 0));
+        counts.moments.truncate(used.map_or(0, |i| i + 1));
     }
     Ok(counts)
 }
@@ -332,6 +349,7 @@ fn read_rows<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::funnel::MOMENT_COLUMNS;
 
     fn state() -> FunnelState {
         let counts = |entries: Vec<u64>, dropoffs: u64, revenue: i64| Accumulator {
@@ -345,6 +363,11 @@ mod tests {
             scores: vec![[0; 7], [1, 0, 2, 1, 1, 2, 9], [0; 7], [0, 0, 0, 0, 0, 1, 7]],
             convert_times: vec![[0; 14], [0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
             in_flight: vec![2, -1],
+            moments: vec![[0; MOMENT_COLUMNS], {
+                let mut row = [0; MOMENT_COLUMNS];
+                row[..5].copy_from_slice(&[4, 2, 1, 1, 1]);
+                row
+            }],
         };
         FunnelState {
             writer: 0x0123_4567_89ab_cdef,
@@ -377,7 +400,8 @@ mod tests {
         }
         let mut bytes = Vec::new();
         encode_funnel(&state(), &mut bytes);
-        assert!(bytes.len() < 180, "{} bytes", bytes.len());
+        // A moment row is 18 bytes (index and 17 small counts), one per window.
+        assert!(bytes.len() < 220, "{} bytes", bytes.len());
     }
 
     #[test]

@@ -120,6 +120,7 @@ fn arb_funnel() -> impl Strategy<Value = Output> {
                     scores: scores(),
                     scores_by_stage: Vec::new(),
                     time_to_convert: Vec::new(),
+                    moments: Vec::new(),
                 })
             },
         )

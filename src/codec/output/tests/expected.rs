@@ -178,6 +178,31 @@ pub(super) fn expected(output: &Output) -> Value {
                         .collect(),
                 ),
             ),
+            (
+                "moments",
+                Value::Array(
+                    (o.moments.iter())
+                        .map(|m| {
+                            record(vec![
+                                ("moment", string(&m.moment)),
+                                ("started", long(m.started)),
+                                ("completed", long(m.completed)),
+                                ("abandoned", long(m.abandoned)),
+                                (
+                                    "abandonment_rate",
+                                    optional(m.abandonment_rate.map(Value::Double)),
+                                ),
+                                (
+                                    "buckets",
+                                    Value::Array(m.buckets.iter().map(|&n| long(n)).collect()),
+                                ),
+                                ("p50_ms", optional(m.p50_ms.map(Value::Long))),
+                                ("p90_ms", optional(m.p90_ms.map(Value::Long))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ]),
         Output::MomentCompleted(o) | Output::MomentAbandoned(o) => record(vec![
             ("customer_id", string(&o.customer_id)),
