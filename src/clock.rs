@@ -31,4 +31,10 @@ impl Stopwatch {
     pub fn elapsed(&self) -> Duration {
         self.0.elapsed()
     }
+
+    /// Time from `earlier` to this one (zero if `earlier` is later),
+    /// without reading the clock again.
+    pub fn since(&self, earlier: Stopwatch) -> Duration {
+        self.0.saturating_duration_since(earlier.0)
+    }
 }

@@ -160,6 +160,15 @@ impl Pipeline {
         }
     }
 
+    /// Backpressure: waits up to `timeout` for the next delivery report
+    /// (the producer's delivery callback sends it, which wakes this thread
+    /// at once), then applies it and every other report waiting, like
+    /// [`Pipeline::drain_deliveries`].
+    pub fn await_deliveries(&mut self, timeout: Duration) {
+        self.outbox.await_delivery(&self.partitions, timeout);
+        self.drain_deliveries();
+    }
+
     /// Once per commit interval: captures a changelog drain (unless one is
     /// still pending), sends it if it is ready, and commits what has become
     /// committable (asynchronously, or synchronously with `mode`), each

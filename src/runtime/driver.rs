@@ -14,8 +14,13 @@
 //! reader, processing the requests it fetched. While a restore runs, polls
 //! do not wait for input, so the loop alternates quickly between the group
 //! consumer (liveness, the partitions already restored) and the changelog.
+//! Records are polled in batches ([`POLL_BATCH`]): the clocks are read
+//! and the periodic work is checked once per batch, not per record.
 //! Backpressure: while `runtime.max_in_flight` outputs are unacknowledged,
-//! the loop waits for delivery reports instead of polling.
+//! the loop waits for delivery reports instead of polling; the producer's
+//! delivery callback wakes it as soon as one arrives
+//! ([`Pipeline::await_deliveries`]), and it waits no longer than until the
+//! commit or the metrics are due.
 //!
 //! Shutdown (`stop` set by the service on SIGTERM/SIGINT): stop polling,
 //! deliver what is in flight, commit synchronously, leave the group.
@@ -32,6 +37,7 @@ use tokio::sync::mpsc;
 use crate::clock::{Stopwatch, wall_now};
 use crate::config::Config;
 use crate::http::{CustomerQuery, ErasureCommand, answer_queries, take_erasures};
+use crate::model::EventTime;
 use crate::source::kafka::Source;
 use crate::telemetry::Readiness;
 use crate::telemetry::events::{ConsumeFailed, InternalEvent};
@@ -51,6 +57,40 @@ const ERASURE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 const ERASURE_ROUND: usize = 256;
 /// Calls in a row without a request that end a round.
 const ERASURE_IDLE_CALLS: usize = 8;
+
+/// Records polled in one batch, at most: the clocks are read, and the
+/// periodic work checked, once per batch. 256 records take about a
+/// millisecond and a half of processing (docs/performance.md), which is
+/// how late a commit or the metrics may start.
+const POLL_BATCH: usize = 256;
+
+/// When the loop's periodic work was last done.
+#[derive(Clone, Copy, Debug)]
+struct Due {
+    commit: Stopwatch,
+    metrics: Stopwatch,
+    erasures: Stopwatch,
+}
+
+impl From<Stopwatch> for Due {
+    fn from(start: Stopwatch) -> Due {
+        Due {
+            commit: start,
+            metrics: start,
+            erasures: start,
+        }
+    }
+}
+
+impl Due {
+    /// How long the loop may wait for delivery reports at `now`: until
+    /// the commit or the metrics fall due, and no longer than a poll.
+    fn wait(&self, now: Stopwatch, intervals: &Intervals) -> Duration {
+        let commit = intervals.commit.saturating_sub(now.since(self.commit));
+        let metrics = intervals.metrics.saturating_sub(now.since(self.metrics));
+        intervals.poll.min(commit).min(metrics)
+    }
+}
 
 /// How often the loop does its periodic work.
 #[derive(Clone, Copy, Debug)]
@@ -120,44 +160,63 @@ impl Driver {
     /// down as cleanly as it can and returns why.
     pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         self.readiness.set_consuming(true);
-        let mut since_commit = Stopwatch::start();
-        let mut since_metrics = Stopwatch::start();
-        let mut since_erasures = Stopwatch::start();
-        while !stop.load(Ordering::Relaxed) && self.pipeline().fatal().is_none() {
-            if self.pipeline().in_flight() >= self.intervals.max_in_flight {
-                self.pipeline().drain_deliveries();
-                std::thread::sleep(Duration::from_millis(1));
+        let mut due = Due::from(Stopwatch::start());
+        while !stop.load(Ordering::Relaxed) {
+            let (fatal, full, restoring) = {
+                let pipeline = self.pipeline();
+                let full = pipeline.in_flight() >= self.intervals.max_in_flight;
+                (pipeline.fatal().is_some(), full, pipeline.is_restoring())
+            };
+            if fatal {
+                break;
+            }
+            let clocks = if full {
+                let clocks = (Stopwatch::start(), wall_now());
+                let wait = due.wait(clocks.0, &self.intervals);
+                self.pipeline().await_deliveries(wait);
+                clocks
             } else {
-                self.poll_once();
+                let clocks = self.poll_batch(restoring);
                 // Erasure requests wait while state is restored: the
                 // customer one erases may be on its way in.
-                if since_erasures.elapsed() >= ERASURE_POLL_INTERVAL
+                if clocks.0.since(due.erasures) >= ERASURE_POLL_INTERVAL
                     && !self.pipeline().is_restoring()
                 {
                     self.poll_erasures();
-                    since_erasures = Stopwatch::start();
+                    due.erasures = clocks.0;
                 }
-            }
-            self.pipeline().schemas_step(&self.consumer, wall_now());
-            if self.pipeline().is_restoring() {
-                self.pipeline().restore_step(&self.consumer, wall_now());
-            }
-            if since_metrics.elapsed() >= self.intervals.metrics {
-                self.periodic();
-                since_metrics = Stopwatch::start();
-            }
-            if since_commit.elapsed() >= self.intervals.commit {
-                self.pipeline()
-                    .commit(&self.consumer, CommitMode::Async, wall_now());
-                self.rewind_erasures();
-                since_commit = Stopwatch::start();
-            }
+                clocks
+            };
+            self.between_batches(clocks, &mut due);
         }
         let fatal = self.pipeline().fatal().map(str::to_owned);
         self.shutdown();
         match fatal {
             Some(reason) => Err(anyhow::anyhow!(reason)),
             None => Ok(()),
+        }
+    }
+
+    /// The work between two batches: schema look-ups that ended, a step
+    /// of the restore, and the metrics and the commit when they are due.
+    fn between_batches(&mut self, (now, wall): (Stopwatch, EventTime), due: &mut Due) {
+        let restoring = {
+            let mut pipeline = self.pipeline();
+            pipeline.schemas_step(&self.consumer, wall);
+            pipeline.is_restoring()
+        };
+        if restoring {
+            self.pipeline().restore_step(&self.consumer, wall);
+        }
+        if now.since(due.metrics) >= self.intervals.metrics {
+            self.periodic();
+            due.metrics = now;
+        }
+        if now.since(due.commit) >= self.intervals.commit {
+            self.pipeline()
+                .commit(&self.consumer, CommitMode::Async, wall);
+            self.rewind_erasures();
+            due.commit = now;
         }
     }
 
@@ -170,27 +229,69 @@ impl Driver {
         }
     }
 
-    fn poll_once(&mut self) {
+    /// Polls one batch: the first poll waits up to `kafka.poll_timeout`
+    /// (not at all while a restore runs), the next ones take what is
+    /// already fetched, up to [`POLL_BATCH`] records (one while a restore
+    /// runs, so that the loop alternates with the changelog). The clocks
+    /// are read once, when the first poll returns: the batch's records
+    /// share that wall-clock time and that poll time, which it returns.
+    /// The batch ends early at the in-flight bound, at a fatal error and
+    /// at a record that must be read again ([`Driver::take`]).
+    fn poll_batch(&mut self, restoring: bool) -> (Stopwatch, EventTime) {
         if !self.pipeline().accepts_input() {
             // No transaction to produce into: the group still hears from
             // this member, and what it fetches is read again later.
             std::thread::sleep(self.intervals.poll.min(Duration::from_millis(100)));
         }
-        let timeout = if self.pipeline().is_restoring() {
-            Duration::ZERO
+        let (timeout, limit) = if restoring {
+            (Duration::ZERO, 1)
         } else {
-            self.intervals.poll
+            (self.intervals.poll, POLL_BATCH)
         };
-        match self.consumer.poll(timeout) {
-            Some(Ok(message)) => {
-                let polled = Stopwatch::start();
-                if !self.pipeline().handle(&message, polled, wall_now()) {
-                    self.read_again(&message);
+        let mut polled = self.consumer.poll(timeout);
+        let clocks = (Stopwatch::start(), wall_now());
+        for n in 1..=limit {
+            match polled {
+                Some(Ok(message)) => {
+                    if !self.take(&message, clocks) {
+                        break;
+                    }
+                }
+                Some(Err(error)) => ConsumeFailed { error: &error }.emit(&self.metrics),
+                // Nothing within the poll timeout: time moves on without
+                // records. Later in a batch, only what was fetched ran out.
+                None => {
+                    if n == 1 {
+                        self.pipeline().tick(clocks.1);
+                    }
+                    break;
                 }
             }
-            Some(Err(error)) => ConsumeFailed { error: &error }.emit(&self.metrics),
-            None => self.pipeline().tick(wall_now()),
+            if n == limit {
+                break;
+            }
+            polled = self.consumer.poll(Duration::ZERO);
         }
+        clocks
+    }
+
+    /// Hands one polled record to the pipeline, taking its lock once (and
+    /// letting it go before the next poll, in which librdkafka may run a
+    /// rebalance callback that takes it). Returns whether the batch goes
+    /// on: not at the in-flight bound, not after a fatal error, and not
+    /// after a record that must be read again.
+    fn take(
+        &self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        (polled, wall): (Stopwatch, EventTime),
+    ) -> bool {
+        let mut pipeline = self.pipeline();
+        if !pipeline.handle(message, polled, wall) {
+            drop(pipeline);
+            self.read_again(message);
+            return false;
+        }
+        pipeline.in_flight() < self.intervals.max_in_flight && pipeline.fatal().is_none()
     }
 
     /// Seeks back to a record that arrived before its partition's state was
@@ -258,5 +359,43 @@ impl Driver {
         self.consumer.unsubscribe();
         self.metrics
             .observe_engine(&EngineSnapshot::of(self.pipeline().engine(), wall_now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intervals(poll_ms: u64, commit_ms: u64, metrics_ms: u64) -> Intervals {
+        Intervals {
+            poll: Duration::from_millis(poll_ms),
+            commit: Duration::from_millis(commit_ms),
+            metrics: Duration::from_millis(metrics_ms),
+            shutdown: Duration::from_secs(1),
+            max_in_flight: 1,
+        }
+    }
+
+    #[test]
+    fn backpressure_waits_at_most_a_poll_and_never_past_the_commit_or_the_metrics() {
+        let start = Stopwatch::start();
+        let due = Due::from(start);
+        let wait = due.wait(start, &intervals(100, 1_000, 5_000));
+        assert_eq!(wait, Duration::from_millis(100));
+        let wait = due.wait(start, &intervals(100, 30, 5_000));
+        assert_eq!(wait, Duration::from_millis(30));
+        let wait = due.wait(start, &intervals(100, 1_000, 20));
+        assert_eq!(wait, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn backpressure_does_not_wait_once_the_commit_is_due() {
+        let earlier = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(5));
+        let now = Stopwatch::start();
+        let wait = Due::from(earlier).wait(now, &intervals(100, 1, 5_000));
+        assert_eq!(wait, Duration::ZERO);
+        assert!(now.since(earlier) >= Duration::from_millis(5));
+        assert_eq!(earlier.since(now), Duration::ZERO);
     }
 }

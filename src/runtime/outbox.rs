@@ -279,27 +279,40 @@ impl Outbox {
     /// another member owns its state now.
     pub(super) fn drain(&mut self, partitions: &PartitionMap) {
         while let Ok(delivery) = self.deliveries.try_recv() {
-            match delivery {
-                Delivery::Acked(id) => {
-                    self.tracker.acked(id);
-                    self.waiters.acked(id);
-                }
-                Delivery::Failed { meta, record, .. }
-                    if record.topic == self.topics.changelog
-                        && !partitions.owns_number(record.partition.unwrap_or(-1)) =>
-                {
-                    tracing::warn!(
-                        partition = record.partition,
-                        "A changelog record of a partition no longer assigned here failed; it is not sent again."
-                    );
-                    self.tracker.acked(meta.id);
-                }
-                Delivery::Failed {
-                    meta,
-                    record,
-                    error,
-                } => self.not_taken(meta, record, &error),
+            self.apply(delivery, partitions);
+        }
+    }
+
+    /// Waits up to `timeout` for one delivery report and applies it; the
+    /// caller drains the rest.
+    pub(super) fn await_delivery(&mut self, partitions: &PartitionMap, timeout: Duration) {
+        if let Ok(delivery) = self.deliveries.recv_timeout(timeout) {
+            self.apply(delivery, partitions);
+        }
+    }
+
+    /// Applies one delivery report.
+    fn apply(&mut self, delivery: Delivery, partitions: &PartitionMap) {
+        match delivery {
+            Delivery::Acked(id) => {
+                self.tracker.acked(id);
+                self.waiters.acked(id);
             }
+            Delivery::Failed { meta, record, .. }
+                if record.topic == self.topics.changelog
+                    && !partitions.owns_number(record.partition.unwrap_or(-1)) =>
+            {
+                tracing::warn!(
+                    partition = record.partition,
+                    "A changelog record of a partition no longer assigned here failed; it is not sent again."
+                );
+                self.tracker.acked(meta.id);
+            }
+            Delivery::Failed {
+                meta,
+                record,
+                error,
+            } => self.not_taken(meta, record, &error),
         }
     }
 
