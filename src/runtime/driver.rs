@@ -64,7 +64,10 @@ const ERASURE_IDLE_CALLS: usize = 8;
 /// how late a commit or the metrics may start.
 const POLL_BATCH: usize = 256;
 
-/// When the loop's periodic work was last done.
+/// When the loop's periodic work was last done: read from the clock when
+/// the work ends, not taken from the batch that found it due, so that work
+/// which takes longer than its interval (an exactly-once commit waits for
+/// the broker) does not start again after every batch.
 #[derive(Clone, Copy, Debug)]
 struct Due {
     commit: Stopwatch,
@@ -83,6 +86,16 @@ impl From<Stopwatch> for Due {
 }
 
 impl Due {
+    /// Whether the commit is due at `now` (a batch's clock).
+    fn commit_due(&self, now: Stopwatch, intervals: &Intervals) -> bool {
+        now.since(self.commit) >= intervals.commit
+    }
+
+    /// The commit ended: the next one is due an interval from now.
+    fn committed(&mut self) {
+        self.commit = Stopwatch::start();
+    }
+
     /// How long the loop may wait for delivery reports at `now`: until
     /// the commit or the metrics fall due, and no longer than a poll.
     fn wait(&self, now: Stopwatch, intervals: &Intervals) -> Duration {
@@ -183,7 +196,7 @@ impl Driver {
                     && !self.pipeline().is_restoring()
                 {
                     self.poll_erasures();
-                    due.erasures = clocks.0;
+                    due.erasures = Stopwatch::start();
                 }
                 clocks
             };
@@ -198,7 +211,8 @@ impl Driver {
     }
 
     /// The work between two batches: schema look-ups that ended, a step
-    /// of the restore, and the metrics and the commit when they are due.
+    /// of the restore, and the metrics and the commit when they are due
+    /// (each interval counted from the end of the work, see [`Due`]).
     fn between_batches(&mut self, (now, wall): (Stopwatch, EventTime), due: &mut Due) {
         let restoring = {
             let mut pipeline = self.pipeline();
@@ -210,13 +224,13 @@ impl Driver {
         }
         if now.since(due.metrics) >= self.intervals.metrics {
             self.periodic();
-            due.metrics = now;
+            due.metrics = Stopwatch::start();
         }
-        if now.since(due.commit) >= self.intervals.commit {
+        if due.commit_due(now, &self.intervals) {
             self.pipeline()
                 .commit(&self.consumer, CommitMode::Async, wall);
             self.rewind_erasures();
-            due.commit = now;
+            due.committed();
         }
     }
 
@@ -386,6 +400,21 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(30));
         let wait = due.wait(start, &intervals(100, 1_000, 20));
         assert_eq!(wait, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_commit_slower_than_its_interval_is_not_due_again_at_once() {
+        let intervals = intervals(100, 20, 5_000);
+        let mut due = Due::from(Stopwatch::start());
+        std::thread::sleep(Duration::from_millis(25));
+        let batch = Stopwatch::start();
+        assert!(due.commit_due(batch, &intervals));
+        // The commit (a transaction waiting for the broker) takes longer
+        // than the interval.
+        std::thread::sleep(Duration::from_millis(25));
+        due.committed();
+        let next_batch = Stopwatch::start();
+        assert!(!due.commit_due(next_batch, &intervals));
     }
 
     #[test]
