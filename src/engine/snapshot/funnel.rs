@@ -21,29 +21,38 @@
 //!         `email`, `social`, `search`, `ads`, `store`, `phone`, `chat`,
 //!         `support`, `referral`, `review`, `other`
 //! varint  windows k; per window, ascending by start: zz start (the first),
-//!         or varint start - previous start (> 0); then n varint entries,
-//!         m varint conversions, m varint drop-offs, varint active
-//!         customers, zz revenue (millionths), varint late events, h varint
-//!         touchpoints per channel, varint score rows s; per row, ascending:
-//!         varint row (i < n: stage column i; n: customers in no stage
-//!         yet), 7 varint counts (NPS detractors, passives, promoters, CSAT
-//!         responses, satisfied, CES responses, sum); varint time-to-convert
-//!         rows t; per row, ascending: varint pair column (< m), 14 varint
-//!         counts (`crate::engine::funnel::convert_time`); m zz changes of
-//!         the customers in flight (deadlines started less ended); varint moment
-//!         rows u; per row, ascending: varint moment index (< 16, in
-//!         config order), 17 varint counts (started, completed, abandoned,
-//!         then the completed ones' 14 duration buckets)
+//!         or varint start - previous start (> 0); then the scalar
+//!         columns sparsely: varint p, the columns that are not zero, and
+//!         for each, ascending, varint gap (column - previous column - 1,
+//!         or the column for the first) and its value. The columns are n
+//!         entries, m conversions, m drop-offs, active customers, revenue
+//!         (millionths, zz), late events, h touchpoints per channel and m
+//!         changes of the customers in flight (deadlines started less
+//!         ended, zz). Then varint score rows s; per row, ascending: varint
+//!         row (i < n: stage column i; n: customers in no stage yet), 7
+//!         varint counts (NPS detractors, passives, promoters, CSAT
+//!         responses, satisfied, CES responses, sum); varint
+//!         time-to-convert rows t; per row, ascending: varint pair column
+//!         (< m), 14 varint counts (`crate::engine::funnel::convert_time`);
+//!         varint moment rows u; per row, ascending: varint moment index
+//!         (< 16, in config order), 17 varint counts (started, completed,
+//!         abandoned, then the completed ones' 14 duration buckets)
 //! varint  claims c; per claim, ascending by partition: varint partition,
 //!         zz floor (the writer's other parts and their floors)
 //! ```
 //!
-//! Version 4 is version 5 without the moment rows; version 3 is version 4
+//! Version 4 writes every scalar column of a window in the order above
+//! (varints, revenue and changes in flight zz), then the score and
+//! time-to-convert rows, and has no moment rows. Version 3 is version 4
 //! without the changes in flight (read as none); version 2 is version 3
-//! without the channel columns, channel counts,
-//! score rows and time-to-convert rows; version 1 is version 2 without the claims.
+//! without the channel columns, channel counts, score rows and
+//! time-to-convert rows; version 1 is version 2 without the claims.
 //!
-//! A partition with a few open windows takes tens of bytes. Decoding
+//! A partition with a few open windows takes tens of bytes; a window takes
+//! about 2 bytes per count that is not zero. A backlog read faster in one
+//! partition than the others can hold thousands of windows open (the
+//! watermark waits for the slowest), so the window is what must stay
+//! small: most of its columns are zero. Decoding
 //! rejects what [`super::decode`] rejects, and allocates in proportion to
 //! the input's size only.
 
@@ -119,22 +128,39 @@ pub fn encode_funnel(state: &FunnelState, out: &mut Vec<u8>) {
     }
 }
 
+/// The scalar counts of a window in format 5, in their column order: the
+/// entries, conversions, drop-offs, active customers, revenue, late
+/// events, channels and changes in flight. Revenue and the changes in
+/// flight are signed (zigzag on the wire).
+fn scalar_columns(counts: &Accumulator) -> impl Iterator<Item = u64> + '_ {
+    let unsigned = counts.entries.iter().chain(&counts.conversions);
+    let unsigned = unsigned.chain(&counts.dropoffs).copied();
+    let scalars = [
+        counts.active_customers,
+        zigzag(counts.revenue),
+        counts.late_events,
+    ];
+    let channels = counts.channels.iter().copied();
+    let in_flight = counts.in_flight.iter().map(|&n| zigzag(n));
+    unsigned.chain(scalars).chain(channels).chain(in_flight)
+}
+
+/// A window's counts in format 5: the scalar columns sparsely (how many
+/// are not zero, then each as the gap since the previous one and its
+/// value), then the score, time-to-convert and moment rows.
 fn put_counts(counts: &Accumulator, out: &mut Vec<u8>) {
-    let columns = counts.entries.iter().chain(&counts.conversions);
-    for &n in columns.chain(&counts.dropoffs) {
-        put_varint(out, n);
-    }
-    put_varint(out, counts.active_customers);
-    put_varint(out, zigzag(counts.revenue));
-    put_varint(out, counts.late_events);
-    for &n in &counts.channels {
-        put_varint(out, n);
+    let present = scalar_columns(counts).filter(|&v| v != 0).count();
+    put_varint(out, present as u64);
+    let mut next = 0u64;
+    for (column, value) in (0u64..).zip(scalar_columns(counts)) {
+        if value != 0 {
+            put_varint(out, column - next);
+            put_varint(out, value);
+            next = column + 1;
+        }
     }
     put_rows(&counts.scores, out);
     put_rows(&counts.convert_times, out);
-    for &n in &counts.in_flight {
-        put_varint(out, zigzag(n));
-    }
     put_rows(&counts.moments, out);
 }
 
@@ -254,8 +280,10 @@ fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulato
         + 3
         + shape.h
         + 2 * usize::from(shape.version >= 3)
-        + shape.m * usize::from(shape.version >= 4)
-        + usize::from(shape.version >= 5);
+        + shape.m * usize::from(shape.version >= 4);
+    // Format 5 is sparse: a window takes at least its start, the count of
+    // its scalar columns and the counts of its three kinds of rows.
+    let per_window = if shape.version >= 5 { 5 } else { per_window };
     let k = r.count(per_window, "windows")?;
     let mut windows = Vec::with_capacity(k);
     let mut previous: Option<i64> = None;
@@ -275,6 +303,9 @@ fn read_windows(r: &mut Reader<'_>, shape: Shape) -> Result<Vec<(i64, Accumulato
 }
 
 fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeError> {
+    if shape.version >= 5 {
+        return read_sparse_counts(r, shape);
+    }
     let mut column = |n: usize| {
         (0..n)
             .map(|_| r.varint("counts"))
@@ -309,15 +340,60 @@ fn read_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeEr
             *n = unzigzag(r.varint("in flight")?);
         }
     }
-    if shape.version >= 5 {
-        counts.moments = read_rows(r, MAX_MOMENTS, "moment row")?;
-        // Only as many rows as the last one with a count.
-        let used = counts
-            .moments
-            .iter()
-            .rposition(|row| row.iter().any(|&n| n > 0));
-        counts.moments.truncate(used.map_or(0, |i| i + 1));
+    Ok(counts)
+}
+
+/// A window's counts in format 5 ([`put_counts`]).
+fn read_sparse_counts(r: &mut Reader<'_>, shape: Shape) -> Result<Accumulator, DecodeError> {
+    let (n, m, h) = (shape.n, shape.m, shape.h);
+    let mut counts = Accumulator {
+        entries: vec![0; n],
+        conversions: vec![0; m],
+        dropoffs: vec![0; m],
+        active_customers: 0,
+        revenue: 0,
+        late_events: 0,
+        channels: [0; CHANNELS],
+        scores: Vec::new(),
+        convert_times: Vec::new(),
+        in_flight: vec![0; m],
+        moments: Vec::new(),
+    };
+    let columns = n + 3 * m + 3 + h;
+    let present = r.count(2, "counts")?;
+    if present > columns {
+        return Err(DecodeError::Invalid("counts"));
     }
+    let mut next = 0usize;
+    for _ in 0..present {
+        let column = usize::try_from(r.varint("counts")?)
+            .ok()
+            .and_then(|gap| next.checked_add(gap))
+            .filter(|&c| c < columns)
+            .ok_or(DecodeError::Invalid("counts"))?;
+        next = column + 1;
+        let value = r.varint("counts")?;
+        // Where the active customers', the channels' and the changes in
+        // flight's columns start.
+        let active = n + 2 * m;
+        let (channels, in_flight) = (active + 3, active + 3 + h);
+        match column {
+            c if c < n => counts.entries[c] = value,
+            c if c < n + m => counts.conversions[c - n] = value,
+            c if c < active => counts.dropoffs[c - n - m] = value,
+            c if c == active => counts.active_customers = value,
+            c if c == active + 1 => counts.revenue = unzigzag(value),
+            c if c == active + 2 => counts.late_events = value,
+            c if c < in_flight => counts.channels[c - channels] = value,
+            c => counts.in_flight[c - in_flight] = unzigzag(value),
+        }
+    }
+    counts.scores = read_rows(r, n + 1, "score row")?;
+    counts.convert_times = read_rows(r, m, "time-to-convert row")?;
+    counts.moments = read_rows(r, MAX_MOMENTS, "moment row")?;
+    // Only as many rows as the last one with a count.
+    let used = (counts.moments.iter()).rposition(|row| row.iter().any(|&n| n > 0));
+    counts.moments.truncate(used.map_or(0, |i| i + 1));
     Ok(counts)
 }
 

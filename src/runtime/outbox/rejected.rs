@@ -132,7 +132,7 @@ impl Outbox {
                 } else if record.topic == self.topics.changelog {
                     // Left unsettled: no offset is committed past it.
                     self.stop_with(format!(
-                        "the changelog topic {} rejected a customer's state of {size} bytes ({error}): raise its max.message.bytes",
+                        "the changelog topic {} rejected a record of {size} bytes (a customer's state, or a partition's open funnel windows) ({error}): raise its max.message.bytes",
                         record.topic
                     ));
                 } else if record.topic == self.topics.dlq {
