@@ -198,14 +198,21 @@ class Journeyd:
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
         )
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
         except OSError:
             return 0, ""
+
+    def get_here(self, path: str) -> tuple[int, str]:
+        """`GET path` answered by this instance alone: marked as forwarded
+        already, so a customer held elsewhere is 503 `not_owner`, not the
+        owner's answer."""
+        return self.get(path, {"journeyd-forwarded-from": "http://test"})
 
     def alive(self) -> bool:
         if self.process.poll() is not None:
