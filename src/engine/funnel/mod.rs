@@ -280,7 +280,10 @@ impl Funnel {
     pub fn in_flight(&mut self, partition: u32, pair: usize, delta: i64, t: Option<EventTime>) {
         self.totals.in_flight[pair] += delta;
         let pairs = self.pairs;
-        let part = self.part_mut(partition);
+        // Not `part_mut`: a revoked partition's customers end their count
+        // here, and its part must stay let go (unclaimed).
+        self.grow(partition as usize);
+        let part = &mut self.parts[partition as usize];
         if part.pending.len() < pairs {
             part.pending.resize(pairs, 0);
         }

@@ -255,3 +255,18 @@ fn a_partition_whose_records_were_lost_takes_the_floor_claimed_for_it() {
         "not emitted again"
     );
 }
+
+#[test]
+fn a_revoked_partition_whose_customers_leave_with_deadlines_stays_unclaimed() {
+    let rules = rules();
+    let mut funnel = Funnel::new(60_000, &rules);
+    funnel.reset_part(0);
+    funnel.reset_part(1);
+    funnel.in_flight(1, 0, 1, Some(EventTime(1_000)));
+    funnel.drop_part(1);
+    // The revocation drops partition 1's customers, ending their count.
+    funnel.in_flight(1, 0, -1, None);
+    let claims = capture(&funnel, &rules, 0).claims;
+    assert!(claims.iter().all(|&(p, _)| p != 1), "claims {claims:?}");
+    assert_eq!(funnel.totals().in_flight[0], 0);
+}
